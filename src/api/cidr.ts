@@ -74,7 +74,8 @@ export function isCidr(text: string): boolean {
 export function formatCidr(c: Cidr): string {
   if (c.family === 4) return `${Array.from(c.address).join(".")}/${c.prefixLength}`;
   const groups: string[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push(((c.address[i]! << 8) | c.address[i + 1]!).toString(16));
+  for (let i = 0; i < 16; i += 2)
+    groups.push(((c.address[i]! << 8) | c.address[i + 1]!).toString(16));
   return `${groups.join(":").replace(/(^|:)0(:0)+(:|$)/, "::")}/${c.prefixLength}`;
 }
 

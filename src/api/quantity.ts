@@ -30,9 +30,10 @@ export function parseQuantity(value: string | number): number {
     if (!Number.isFinite(value)) throw new Error(`quantity ${value} is not finite`);
     return value;
   }
-  const m = /^([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))(?:([eE][+-]?[0-9]+(?:\.[0-9]*)?)|(Ki|Mi|Gi|Ti|Pi|Ei|[numkKMGTPE]))?$/.exec(
-    value.trim(),
-  );
+  const m =
+    /^([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))(?:([eE][+-]?[0-9]+(?:\.[0-9]*)?)|(Ki|Mi|Gi|Ti|Pi|Ei|[numkKMGTPE]))?$/.exec(
+      value.trim(),
+    );
   if (!m) throw new Error(`"${value}" is not a Kubernetes quantity (e.g. 50M, 1.5Gi, 64Ki)`);
   const base = Number(m[1]);
   if (m[2]) return Number(`${m[1]}${m[2]}`);

@@ -30,15 +30,27 @@ export function generateClusterCerts(dir: string): ClusterCerts {
   openssl(
     ["req", "-x509", ...ec, "-keyout", "ca.key", "-out", "ca.crt", "-days", "30"]
       .concat(["-subj", "/CN=netloom-local-ca"])
-      .concat(["-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"]),
+      .concat([
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+      ]),
     dir,
   );
   const issue = (name: string, subject: string, ext: string) => {
     openssl(["req", ...ec, "-keyout", `${name}.key`, "-out", `${name}.csr`, "-subj", subject], dir);
     writeFileSync(p(`${name}.ext`), ext);
     openssl(
-      ["x509", "-req", "-in", `${name}.csr`, "-CA", "ca.crt", "-CAkey", "ca.key"]
-        .concat(["-CAcreateserial", "-out", `${name}.crt`, "-days", "30", "-extfile", `${name}.ext`]),
+      ["x509", "-req", "-in", `${name}.csr`, "-CA", "ca.crt", "-CAkey", "ca.key"].concat([
+        "-CAcreateserial",
+        "-out",
+        `${name}.crt`,
+        "-days",
+        "30",
+        "-extfile",
+        `${name}.ext`,
+      ]),
       dir,
     );
   };
@@ -50,7 +62,9 @@ export function generateClusterCerts(dir: string): ClusterCerts {
   issue("admin", "/O=system:masters/CN=netloom-admin", "extendedKeyUsage=clientAuth\n");
 
   const sa = generateKeyPairSync("rsa", { modulusLength: 2048 });
-  writeFileSync(p("sa.key"), sa.privateKey.export({ type: "pkcs8", format: "pem" }), { mode: 0o600 });
+  writeFileSync(p("sa.key"), sa.privateKey.export({ type: "pkcs8", format: "pem" }), {
+    mode: 0o600,
+  });
   writeFileSync(p("sa.pub"), sa.publicKey.export({ type: "spki", format: "pem" }));
   return {
     caCert: p("ca.crt"),

@@ -288,7 +288,9 @@ export async function compactEtcd(state: ControlPlaneState): Promise<number> {
     method: "POST",
     body: JSON.stringify({ key: Buffer.from("/").toString("base64") }),
   });
-  const revision = Number(((await range.json()) as { header: { revision: string } }).header.revision);
+  const revision = Number(
+    ((await range.json()) as { header: { revision: string } }).header.revision,
+  );
   const res = await fetch(`${state.etcdURL}/v3/kv/compaction`, {
     method: "POST",
     body: JSON.stringify({ revision, physical: true }),

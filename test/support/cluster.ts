@@ -23,7 +23,7 @@ export async function startTestCluster(opts: { auditLog?: boolean } = {}): Promi
   const state = await startControlPlane({
     dir,
     auditLog: opts.auditLog ?? false,
-    progress: (line) => process.stderr.write(`# ${line}\n`),
+    progress: (line) => process.stderr.write(`${line}\n`),
   });
   const kubeconfig = new KubeConfig();
   kubeconfig.loadFromFile(state.kubeconfigPath);

@@ -1,0 +1,190 @@
+import { z } from "zod";
+import { isCidr } from "./cidr.js";
+import { DURATION_PATTERN, parseDuration, parseQuantity, QUANTITY_PATTERN } from "./quantity.js";
+
+export const GROUP = "netloom.io";
+export const VERSION = "v1alpha1";
+export const API_VERSION = `${GROUP}/${VERSION}`;
+
+/** A CEL rule as the API server evaluates it (x-kubernetes-validations). */
+export interface CelRule<T = unknown> {
+  rule: string;
+  message: string;
+  fieldPath?: string;
+  reason?:
+    | "FieldValueInvalid"
+    | "FieldValueRequired"
+    | "FieldValueForbidden"
+    | "FieldValueDuplicate";
+  /** The same rule in TypeScript, so that runtime validation refuses what the API server does. */
+  check?: (value: T) => boolean;
+}
+
+/** Attaches CEL rules to a schema; they end up in the generated CRD unchanged. */
+export function cel<T extends z.ZodType>(schema: T, ...rules: CelRule<z.output<T>>[]): T {
+  const existing = (schema.meta()?.["x-kubernetes-validations"] as CelRule[] | undefined) ?? [];
+  const forCRD = rules.map(({ check: _check, ...rule }) => rule);
+  let checked: z.ZodType = schema;
+  for (const r of rules) {
+    const check = r.check;
+    const path = r.fieldPath?.split(".").filter(Boolean) ?? [];
+    if (check)
+      checked = checked.refine((v) => check(v as z.output<T>), { message: r.message, path });
+  }
+  return checked.meta({ "x-kubernetes-validations": [...existing, ...forCRD] }) as T;
+}
+
+export const cidr = () =>
+  cel(z.string().max(43), {
+    rule: "isCIDR(self)",
+    message: "must be a CIDR such as 10.0.0.0/8 or fd00::/64",
+    check: isCidr,
+  });
+
+export const port = () => z.int().min(1).max(65535);
+
+/** Linux interface names: at most 15 bytes (IFNAMSIZ - 1). */
+export const interfaceName = () =>
+  z
+    .string()
+    .regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,14}$/)
+    .meta({ description: "A Linux network interface name (at most 15 characters)." });
+
+export const duration = (min: string, description: string) =>
+  cel(z.string().max(32).regex(new RegExp(DURATION_PATTERN)).meta({ description }), {
+    // Guarded so that a malformed value reports only the pattern error, not a CEL type error.
+    rule: `!self.matches(r'${DURATION_PATTERN}') || duration(self) >= duration('${min}')`,
+    message: `must be at least ${min}`,
+    check: (v) => !new RegExp(DURATION_PATTERN).test(v) || parseDuration(v) >= parseDuration(min),
+  });
+
+/**
+ * A Kubernetes quantity, as an integer or a string ("50M", "1.5Gi"): int-or-string, with the
+ * pattern on the node as controller-gen emits it for resource.Quantity.
+ */
+export const quantity = (what: string, min: { value: string; message: string }) =>
+  cel(
+    z
+      .union([z.int(), z.string().max(32).regex(new RegExp(QUANTITY_PATTERN))])
+      .meta({ description: what, "x-kubernetes-int-or-string": true }),
+    {
+      rule: `type(self) == int ? self >= ${min.value === "0" ? 1 : parseQuantity(min.value)} : (isQuantity(self) && quantity(self).compareTo(quantity('${min.value}')) ${min.value === "0" ? ">" : ">="} 0)`,
+      message: min.message,
+      check: (v) => quantityAtLeast(v, min.value),
+    },
+  );
+
+function quantityAtLeast(v: string | number, min: string): boolean {
+  try {
+    const n = parseQuantity(v);
+    return min === "0" ? n > 0 : n >= parseQuantity(min);
+  } catch {
+    return false;
+  }
+}
+
+const labelSelectorRequirement = cel(
+  z
+    .object({
+      key: z.string().min(1).max(317),
+      operator: z.enum(["In", "NotIn", "Exists", "DoesNotExist"]),
+      values: z.array(z.string().max(63)).max(64).optional(),
+    })
+    .strict(),
+  {
+    rule: "self.operator in ['In', 'NotIn'] ? has(self.values) && size(self.values) > 0 : !has(self.values) || size(self.values) == 0",
+    message: "values must be non-empty for In and NotIn, and empty for Exists and DoesNotExist",
+    check: (r) =>
+      r.operator === "In" || r.operator === "NotIn"
+        ? (r.values?.length ?? 0) > 0
+        : (r.values?.length ?? 0) === 0,
+  },
+);
+
+/** metav1.LabelSelector; an empty selector selects everything. */
+export const labelSelector = () =>
+  z
+    .object({
+      matchLabels: z.record(z.string().max(317), z.string().max(63)).optional(),
+      matchExpressions: z.array(labelSelectorRequirement).max(32).optional(),
+    })
+    .strict();
+
+export type LabelSelector = z.infer<ReturnType<typeof labelSelector>>;
+
+/** metav1.Condition. */
+export const condition = z
+  .object({
+    type: z.string().min(1).max(316),
+    status: z.enum(["True", "False", "Unknown"]),
+    observedGeneration: z.int().min(0).optional(),
+    lastTransitionTime: z.string().meta({ format: "date-time" }),
+    reason: z
+      .string()
+      .min(1)
+      .max(1024)
+      .regex(/^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$/),
+    message: z.string().max(32768),
+  })
+  .strict();
+
+export type Condition = z.infer<typeof condition>;
+
+export const conditions = () =>
+  z
+    .array(condition)
+    .max(16)
+    .optional()
+    .meta({
+      "x-kubernetes-list-type": "map",
+      "x-kubernetes-list-map-keys": ["type"],
+      description: "Ready, Reconciling and Stalled (kstatus: abnormal-true).",
+    });
+
+/** What every user-facing kind reports: kstatus conditions and node counts, never node lists. */
+export const nodeCountsStatus = {
+  observedGeneration: z.int().min(0).optional(),
+  conditions: conditions(),
+  desiredNodes: z.int().min(0).optional().meta({ description: "Nodes this object selects." }),
+  readyNodes: z
+    .int()
+    .min(0)
+    .optional()
+    .meta({ description: "Selected nodes that applied the current generation." }),
+  driftedNodes: z
+    .int()
+    .min(0)
+    .optional()
+    .meta({ description: "Selected nodes whose kernel state differs from the desired state." }),
+  nodes: z.string().max(32).optional().meta({ description: "ready/desired, for kubectl get." }),
+};
+
+/** ObjectMeta is validated by the API server itself; the schema only says it is an object. */
+export const objectMeta = z
+  .object({
+    name: z.string().optional(),
+    namespace: z.string().optional(),
+    generation: z.int().optional(),
+    resourceVersion: z.string().optional(),
+    uid: z.string().optional(),
+    creationTimestamp: z.string().optional(),
+    deletionTimestamp: z.string().optional(),
+    labels: z.record(z.string(), z.string()).optional(),
+    annotations: z.record(z.string(), z.string()).optional(),
+    finalizers: z.array(z.string()).optional(),
+    ownerReferences: z
+      .array(
+        z.object({
+          apiVersion: z.string(),
+          kind: z.string(),
+          name: z.string(),
+          uid: z.string(),
+          controller: z.boolean().optional(),
+          blockOwnerDeletion: z.boolean().optional(),
+        }),
+      )
+      .optional(),
+  })
+  .loose();
+
+export type ObjectMeta = z.infer<typeof objectMeta>;

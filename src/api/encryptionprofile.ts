@@ -1,0 +1,82 @@
+import { z } from "zod";
+import {
+  API_VERSION,
+  cel,
+  cidr,
+  duration,
+  interfaceName,
+  labelSelector,
+  nodeCountsStatus,
+  objectMeta,
+  port,
+} from "./common.js";
+
+export const wireguardSettings = z
+  .object({
+    listenPort: port().default(51871),
+    interfaceName: interfaceName().default("netloom-wg0"),
+    persistentKeepalive: duration("1s", "Keepalive interval for peers behind NAT.").optional(),
+    keyRotationInterval: duration(
+      "10s",
+      "Rotate every node's key pair this often; never when omitted.",
+    ).optional(),
+  })
+  .strict();
+
+export const strictMode = cel(
+  z
+    .object({
+      enabled: z.boolean().default(false),
+      cidrs: z.array(cidr()).max(32).optional().meta({
+        description: "Pod traffic between nodes inside these CIDRs is dropped unless encrypted.",
+      }),
+    })
+    .strict(),
+  {
+    rule: "!self.enabled || (has(self.cidrs) && size(self.cidrs) > 0)",
+    message: "strictMode.cidrs must list at least one CIDR when strictMode.enabled is true",
+    fieldPath: ".cidrs",
+    reason: "FieldValueRequired",
+    check: (s) => !s.enabled || (s.cidrs?.length ?? 0) > 0,
+  },
+);
+
+export const encryptionProfileSpec = z
+  .object({
+    nodeSelector: labelSelector()
+      .optional()
+      .meta({ description: "Nodes to encrypt between; every node when omitted." }),
+    wireguard: wireguardSettings.prefault({}),
+    strictMode: strictMode.optional(),
+    nodeEncryption: z
+      .boolean()
+      .default(false)
+      .meta({ description: "Also encrypt host-to-host traffic between the nodes." }),
+  })
+  .strict();
+
+export const encryptionProfileStatus = z
+  .object({
+    ...nodeCountsStatus,
+    keyedNodes: z
+      .int()
+      .min(0)
+      .optional()
+      .meta({ description: "Nodes that published a public key." }),
+    lastRotationTime: z.string().meta({ format: "date-time" }).optional(),
+    conflictingNodes: z.int().min(0).optional(),
+  })
+  .strict();
+
+export const encryptionProfile = z
+  .object({
+    apiVersion: z.literal(API_VERSION),
+    kind: z.literal("EncryptionProfile"),
+    metadata: objectMeta,
+    spec: encryptionProfileSpec,
+    status: encryptionProfileStatus.optional(),
+  })
+  .strict();
+
+export type EncryptionProfile = z.infer<typeof encryptionProfile>;
+export type EncryptionProfileSpec = z.infer<typeof encryptionProfileSpec>;

@@ -1,0 +1,191 @@
+import type { z } from "zod";
+import { bandwidthPolicy, bandwidthPolicySpec, bandwidthPolicyStatus } from "./bandwidthpolicy.js";
+import { clusterMeshPeer, clusterMeshPeerSpec, clusterMeshPeerStatus } from "./clustermeshpeer.js";
+import { GROUP, VERSION } from "./common.js";
+import {
+  encryptionProfile,
+  encryptionProfileSpec,
+  encryptionProfileStatus,
+} from "./encryptionprofile.js";
+import { networkConfig, networkConfigSpec, networkConfigStatus } from "./networkconfig.js";
+import {
+  nodeNetworkState,
+  nodeNetworkStateSpec,
+  nodeNetworkStateStatus,
+} from "./nodenetworkstate.js";
+
+export interface PrinterColumn {
+  name: string;
+  type: "string" | "integer" | "number" | "boolean" | "date";
+  jsonPath: string;
+  description?: string;
+  priority?: number;
+}
+
+export interface KindDefinition {
+  kind: string;
+  plural: string;
+  singular: string;
+  shortNames: string[];
+  scope: "Cluster" | "Namespaced";
+  description: string;
+  spec: z.ZodType;
+  status: z.ZodType;
+  /** Validates a whole object (apiVersion, kind, metadata, spec, status). */
+  object: z.ZodType;
+  printerColumns: PrinterColumn[];
+}
+
+const ready: PrinterColumn = {
+  name: "Ready",
+  type: "string",
+  jsonPath: '.status.conditions[?(@.type=="Ready")].status',
+};
+const nodes: PrinterColumn = {
+  name: "Nodes",
+  type: "string",
+  jsonPath: ".status.nodes",
+  description: "Nodes ready/desired",
+};
+const drifted: PrinterColumn = {
+  name: "Drifted",
+  type: "integer",
+  jsonPath: ".status.driftedNodes",
+  description: "Nodes whose kernel state drifted",
+};
+const age: PrinterColumn = { name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp" };
+const reason: PrinterColumn = {
+  name: "Reason",
+  type: "string",
+  jsonPath: '.status.conditions[?(@.type=="Ready")].reason',
+  priority: 1,
+};
+
+export const KINDS: readonly KindDefinition[] = [
+  {
+    kind: "NetworkConfig",
+    plural: "networkconfigs",
+    singular: "networkconfig",
+    shortNames: ["nlnc"],
+    scope: "Cluster",
+    description: "Node datapath settings, egress deny rules and drift handling for selected nodes.",
+    spec: networkConfigSpec,
+    status: networkConfigStatus,
+    object: networkConfig,
+    printerColumns: [
+      ready,
+      nodes,
+      drifted,
+      { name: "Drift-Mode", type: "string", jsonPath: ".spec.drift.mode", priority: 1 },
+      reason,
+      age,
+    ],
+  },
+  {
+    kind: "EncryptionProfile",
+    plural: "encryptionprofiles",
+    singular: "encryptionprofile",
+    shortNames: ["nlep"],
+    scope: "Cluster",
+    description: "WireGuard node-to-node encryption, strict mode and scheduled key rotation.",
+    spec: encryptionProfileSpec,
+    status: encryptionProfileStatus,
+    object: encryptionProfile,
+    printerColumns: [
+      ready,
+      nodes,
+      drifted,
+      { name: "Strict", type: "boolean", jsonPath: ".spec.strictMode.enabled" },
+      { name: "Last-Rotation", type: "date", jsonPath: ".status.lastRotationTime", priority: 1 },
+      reason,
+      age,
+    ],
+  },
+  {
+    kind: "BandwidthPolicy",
+    plural: "bandwidthpolicies",
+    singular: "bandwidthpolicy",
+    shortNames: ["nlbw"],
+    scope: "Namespaced",
+    description: "Per-pod egress (and ingress) rate limits enforced in eBPF.",
+    spec: bandwidthPolicySpec,
+    status: bandwidthPolicyStatus,
+    object: bandwidthPolicy,
+    printerColumns: [
+      ready,
+      nodes,
+      drifted,
+      {
+        name: "Pods",
+        type: "string",
+        jsonPath: ".status.pods",
+        description: "Pods enforced/selected",
+      },
+      { name: "Egress", type: "string", jsonPath: ".spec.egress.rate" },
+      reason,
+      age,
+    ],
+  },
+  {
+    kind: "ClusterMeshPeer",
+    plural: "clustermeshpeers",
+    singular: "clustermeshpeer",
+    shortNames: ["nlcmp"],
+    scope: "Cluster",
+    description: "A remote cluster whose nodes this cluster's nodes peer with.",
+    spec: clusterMeshPeerSpec,
+    status: clusterMeshPeerStatus,
+    object: clusterMeshPeer,
+    printerColumns: [
+      ready,
+      nodes,
+      drifted,
+      { name: "Cluster", type: "string", jsonPath: ".spec.clusterName" },
+      { name: "ID", type: "integer", jsonPath: ".spec.clusterID" },
+      { name: "Remote-Nodes", type: "integer", jsonPath: ".status.remoteNodes" },
+      reason,
+      age,
+    ],
+  },
+  {
+    kind: "NodeNetworkState",
+    plural: "nodenetworkstates",
+    singular: "nodenetworkstate",
+    shortNames: ["nlns"],
+    scope: "Cluster",
+    description:
+      "Internal: the desired datapath of one node (spec, by the operator) and what its agent applied (status).",
+    spec: nodeNetworkStateSpec,
+    status: nodeNetworkStateStatus,
+    object: nodeNetworkState,
+    printerColumns: [
+      ready,
+      {
+        name: "Applied",
+        type: "integer",
+        jsonPath: ".status.observedGeneration",
+        description: "Generation the agent applied",
+      },
+      { name: "Drifted", type: "boolean", jsonPath: ".status.drift.drifted" },
+      { name: "Bandwidth", type: "string", jsonPath: ".status.datapath.bandwidth" },
+      { name: "WireGuard", type: "string", jsonPath: ".status.wireguard.backend" },
+      { name: "Heartbeat", type: "date", jsonPath: ".status.heartbeatTime", priority: 1 },
+      reason,
+      age,
+    ],
+  },
+];
+
+export const CATEGORY = "netloom";
+
+export function kindByName(kind: string): KindDefinition {
+  const k = KINDS.find((d) => d.kind === kind);
+  if (!k) throw new Error(`unknown kind ${kind}`);
+  return k;
+}
+
+export function crdName(k: KindDefinition): string {
+  return `${k.plural}.${GROUP}`;
+}
+
+export { GROUP, VERSION };

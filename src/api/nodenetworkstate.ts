@@ -1,0 +1,117 @@
+import { z } from "zod";
+import { API_VERSION, cidr, conditions, interfaceName, objectMeta, port } from "./common.js";
+import { driftPolicy, egressDenyRule } from "./networkconfig.js";
+
+/** One pod's egress limit as the node must enforce it (the most restrictive source wins). */
+export const podBandwidth = z
+  .object({
+    pod: z.string().max(317).meta({ description: "namespace/name" }),
+    ip: z.string().max(45),
+    egressBitsPerSecond: z.int().min(1),
+    burstBytes: z.int().min(1).optional(),
+    source: z
+      .string()
+      .max(317)
+      .meta({ description: "BandwidthPolicy namespace/name, or the pod annotation." }),
+  })
+  .strict();
+
+export const nodeWireguard = z
+  .object({
+    profile: z.string().max(253),
+    interfaceName: interfaceName(),
+    listenPort: port(),
+    persistentKeepaliveSeconds: z.int().min(0).optional(),
+    keyRotationIntervalSeconds: z.int().min(0).optional(),
+    strictCIDRs: z.array(cidr()).max(32).optional(),
+    nodeEncryption: z.boolean().optional(),
+  })
+  .strict();
+
+/** Desired datapath of one node; written only by the operator. */
+export const nodeNetworkStateSpec = z
+  .object({
+    nodeName: z.string().max(253),
+    podCIDRs: z.array(cidr()).max(4).optional(),
+    mtu: z.int().min(1200).max(9216).optional(),
+    devices: z.array(interfaceName()).max(16).optional(),
+    egressDeny: z.array(egressDenyRule).max(1024).optional(),
+    bandwidth: z.array(podBandwidth).max(4096).optional(),
+    wireguard: nodeWireguard.optional(),
+    drift: driftPolicy.optional(),
+    sources: z
+      .object({
+        networkConfig: z.string().max(253).optional(),
+        encryptionProfile: z.string().max(253).optional(),
+        bandwidthPolicies: z.array(z.string().max(317)).max(1024).optional(),
+      })
+      .strict()
+      .optional()
+      .meta({ description: "The objects this state was rendered from." }),
+  })
+  .strict();
+
+/** What the node's agent applied; written only by that agent. No private key, ever. */
+export const nodeNetworkStateStatus = z
+  .object({
+    observedGeneration: z.int().min(0).optional(),
+    appliedSpecHash: z.string().max(128).optional(),
+    conditions: conditions(),
+    heartbeatTime: z.string().meta({ format: "date-time" }).optional(),
+    nodeIP: z.string().max(45).optional(),
+    datapath: z
+      .object({
+        attach: z.enum(["tcx", "clsact", "none"]).optional(),
+        bandwidth: z.enum(["EDT", "HTB", "none"]).optional(),
+        driver: z.enum(["linux", "memory"]).optional(),
+      })
+      .strict()
+      .optional(),
+    capabilities: z
+      .object({
+        tcx: z.boolean().optional(),
+        fq: z.boolean().optional(),
+        wireguardKernel: z.boolean().optional(),
+      })
+      .strict()
+      .optional(),
+    mapEntries: z.record(z.string().max(64), z.int().min(0)).optional(),
+    drift: z
+      .object({
+        drifted: z.boolean().optional(),
+        detectedTotal: z.int().min(0).optional(),
+        healedTotal: z.int().min(0).optional(),
+        lastDriftTime: z.string().meta({ format: "date-time" }).optional(),
+        lastDriftReason: z.string().max(1024).optional(),
+      })
+      .strict()
+      .optional(),
+    wireguard: z
+      .object({
+        backend: z.enum(["kernel", "userspace"]).optional(),
+        publicKey: z.string().max(64).optional(),
+        endpoint: z.string().max(64).optional(),
+        nextPublicKey: z.string().max(64).optional(),
+        nextKeySwitchTime: z.string().meta({ format: "date-time" }).optional(),
+        lastRotationTime: z.string().meta({ format: "date-time" }).optional(),
+        peers: z.int().min(0).optional(),
+        peersConfigured: z.int().min(0).optional(),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict();
+
+export const nodeNetworkState = z
+  .object({
+    apiVersion: z.literal(API_VERSION),
+    kind: z.literal("NodeNetworkState"),
+    metadata: objectMeta,
+    spec: nodeNetworkStateSpec,
+    status: nodeNetworkStateStatus.optional(),
+  })
+  .strict();
+
+export type NodeNetworkState = z.infer<typeof nodeNetworkState>;
+export type NodeNetworkStateSpec = z.infer<typeof nodeNetworkStateSpec>;
+export type NodeNetworkStateStatus = z.infer<typeof nodeNetworkStateStatus>;

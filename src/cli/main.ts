@@ -1,0 +1,103 @@
+import { resolve } from "node:path";
+import { writeCRDFiles } from "../api/generate-crds.js";
+import { ensureBinaries } from "../cluster/binaries.js";
+import {
+  readControlPlaneState,
+  startControlPlane,
+  stopControlPlane,
+} from "../cluster/control-plane.js";
+import { demoDown, demoUp } from "../demo/demo.js";
+
+const USAGE = `usage: netloom <command>
+
+  cluster up        start etcd + kube-apiserver on 127.0.0.1; kubeconfig in .netloom/kubeconfig
+  cluster down      stop them and remove every file they wrote
+  cluster status    print where the local control plane runs
+  cluster binaries  find or build kube-apiserver, kubectl and etcd (cached in ~/.cache/netloom)
+  crds [DIR]        generate the CustomResourceDefinitions from src/api into DIR (default crds/)
+  demo up|down      the cluster-in-a-box demo (today: control plane, CRDs and samples)
+`;
+
+/** Where the local control plane keeps its state, relative to the working directory. */
+export const LOCAL_DIR = ".netloom";
+const clusterDir = () => resolve(LOCAL_DIR, "cluster");
+const kubeconfigPath = () => resolve(LOCAL_DIR, "kubeconfig");
+
+const say = (line: string) => process.stderr.write(`${line}\n`);
+
+async function cluster(args: string[]): Promise<number> {
+  switch (args[0]) {
+    case "up": {
+      const t0 = Date.now();
+      const state = await startControlPlane({
+        dir: clusterDir(),
+        kubeconfigPath: kubeconfigPath(),
+        progress: (l) => say(`[cluster up] ${l}`),
+      });
+      say(`[cluster up] ready in ${((Date.now() - t0) / 1000).toFixed(1)}s: ${state.apiServerURL}`);
+      say(`  export KUBECONFIG=${state.kubeconfigPath}`);
+      if (state.kubectl) say(`  kubectl: ${state.kubectl}`);
+      return 0;
+    }
+    case "down": {
+      const stopped = await stopControlPlane(clusterDir());
+      say(
+        stopped ? "[cluster down] stopped; data removed" : "[cluster down] no local control plane",
+      );
+      return 0;
+    }
+    case "binaries": {
+      const bins = await ensureBinaries((l) => say(`[cluster binaries] ${l}`));
+      say(
+        `[cluster binaries] ${bins.source}: ${bins.kubeApiserver}, ${bins.etcd}, ${bins.kubectl ?? "(no kubectl)"}`,
+      );
+      return 0;
+    }
+    case "status": {
+      const state = readControlPlaneState(clusterDir());
+      if (!state) {
+        say("no local control plane (netloom cluster up starts one)");
+        return 1;
+      }
+      process.stdout.write(`${JSON.stringify(state, null, 2)}\n`);
+      return 0;
+    }
+    default:
+      say(USAGE);
+      return 2;
+  }
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case "cluster":
+        return await cluster(rest);
+      case "demo": {
+        const paths = { clusterDir: clusterDir(), kubeconfigPath: kubeconfigPath() };
+        if (rest[0] === "up") return await demoUp(paths, say);
+        if (rest[0] === "down") return await demoDown(paths, say);
+        say(USAGE);
+        return 2;
+      }
+      case "crds": {
+        const dir = resolve(rest[0] ?? "crds");
+        for (const f of writeCRDFiles(dir)) say(`wrote ${dir}/${f}`);
+        return 0;
+      }
+      case undefined:
+      case "help":
+      case "--help":
+      case "-h":
+        process.stdout.write(USAGE);
+        return command === undefined ? 2 : 0;
+      default:
+        say(`netloom: unknown command "${command}"\n${USAGE}`);
+        return 2;
+    }
+  } catch (err) {
+    say(`netloom ${command}: ${err instanceof Error ? err.message : String(err)}`);
+    return 1;
+  }
+}
