@@ -2,6 +2,14 @@ import { z } from "zod";
 import { API_VERSION, cidr, conditions, interfaceName, objectMeta, port } from "./common.js";
 import { driftPolicy, egressDenyRule } from "./networkconfig.js";
 
+/** An object (and the generation of it) that a node state was rendered from. */
+export const sourceRef = z
+  .object({
+    name: z.string().max(317).meta({ description: "name, or namespace/name" }),
+    generation: z.int().min(0),
+  })
+  .strict();
+
 /** One pod's egress limit as the node must enforce it (the most restrictive source wins). */
 export const podBandwidth = z
   .object({
@@ -41,9 +49,9 @@ export const nodeNetworkStateSpec = z
     drift: driftPolicy.optional(),
     sources: z
       .object({
-        networkConfig: z.string().max(253).optional(),
-        encryptionProfile: z.string().max(253).optional(),
-        bandwidthPolicies: z.array(z.string().max(317)).max(1024).optional(),
+        networkConfig: sourceRef.optional(),
+        encryptionProfile: sourceRef.optional(),
+        bandwidthPolicies: z.array(sourceRef).max(1024).optional(),
       })
       .strict()
       .optional()
@@ -115,3 +123,6 @@ export const nodeNetworkState = z
 export type NodeNetworkState = z.infer<typeof nodeNetworkState>;
 export type NodeNetworkStateSpec = z.infer<typeof nodeNetworkStateSpec>;
 export type NodeNetworkStateStatus = z.infer<typeof nodeNetworkStateStatus>;
+export type SourceRef = z.infer<typeof sourceRef>;
+export type PodBandwidth = z.infer<typeof podBandwidth>;
+export type NodeWireguard = z.infer<typeof nodeWireguard>;

@@ -1,0 +1,159 @@
+import type { NodeNetworkState, SourceRef } from "../../api/nodenetworkstate.js";
+
+/** A condition as a reconciler decides it; stamping (time, generation) is the helper's job. */
+export interface ConditionDecision {
+  type: "Ready" | "Reconciling" | "Stalled";
+  status: "True" | "False";
+  reason: string;
+  message: string;
+}
+
+export type NodeVerdict =
+  | { node: string; state: "ready"; drifted: boolean }
+  | { node: string; state: "pending"; why: string }
+  | { node: string; state: "failed"; why: string };
+
+/** How long an agent may stay silent before its node counts as failed. */
+export const DEFAULT_STALE_AFTER_MS = 45_000;
+
+/**
+ * Pure: whether a node applied generation `generation` of an object, from its NodeNetworkState.
+ * `sourceOf` picks the object's reference out of the state's sources.
+ */
+export function judgeNode(
+  node: string,
+  state: NodeNetworkState | undefined,
+  wanted: SourceRef,
+  sourceOf: (s: NodeNetworkState) => SourceRef | SourceRef[] | undefined,
+  now: Date,
+  staleAfterMs = DEFAULT_STALE_AFTER_MS,
+): NodeVerdict {
+  if (!state) return { node, state: "pending", why: "no NodeNetworkState yet" };
+  const refs = [sourceOf(state)].flat().filter((r): r is SourceRef => r !== undefined);
+  const rendered = refs.some((r) => r.name === wanted.name && r.generation === wanted.generation);
+  if (!rendered)
+    return { node, state: "pending", why: `generation ${wanted.generation} not rendered yet` };
+  const st = state.status;
+  const heartbeat = st?.heartbeatTime ? new Date(st.heartbeatTime).getTime() : undefined;
+  if (heartbeat !== undefined && now.getTime() - heartbeat > staleAfterMs) {
+    return {
+      node,
+      state: "failed",
+      why: `no report for ${Math.round((now.getTime() - heartbeat) / 1000)}s`,
+    };
+  }
+  const ready = st?.conditions?.find((c) => c.type === "Ready");
+  const applied = st?.observedGeneration === state.metadata.generation;
+  if (ready?.status === "False" && ready.reason !== "Applying") {
+    return { node, state: "failed", why: ready.message || ready.reason };
+  }
+  if (!applied || ready?.status !== "True") {
+    return { node, state: "pending", why: st ? "applying" : "agent has not reported" };
+  }
+  return { node, state: "ready", drifted: st?.drift?.drifted === true };
+}
+
+export interface NodeFold {
+  desiredNodes: number;
+  readyNodes: number;
+  driftedNodes: number;
+  nodes: string;
+  conditions: ConditionDecision[];
+}
+
+/** At most this many nodes are named in a message: status never grows with the cluster. */
+export const SAMPLE_SIZE = 5;
+
+export function sampleList(items: string[], size = SAMPLE_SIZE): string {
+  const shown = items.slice(0, size).join(", ");
+  return items.length > size ? `${shown} and ${items.length - size} more` : shown;
+}
+
+/**
+ * Pure: folds node verdicts (and any nodes lost to an older object) into counts and kstatus
+ * conditions: Ready, Reconciling (abnormal-true while nodes lag) and Stalled (abnormal-true
+ * when nodes failed or ownership conflicts need a person).
+ */
+export function foldVerdicts(
+  generation: number,
+  verdicts: NodeVerdict[],
+  conflict?: { nodes: string[]; winners: string[]; kind: string },
+): NodeFold {
+  const ready = verdicts.filter((v) => v.state === "ready");
+  const failed = verdicts.filter(
+    (v): v is Extract<NodeVerdict, { state: "failed" }> => v.state === "failed",
+  );
+  const pending = verdicts.filter(
+    (v): v is Extract<NodeVerdict, { state: "pending" }> => v.state === "pending",
+  );
+  const drifted = ready.filter((v) => v.state === "ready" && v.drifted).length;
+  const desired = verdicts.length;
+  const counts = {
+    desiredNodes: desired,
+    readyNodes: ready.length,
+    driftedNodes: drifted,
+    nodes: `${ready.length}/${desired}`,
+  };
+  const cond = (
+    type: ConditionDecision["type"],
+    on: boolean,
+    reason: string,
+    message: string,
+  ): ConditionDecision => ({
+    type,
+    status: on ? "True" : "False",
+    reason,
+    message,
+  });
+
+  if (conflict && conflict.nodes.length > 0) {
+    const message = `${conflict.nodes.length} selected node(s) belong to the older ${conflict.kind} ${sampleList(conflict.winners)}: ${sampleList(conflict.nodes)}; narrow the nodeSelector or delete one of them`;
+    return {
+      ...counts,
+      conditions: [
+        cond("Ready", false, "Conflict", message),
+        cond("Reconciling", false, "Conflict", message),
+        cond("Stalled", true, "Conflict", message),
+      ],
+    };
+  }
+  if (failed.length > 0) {
+    const lagging = failed.length + pending.length;
+    const message = `${lagging} of ${desired} nodes have not applied generation ${generation}: ${sampleList(
+      [...failed, ...pending].map((v) => `${v.node} (${v.why})`),
+    )}`;
+    return {
+      ...counts,
+      conditions: [
+        cond("Ready", false, "NodesNotReady", message),
+        cond("Reconciling", false, "NodesFailed", message),
+        cond("Stalled", true, "NodesFailed", message),
+      ],
+    };
+  }
+  if (pending.length > 0) {
+    const message = `${ready.length} of ${desired} nodes applied generation ${generation}; waiting for ${sampleList(
+      pending.map((v) => v.node),
+    )}`;
+    return {
+      ...counts,
+      conditions: [
+        cond("Ready", false, "NodesNotReady", message),
+        cond("Reconciling", true, "Progressing", message),
+        cond("Stalled", false, "Progressing", message),
+      ],
+    };
+  }
+  const message =
+    desired === 0
+      ? "selects no nodes"
+      : `${desired} of ${desired} nodes applied generation ${generation}${drifted ? `; ${drifted} drifted` : ""}`;
+  return {
+    ...counts,
+    conditions: [
+      cond("Ready", true, desired === 0 ? "NoNodesSelected" : "NodesReady", message),
+      cond("Reconciling", false, "Converged", message),
+      cond("Stalled", false, "Converged", message),
+    ],
+  };
+}
