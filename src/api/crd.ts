@@ -91,7 +91,9 @@ export function renderCRD(k: KindDefinition): CustomResourceDefinition {
                 kind: { type: "string" },
                 metadata: { type: "object" },
                 spec: openAPISchema(k.spec),
-                status: openAPISchema(k.status),
+                // observedGeneration 0 until the first reconcile, so kstatus (Flux, kpt) reads a
+                // new object as InProgress rather than Current.
+                status: { ...openAPISchema(k.status), default: { observedGeneration: 0 } },
               },
             },
           },

@@ -61,13 +61,9 @@ export const networkConfigSpec = z
       .max(9216)
       .optional()
       .meta({ description: "MTU of pod interfaces; the node's device MTU when omitted." }),
-    devices: z
-      .array(interfaceName())
-      .max(16)
-      .optional()
-      .meta({
-        description: "Native devices to attach programs to; the default-route device when omitted.",
-      }),
+    devices: z.array(interfaceName()).max(16).optional().meta({
+      description: "Native devices to attach programs to; the default-route device when omitted.",
+    }),
     egressDeny: z
       .array(egressDenyRule)
       .max(1024)

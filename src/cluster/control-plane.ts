@@ -234,6 +234,9 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     "--allow-privileged=true",
     // Loopback is not a valid endpoint for the kubernetes Service; nothing here needs it.
     "--endpoint-reconciler-type=none",
+    // No controller-manager creates default ServiceAccounts, so pods could not be admitted
+    // (envtest disables the same plugin).
+    "--disable-admission-plugins=ServiceAccount",
     ...auditArgs,
   ];
   const kubeconfigPath = resolve(opts.kubeconfigPath ?? join(dir, "kubeconfig"));

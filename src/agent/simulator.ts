@@ -1,0 +1,91 @@
+import { CustomObjectsApi, type KubeConfig, type KubernetesObject } from "@kubernetes/client-node";
+import type { Logger } from "pino";
+import { pino } from "pino";
+import type { NodeNetworkState, NodeNetworkStateStatus } from "../api/nodenetworkstate.js";
+import { mergePatchStatus } from "../controllers/apply.js";
+import { Informer } from "../controllers/informer.js";
+import { MemoryDriver } from "../datapath-driver/memory.js";
+import { NodeNetworkStateKind } from "../reconcilers/context.js";
+import { NodeAgent } from "./agent.js";
+
+export interface SimulatorOptions {
+  kubeconfig: KubeConfig;
+  nodes: string[];
+  heartbeatMs?: number;
+  log?: Logger;
+}
+
+/**
+ * Hundreds of agents in one process, each a NodeAgent over a MemoryDriver, sharing one
+ * NodeNetworkState informer. They apply and report through the real API server exactly as
+ * `netloom agent` does; only the kernel is simulated.
+ */
+export class AgentSimulator {
+  readonly agents = new Map<string, { agent: NodeAgent; driver: MemoryDriver }>();
+  private readonly informer: Informer<KubernetesObject>;
+  private readonly api: CustomObjectsApi;
+  /** Status writes made, for scale tests. */
+  statusWrites = 0;
+
+  constructor(private readonly opts: SimulatorOptions) {
+    this.api = opts.kubeconfig.makeApiClient(CustomObjectsApi);
+    const log = opts.log ?? pino({ level: "silent" });
+    this.informer = new Informer({
+      kubeconfig: opts.kubeconfig,
+      kind: NodeNetworkStateKind,
+      logger: log,
+    });
+    for (const node of opts.nodes) this.addNode(node);
+    const route = (obj: KubernetesObject, gone = false) => {
+      const entry = this.agents.get(obj.metadata?.name ?? "");
+      if (entry) void entry.agent.observe(gone ? undefined : (obj as unknown as NodeNetworkState));
+    };
+    this.informer.addEventHandler({
+      add: (o) => route(o),
+      update: (_old, o) => route(o),
+      delete: (o) => route(o, true),
+    });
+  }
+
+  addNode(node: string): NodeAgent {
+    const driver = new MemoryDriver();
+    const agent = new NodeAgent({
+      node,
+      driver,
+      heartbeatMs: this.opts.heartbeatMs ?? 15_000,
+      writeStatus: (status: NodeNetworkStateStatus) => {
+        this.statusWrites++;
+        return mergePatchStatus(this.api, { kind: NodeNetworkStateKind, name: node }, status).then(
+          () => {},
+        );
+      },
+      ...(this.opts.log ? { log: this.opts.log } : {}),
+    });
+    this.agents.set(node, { agent, driver });
+    agent.start();
+    const current = this.informer?.getByName(node);
+    if (current) void agent.observe(current as unknown as NodeNetworkState);
+    return agent;
+  }
+
+  removeNode(node: string): void {
+    this.agents.get(node)?.agent.stop();
+    this.agents.delete(node);
+  }
+
+  driver(node: string): MemoryDriver {
+    const e = this.agents.get(node);
+    if (!e) throw new Error(`no simulated agent for ${node}`);
+    return e.driver;
+  }
+
+  async start(): Promise<void> {
+    this.informer.start();
+    await this.informer.synced();
+  }
+
+  stop(): void {
+    this.informer.stop();
+    for (const { agent } of this.agents.values()) agent.stop();
+  }
+}

@@ -1,0 +1,69 @@
+import type { NodeNetworkStateSpec } from "../api/nodenetworkstate.js";
+import {
+  type ApplyReport,
+  type Capabilities,
+  type DatapathDriver,
+  type DatapathState,
+  desiredDatapath,
+} from "./driver.js";
+
+/**
+ * An in-memory datapath: applies by recording, reads back what it recorded. For unit tests and
+ * scale simulation only; it can be told to fail or to drift like a real node.
+ */
+export class MemoryDriver implements DatapathDriver {
+  readonly kind = "memory" as const;
+  private state: DatapathState = { attachedDevices: [], egressDeny: [], bandwidth: {} };
+  private failure: string | undefined;
+  applies = 0;
+  /** Simulated time an apply takes (a slow node), 0 by default. */
+  delayMs = 0;
+
+  constructor(private readonly devices: string[] = ["eth0"]) {}
+
+  async capabilities(): Promise<Capabilities> {
+    return { tcx: false, fq: false, wireguardKernel: false };
+  }
+
+  devicesFor(spec: NodeNetworkStateSpec): string[] {
+    return spec.devices?.length ? spec.devices : this.devices;
+  }
+
+  /** Every apply fails with this message until cleared with undefined. */
+  failWith(message: string | undefined): void {
+    this.failure = message;
+  }
+
+  /** An out-of-band change, as a person with bpftool would make: drops one piece of state. */
+  injectDrift(what: "program" | "egressDeny" | "bandwidth" = "program"): void {
+    if (what === "program") this.state.attachedDevices = this.state.attachedDevices.slice(1);
+    if (what === "egressDeny") this.state.egressDeny = this.state.egressDeny.slice(1);
+    if (what === "bandwidth") {
+      const first = Object.keys(this.state.bandwidth)[0];
+      if (first) delete this.state.bandwidth[first];
+    }
+  }
+
+  async apply(spec: NodeNetworkStateSpec): Promise<ApplyReport> {
+    this.applies++;
+    if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs));
+    if (this.failure) throw new Error(this.failure);
+    this.state = desiredDatapath(spec, this.devicesFor(spec));
+    return {
+      attach: "none",
+      bandwidth: "none",
+      mapEntries: {
+        egressDeny: this.state.egressDeny.length,
+        bandwidth: Object.keys(this.state.bandwidth).length,
+      },
+    };
+  }
+
+  async read(): Promise<DatapathState> {
+    return structuredClone(this.state);
+  }
+
+  async teardown(): Promise<void> {
+    this.state = { attachedDevices: [], egressDeny: [], bandwidth: {} };
+  }
+}

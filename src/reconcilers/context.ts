@@ -1,0 +1,176 @@
+// The operator's shared I/O: informers (caches), API clients, events. Reconcilers read caches
+// here and call pure functions; this is the only module that knows where objects come from.
+import {
+  CoreV1Api,
+  CustomObjectsApi,
+  type KubeConfig,
+  type KubernetesObject,
+  KubernetesObjectApi,
+  type V1Node,
+  type V1Pod,
+} from "@kubernetes/client-node";
+import type { Logger } from "pino";
+import type { ClusterMeshPeer } from "../api/clustermeshpeer.js";
+import { KINDS } from "../api/kinds.js";
+import type { NodeNetworkState } from "../api/nodenetworkstate.js";
+import { formatTime } from "../controllers/conditions.js";
+import type { Informer } from "../controllers/informer.js";
+import type { Manager } from "../controllers/manager.js";
+import { NodeKind, PodKind, type ResourceKind } from "../controllers/resource.js";
+import {
+  type BandwidthPolicy,
+  type EncryptionProfile,
+  type NetworkConfig,
+  type NodeView,
+  nodeView,
+  type PodView,
+  podView,
+} from "./model.js";
+import { OPERATOR_FIELD_MANAGER } from "./nodenetworkstate/names.js";
+
+function crdKind(kind: string): ResourceKind {
+  const k = KINDS.find((d) => d.kind === kind)!;
+  return {
+    group: "netloom.io",
+    version: "v1alpha1",
+    kind,
+    plural: k.plural,
+    namespaced: k.scope === "Namespaced",
+  };
+}
+
+export const NetworkConfigKind = crdKind("NetworkConfig");
+export const EncryptionProfileKind = crdKind("EncryptionProfile");
+export const BandwidthPolicyKind = crdKind("BandwidthPolicy");
+export const ClusterMeshPeerKind = crdKind("ClusterMeshPeer");
+export const NodeNetworkStateKind = crdKind("NodeNetworkState");
+
+/**
+ * A typed view of an informer of one of our kinds. The reflector keeps objects as the API
+ * server's JSON (timestamps are strings), which client-node's V1ObjectMeta types as Date; our
+ * zod types say string, so this is the one place the two are reconciled.
+ */
+export class Cache<T> {
+  constructor(readonly informer: Informer<KubernetesObject>) {}
+  get(key: string): T | undefined {
+    return this.informer.get(key) as T | undefined;
+  }
+  getByName(name: string, namespace?: string): T | undefined {
+    return this.informer.getByName(name, namespace) as T | undefined;
+  }
+  list(namespace?: string): T[] {
+    return this.informer.list(namespace) as T[];
+  }
+  byIndex(name: string, value: string): T[] {
+    return this.informer.byIndex(name, value) as T[];
+  }
+}
+
+type Named<T extends { metadata: object }> = T & { metadata: { name: string } };
+
+export interface OperatorOptions {
+  /** An agent silent this long makes its node count as failed (default 45 s). */
+  staleAfterMs?: number;
+  /** A deleted object's finalizer is removed after this long even without all nodes (60 s). */
+  cleanupTimeoutMs?: number;
+  /** Status is re-folded this often while nodes exist, so silent agents are noticed (15 s). */
+  statusResyncMs?: number;
+  now?: () => Date;
+}
+
+export class OperatorContext {
+  readonly nodes: Informer<V1Node>;
+  readonly pods: Informer<V1Pod>;
+  readonly networkConfigs: Cache<Named<NetworkConfig>>;
+  readonly encryptionProfiles: Cache<Named<EncryptionProfile>>;
+  readonly bandwidthPolicies: Cache<Named<BandwidthPolicy>>;
+  readonly clusterMeshPeers: Cache<Named<ClusterMeshPeer>>;
+  readonly states: Cache<Named<NodeNetworkState>>;
+  readonly objects: KubernetesObjectApi;
+  readonly custom: CustomObjectsApi;
+  readonly core: CoreV1Api;
+  readonly staleAfterMs: number;
+  readonly cleanupTimeoutMs: number;
+  readonly statusResyncMs: number;
+  readonly now: () => Date;
+
+  constructor(
+    readonly manager: Manager,
+    kubeconfig: KubeConfig,
+    readonly log: Logger,
+    opts: OperatorOptions = {},
+  ) {
+    this.nodes = manager.informer<V1Node>(NodeKind);
+    this.pods = manager.informer<V1Pod>(PodKind);
+    this.pods.addIndex("node", (p) => (p.spec?.nodeName ? [p.spec.nodeName] : []));
+    this.pods.addIndex("namespace", (p) => [p.metadata?.namespace ?? ""]);
+    this.networkConfigs = new Cache(manager.informer(NetworkConfigKind));
+    this.encryptionProfiles = new Cache(manager.informer(EncryptionProfileKind));
+    const bps = manager.informer(BandwidthPolicyKind);
+    bps.addIndex("namespace", (b) => [b.metadata?.namespace ?? ""]);
+    this.bandwidthPolicies = new Cache(bps);
+    this.clusterMeshPeers = new Cache(manager.informer(ClusterMeshPeerKind));
+    this.states = new Cache(manager.informer(NodeNetworkStateKind));
+    this.objects = KubernetesObjectApi.makeApiClient(kubeconfig);
+    this.custom = kubeconfig.makeApiClient(CustomObjectsApi);
+    this.core = kubeconfig.makeApiClient(CoreV1Api);
+    this.staleAfterMs = opts.staleAfterMs ?? 45_000;
+    this.cleanupTimeoutMs = opts.cleanupTimeoutMs ?? 60_000;
+    this.statusResyncMs = opts.statusResyncMs ?? 15_000;
+    this.now = opts.now ?? (() => new Date());
+  }
+
+  nodeViews(): NodeView[] {
+    return this.nodes.list().map(nodeView);
+  }
+
+  podViews(namespace?: string): PodView[] {
+    return (namespace ? this.pods.byIndex("namespace", namespace) : this.pods.list()).map(podView);
+  }
+
+  stateMap(): Map<string, NodeNetworkState> {
+    return new Map(this.states.list().map((s) => [s.metadata.name, s]));
+  }
+
+  /** A core/v1 Event about obj (cluster-scoped objects' events go to "default", as kubectl looks). */
+  async event(
+    obj: {
+      apiVersion: string;
+      kind: string;
+      metadata: { name?: string; namespace?: string; uid?: string };
+    },
+    type: "Normal" | "Warning",
+    reason: string,
+    message: string,
+  ): Promise<void> {
+    const namespace = obj.metadata.namespace ?? "default";
+    const now = this.now();
+    try {
+      await this.core.createNamespacedEvent({
+        namespace,
+        body: {
+          metadata: { generateName: `${obj.metadata.name}.`, namespace },
+          involvedObject: {
+            apiVersion: obj.apiVersion,
+            kind: obj.kind,
+            name: obj.metadata.name,
+            ...(obj.metadata.namespace ? { namespace: obj.metadata.namespace } : {}),
+            ...(obj.metadata.uid ? { uid: obj.metadata.uid } : {}),
+          },
+          type,
+          reason,
+          message: message.slice(0, 1024),
+          source: { component: OPERATOR_FIELD_MANAGER },
+          firstTimestamp: now,
+          lastTimestamp: now,
+          count: 1,
+          reportingComponent: OPERATOR_FIELD_MANAGER,
+          reportingInstance: OPERATOR_FIELD_MANAGER,
+        },
+      });
+    } catch (err) {
+      // An event is best effort: never fail a reconcile over it.
+      this.log.warn({ err: String(err), reason, at: formatTime(now) }, "could not record event");
+    }
+  }
+}

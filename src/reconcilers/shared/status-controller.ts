@@ -1,0 +1,96 @@
+import type { KubernetesObject } from "@kubernetes/client-node";
+import { mergePatchStatus } from "../../controllers/apply.js";
+import type { Controller } from "../../controllers/controller.js";
+import { addFinalizer, hasFinalizer, removeFinalizer } from "../../controllers/finalizers.js";
+import type { Informer } from "../../controllers/informer.js";
+import type { ResourceKind } from "../../controllers/resource.js";
+import type { OperatorContext } from "../context.js";
+import { CLEANUP_FINALIZER } from "../nodenetworkstate/names.js";
+import type { ConditionDecision } from "./fold.js";
+import { sampleList } from "./fold.js";
+import { nextStatus, readyTransition, sameStatus, type UserStatus } from "./status.js";
+
+export interface UserObject extends KubernetesObject {
+  apiVersion: string;
+  kind: string;
+  metadata: KubernetesObject["metadata"] & { name: string };
+  status?: UserStatus;
+}
+
+export interface StatusControllerSpec<T extends UserObject> {
+  name: string;
+  kind: ResourceKind;
+  informer: Informer<T>;
+  /** Extra watches mapped to keys of this kind (node states, nodes, pods). */
+  watch(builder: ReturnType<OperatorContext["manager"]["controller"]>): void;
+  /** Pure fold of node reports into conditions and status fields. */
+  fold(obj: T): {
+    decisions: ConditionDecision[];
+    fields: Record<string, unknown>;
+    activeNodes: number;
+  };
+  /** Nodes that still carry (or have not confirmed removing) a deleted object's effect. */
+  pendingCleanup(obj: T): string[];
+  /** Objects that have no node effect to clean up skip the finalizer. */
+  finalizer?: boolean;
+}
+
+/**
+ * The status half of every user-facing kind: fold node reports into kstatus conditions and
+ * counts, write /status only when it changed, emit an Event when Ready flips, and hold a
+ * finalizer until every node confirmed the object's effect is gone (or a timeout reports it).
+ */
+export function registerStatusController<T extends UserObject>(
+  ctx: OperatorContext,
+  spec: StatusControllerSpec<T>,
+): Controller {
+  const builder = ctx.manager.controller(spec.name).for(spec.kind);
+  spec.watch(builder);
+  return builder.withConcurrency(2).complete(async (key, { log }) => {
+    const obj = spec.informer.get(key);
+    if (!obj) return;
+    const useFinalizer = spec.finalizer ?? true;
+    if (obj.metadata.deletionTimestamp) {
+      if (!hasFinalizer(obj, CLEANUP_FINALIZER)) return;
+      const pending = spec.pendingCleanup(obj);
+      const waitedMs = ctx.now().getTime() - new Date(obj.metadata.deletionTimestamp).getTime();
+      if (pending.length > 0 && waitedMs < ctx.cleanupTimeoutMs) return { requeueAfterMs: 1000 };
+      if (pending.length > 0) {
+        await ctx.event(
+          obj,
+          "Warning",
+          "CleanupTimedOut",
+          `${pending.length} node(s) did not confirm removal within ${ctx.cleanupTimeoutMs / 1000}s: ${sampleList(pending)}`,
+        );
+      }
+      await removeFinalizer(ctx.objects, obj, CLEANUP_FINALIZER);
+      log.info({ pending: pending.length }, "finalizer removed");
+      return;
+    }
+    if (useFinalizer && !hasFinalizer(obj, CLEANUP_FINALIZER)) {
+      await addFinalizer(ctx.objects, obj, CLEANUP_FINALIZER);
+    }
+    const generation = obj.metadata.generation ?? 0;
+    const { decisions, fields, activeNodes } = spec.fold(obj);
+    const next = nextStatus(obj.status, generation, decisions, fields, ctx.now());
+    if (!sameStatus(obj.status, next)) {
+      await mergePatchStatus(
+        ctx.custom,
+        {
+          kind: spec.kind,
+          name: obj.metadata.name,
+          ...(obj.metadata.namespace ? { namespace: obj.metadata.namespace } : {}),
+        },
+        next,
+      );
+      const transition = readyTransition(obj.status, next);
+      if (transition) await ctx.event(obj, transition.type, transition.reason, transition.message);
+      log.debug(
+        { ready: next.conditions?.find((c) => c.type === "Ready")?.status },
+        "status written",
+      );
+    }
+    // Silent agents only show up as time passes: fold again while nodes are involved.
+    return activeNodes > 0 ? { requeueAfterMs: ctx.statusResyncMs } : undefined;
+  });
+}

@@ -1,0 +1,46 @@
+import { type Condition, setCondition } from "../../controllers/conditions.js";
+import type { ConditionDecision } from "./fold.js";
+import { stableStringify } from "./hash.js";
+
+export interface UserStatus {
+  observedGeneration?: number;
+  conditions?: Condition[];
+  [field: string]: unknown;
+}
+
+/**
+ * Pure: the next status of a user-facing object. Conditions keep their lastTransitionTime
+ * unless their status flips; every condition and the status carry the generation folded.
+ */
+export function nextStatus(
+  prev: UserStatus | undefined,
+  generation: number,
+  decisions: ConditionDecision[],
+  fields: Record<string, unknown>,
+  now: Date,
+): UserStatus {
+  let conditions = prev?.conditions ?? [];
+  for (const d of decisions) conditions = setCondition(conditions, d, generation, now);
+  return { ...fields, observedGeneration: generation, conditions };
+}
+
+/** Semantic equality: nothing is written when nothing changed. */
+export function sameStatus(a: UserStatus | undefined, b: UserStatus): boolean {
+  return stableStringify(a ?? {}) === stableStringify(b);
+}
+
+/** The Ready transition worth an Event, if any. */
+export function readyTransition(
+  prev: UserStatus | undefined,
+  next: UserStatus,
+): { type: "Normal" | "Warning"; reason: string; message: string } | undefined {
+  const before = prev?.conditions?.find((c) => c.type === "Ready");
+  const after = next.conditions?.find((c) => c.type === "Ready");
+  if (!after || (before?.status === after.status && before.reason === after.reason))
+    return undefined;
+  return {
+    type: after.status === "True" ? "Normal" : "Warning",
+    reason: after.reason,
+    message: after.message,
+  };
+}
