@@ -15,6 +15,8 @@ const USAGE = `usage: netloom <command>
   cluster status    print where the local control plane runs
   cluster binaries  find or build kube-apiserver, kubectl and etcd (cached in ~/.cache/netloom)
   crds [DIR]        generate the CustomResourceDefinitions from src/api into DIR (default crds/)
+  operator          run the operator (--kubeconfig, --metrics-port, --leader-elect)
+  agent --node N    run the node agent for node N (--driver linux|memory, --bpffs, --state-dir)
   demo up|down      the cluster-in-a-box demo (today: control plane, CRDs and samples)
 `;
 
@@ -81,6 +83,11 @@ export async function run(argv: string[]): Promise<number> {
         say(USAGE);
         return 2;
       }
+      // Loaded on demand: the agent pulls in libbpf through koffi, which other commands need not.
+      case "operator":
+        return await (await import("./operator.js")).runOperator(rest);
+      case "agent":
+        return await (await import("./agent.js")).runAgent(rest);
       case "crds": {
         const dir = resolve(rest[0] ?? "crds");
         for (const f of writeCRDFiles(dir)) say(`wrote ${dir}/${f}`);

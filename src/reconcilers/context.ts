@@ -13,10 +13,10 @@ import type { Logger } from "pino";
 import type { ClusterMeshPeer } from "../api/clustermeshpeer.js";
 import { KINDS } from "../api/kinds.js";
 import type { NodeNetworkState } from "../api/nodenetworkstate.js";
-import { formatTime } from "../controllers/conditions.js";
 import type { Informer } from "../controllers/informer.js";
 import type { Manager } from "../controllers/manager.js";
 import { NodeKind, PodKind, type ResourceKind } from "../controllers/resource.js";
+import { type EventTarget, recordEvent } from "../kube/events.js";
 import {
   type BandwidthPolicy,
   type EncryptionProfile,
@@ -132,45 +132,22 @@ export class OperatorContext {
     return new Map(this.states.list().map((s) => [s.metadata.name, s]));
   }
 
-  /** A core/v1 Event about obj (cluster-scoped objects' events go to "default", as kubectl looks). */
+  /** A core/v1 Event about obj; never fails a reconcile. */
   async event(
-    obj: {
-      apiVersion: string;
-      kind: string;
-      metadata: { name?: string; namespace?: string; uid?: string };
-    },
+    obj: EventTarget,
     type: "Normal" | "Warning",
     reason: string,
     message: string,
   ): Promise<void> {
-    const namespace = obj.metadata.namespace ?? "default";
-    const now = this.now();
-    try {
-      await this.core.createNamespacedEvent({
-        namespace,
-        body: {
-          metadata: { generateName: `${obj.metadata.name}.`, namespace },
-          involvedObject: {
-            apiVersion: obj.apiVersion,
-            kind: obj.kind,
-            name: obj.metadata.name,
-            ...(obj.metadata.namespace ? { namespace: obj.metadata.namespace } : {}),
-            ...(obj.metadata.uid ? { uid: obj.metadata.uid } : {}),
-          },
-          type,
-          reason,
-          message: message.slice(0, 1024),
-          source: { component: OPERATOR_FIELD_MANAGER },
-          firstTimestamp: now,
-          lastTimestamp: now,
-          count: 1,
-          reportingComponent: OPERATOR_FIELD_MANAGER,
-          reportingInstance: OPERATOR_FIELD_MANAGER,
-        },
-      });
-    } catch (err) {
-      // An event is best effort: never fail a reconcile over it.
-      this.log.warn({ err: String(err), reason, at: formatTime(now) }, "could not record event");
-    }
+    const err = await recordEvent(
+      this.core,
+      OPERATOR_FIELD_MANAGER,
+      obj,
+      type,
+      reason,
+      message,
+      this.now(),
+    );
+    if (err) this.log.warn({ err: err.message, reason }, "could not record event");
   }
 }

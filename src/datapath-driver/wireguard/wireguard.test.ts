@@ -1,0 +1,96 @@
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import {
+  generateKeyPair,
+  hexToKey,
+  isValidKey,
+  keyToHex,
+  loadOrCreateKey,
+  publicKeyOf,
+} from "./keys.js";
+import { parseGet, setRequest } from "./uapi.js";
+
+const hasWg = (() => {
+  try {
+    execFileSync("wg", ["--version"], { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+describe("WireGuard keys", () => {
+  it("derives the same public key as `wg pubkey`", {
+    skip: hasWg ? false : "needs wg (wireguard-tools)",
+  }, () => {
+    for (let i = 0; i < 10; i++) {
+      const k = generateKeyPair();
+      const wg = execFileSync("wg", ["pubkey"], { input: `${k.privateKey}\n` })
+        .toString()
+        .trim();
+      assert.equal(k.publicKey, wg);
+      assert.equal(publicKeyOf(k.privateKey), wg);
+    }
+  });
+  it("round-trips the hex form the UAPI uses", () => {
+    const k = generateKeyPair();
+    assert.equal(hexToKey(keyToHex(k.publicKey)), k.publicKey);
+    assert.ok(isValidKey(k.privateKey));
+    assert.equal(isValidKey("not a key"), false);
+  });
+  it("stores the private key 0600, reuses it, and replaces a corrupt file instead of failing", () => {
+    const path = join(mkdtempSync(join(tmpdir(), "nlwg-")), "wireguard", "netloom-wg0.key");
+    const first = loadOrCreateKey(path);
+    assert.equal(first.created, true);
+    assert.equal(statSync(path).mode & 0o777, 0o600);
+    const again = loadOrCreateKey(path);
+    assert.equal(again.created, false);
+    assert.equal(again.keys.publicKey, first.keys.publicKey);
+    writeFileSync(path, "garbage\n");
+    const replaced = loadOrCreateKey(path);
+    assert.equal(replaced.created, true);
+    assert.match(replaced.created ? replaced.reason : "", /corrupt/);
+    assert.notEqual(replaced.keys.publicKey, first.keys.publicKey);
+    assert.equal(readFileSync(path, "utf8").trim(), replaced.keys.privateKey);
+  });
+});
+
+describe("WireGuard UAPI", () => {
+  it("writes a set request that replaces peers and allowed IPs", () => {
+    const k = generateKeyPair();
+    const p = generateKeyPair();
+    const req = setRequest({
+      privateKey: k.privateKey,
+      listenPort: 51871,
+      peers: [
+        { publicKey: p.publicKey, endpoint: "192.168.50.12:51871", allowedIPs: ["10.244.2.0/24"] },
+      ],
+    });
+    assert.equal(
+      req,
+      `set=1\nprivate_key=${keyToHex(k.privateKey)}\nlisten_port=51871\nreplace_peers=true\npublic_key=${keyToHex(p.publicKey)}\nendpoint=192.168.50.12:51871\nreplace_allowed_ips=true\nallowed_ip=10.244.2.0/24\n\n`,
+    );
+  });
+  it("parses a get answer", () => {
+    const p = generateKeyPair();
+    const s = parseGet(
+      `private_key=00\nlisten_port=51871\npublic_key=${keyToHex(p.publicKey)}\nendpoint=192.168.50.12:51871\nlast_handshake_time_sec=1700000000\nrx_bytes=10\ntx_bytes=20\nallowed_ip=10.244.2.0/24\nerrno=0\n\n`,
+    );
+    assert.equal(s.listenPort, 51871);
+    assert.deepEqual(s.peers, [
+      {
+        publicKey: p.publicKey,
+        endpoint: "192.168.50.12:51871",
+        allowedIPs: ["10.244.2.0/24"],
+        lastHandshakeSeconds: 1700000000,
+        rxBytes: 10,
+        txBytes: 20,
+      },
+    ]);
+    assert.throws(() => parseGet("errno=22\n\n"), /errno=22/);
+  });
+});
