@@ -4,7 +4,7 @@ NETLOOM := node bin/netloom.js
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 
 .PHONY: all deps build crds lint format test test-unit test-integration control-plane \
-        cluster-up cluster-down demo demo-down bench clean
+        cluster-up cluster-down demo demo-down bench clean bpf-if-possible
 
 all: build
 
@@ -32,14 +32,20 @@ control-plane: build
 	$(NETLOOM) cluster binaries
 
 ## test: lint, type-check, unit tests, integration tests on a real kube-apiserver
-test: lint build control-plane
+test: lint build control-plane bpf-if-possible
 	node --test --test-concurrency=1 dist/
 
 test-unit: build
 	node --test dist/src/
 
-test-integration: build control-plane
+test-integration: build control-plane bpf-if-possible
 	node --test --test-concurrency=1 dist/test/
+
+## bpf-if-possible: the eBPF object where this machine can build it; else say why (e2e skips)
+bpf-if-possible: deps
+	@if command -v clang >/dev/null && command -v bpftool >/dev/null && [ -r /sys/kernel/btf/vmlinux ]; then \
+	  $(MAKE) --no-print-directory bpf; \
+	else echo "[bpf] not building the eBPF object: needs clang, bpftool and /sys/kernel/btf/vmlinux (real-kernel tests will skip)"; fi
 
 cluster-up: build
 	$(NETLOOM) cluster up
@@ -47,7 +53,7 @@ cluster-up: build
 cluster-down: build
 	$(NETLOOM) cluster down
 
-demo: build
+demo: build bpf-if-possible
 	$(NETLOOM) demo up
 
 demo-down: build
@@ -58,3 +64,16 @@ bench: build control-plane
 
 clean:
 	rm -rf dist
+
+## bpf: compile bpf/netloom.bpf.c against this kernel's BTF (needs clang + bpftool; not part of build)
+BPF_CLANG ?= clang
+BPFTOOL ?= bpftool
+.PHONY: bpf
+bpf: deps dist/bpf/netloom.bpf.o
+
+dist/bpf/vmlinux.h: /sys/kernel/btf/vmlinux
+	@mkdir -p dist/bpf
+	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@.tmp && mv $@.tmp $@
+
+dist/bpf/netloom.bpf.o: bpf/netloom.bpf.c dist/bpf/vmlinux.h
+	$(BPF_CLANG) -O2 -g -Wall -target bpf -D__TARGET_ARCH_x86 -Idist/bpf -c $< -o $@

@@ -2,7 +2,7 @@
 # System packages Netloom's tests, demo and benchmarks use, from Debian (run as root; CI is).
 # Without root it only reports what is missing.
 set -euo pipefail
-packages=(etcd-server openssl)
+packages=(etcd-server openssl clang llvm libbpf-dev libbpf1 bpftool iproute2 iperf3 tcpdump iputils-ping)
 need=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")

@@ -17,6 +17,8 @@ export interface NodeAgentOptions {
   driver: DatapathDriver;
   /** Writes the whole status of this node's NodeNetworkState (through /status). */
   writeStatus(status: NodeNetworkStateStatus): Promise<void>;
+  /** Each apply's duration in seconds (a metric in the real agent). */
+  onApply?(seconds: number, ok: boolean): void;
   /** Reported on drift: an Event and a metric in the real agent. */
   onDrift?(items: DriftItem[], healed: boolean): void;
   heartbeatMs?: number;
@@ -107,6 +109,7 @@ export class NodeAgent {
     const key = `${generation}/${specHash ?? ""}`;
     if (key === this.appliedKey && this.status?.observedGeneration === generation) return;
     let result: Parameters<typeof statusAfterApply>[1]["result"];
+    const started = performance.now();
     try {
       result = { ok: true, report: await this.opts.driver.apply(nns.spec) };
       this.appliedKey = key;
@@ -118,6 +121,7 @@ export class NodeAgent {
       this.log.warn({ generation, error: result.error }, "apply failed");
       this.scheduleRetry();
     }
+    this.opts.onApply?.((performance.now() - started) / 1000, result.ok);
     const status = statusAfterApply(
       this.status,
       { generation, specHash, result },

@@ -1,0 +1,219 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * Netloom tc egress programs.
+ *
+ *   netloom_egress        native (Ethernet) devices: the underlay.
+ *   netloom_tunnel_egress the WireGuard TUN device: L3, the packet starts at the IP header.
+ *
+ * Both share netloom_handle(); has_eth selects the L2 parsing, strict selects the strict-mode
+ * check (underlay only: pod-to-pod packets seen in clear there bypassed WireGuard).
+ *
+ * Per packet, in order:
+ *   1. egress_deny (LPM on the destination): drop when the entry covers all ports or lists the
+ *      packet's (protocol, destination port); count DROP_POLICY_DENIED.
+ *   2. strict_cidrs (netloom_egress only): drop when source and destination both match;
+ *      count DROP_UNENCRYPTED.
+ *   3. pod_class (hash on the source): set skb->priority to the HTB class id. HTB uses
+ *      skb->priority as the class when its major equals the qdisc handle (0x00010000 | minor
+ *      for "handle 1:"). tc egress runs before the qdisc, so the class applies immediately.
+ *
+ * Not here: an EDT (skb->tstamp) rate path. Its timestamps need the fq qdisc, which these
+ * kernels lack, so bandwidth uses HTB classes; DROP_OVER_RATE stays reserved.
+ * IPv6 is not handled yet: every non-IPv4 packet passes (TC_ACT_OK).
+ *
+ * Maps are not LIBBPF_PIN_BY_NAME: the loader sets each map's pin path itself so every
+ * (simulated) node gets its own pin directory.
+ *
+ * Build: clang -O2 -g -target bpf -D__TARGET_ARCH_x86 -I<dir with vmlinux.h> -c netloom.bpf.c
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+
+/* Macros from uapi headers that vmlinux.h (types only) does not carry. */
+#define TC_ACT_OK 0
+#define TC_ACT_SHOT 2
+#define ETH_P_IP 0x0800
+#define IP_MF 0x2000
+#define IP_OFFSET 0x1fff
+
+#define DENY_MAX_PORTS 16
+
+enum drop_reason {
+  DROP_POLICY_DENIED = 0,
+  DROP_UNENCRYPTED = 1,
+  DROP_OVER_RATE = 2, /* reserved: no EDT/policer path yet */
+  DROP_REASON_MAX,
+};
+
+/* LPM key: prefixlen in host order, then the IPv4 address in network order. */
+struct lpm_v4_key {
+  __u32 prefixlen;
+  __u32 addr;
+};
+
+struct deny_port {
+  __u8 protocol; /* IPPROTO_TCP or IPPROTO_UDP */
+  __u8 pad;
+  __be16 port; /* network order */
+};
+
+struct deny_value {
+  __u8 all_ports; /* 1: every packet to the prefix; ports[] ignored */
+  __u8 nports;    /* used entries of ports[], <= DENY_MAX_PORTS */
+  __u16 pad;
+  struct deny_port ports[DENY_MAX_PORTS];
+};
+
+struct {
+  __uint(type, BPF_MAP_TYPE_LPM_TRIE);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __uint(max_entries, 16384);
+  __type(key, struct lpm_v4_key);
+  __type(value, struct deny_value);
+} egress_deny SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_LPM_TRIE);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __uint(max_entries, 1024);
+  __type(key, struct lpm_v4_key);
+  __type(value, __u8);
+} strict_cidrs SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 65536);
+  __type(key, __u32);   /* source IPv4, network order */
+  __type(value, __u32); /* HTB class id (major << 16 | minor) */
+} pod_class SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, DROP_REASON_MAX);
+  __type(key, __u32);
+  __type(value, __u64);
+} drops SEC(".maps");
+
+static __always_inline int count_drop(__u32 reason)
+{
+  __u64 *c = bpf_map_lookup_elem(&drops, &reason);
+
+  if (c)
+    *c += 1; /* per-CPU slot: no atomics needed */
+  return TC_ACT_SHOT;
+}
+
+static __always_inline int deny_matches(const struct deny_value *v, __u8 protocol, __be16 dport,
+                                        bool have_l4)
+{
+  if (v->all_ports)
+    return 1;
+  if (!have_l4)
+    return 0;
+  __u32 n = v->nports;
+#pragma unroll
+  for (__u32 i = 0; i < DENY_MAX_PORTS; i++) {
+    if (i < n && v->ports[i].protocol == protocol && v->ports[i].port == dport)
+      return 1;
+  }
+  return 0;
+}
+
+static __always_inline int netloom_handle(struct __sk_buff *skb, const bool has_eth,
+                                          const bool strict)
+{
+  const __u32 l3 = has_eth ? sizeof(struct ethhdr) : 0;
+  void *data = (void *)(long)skb->data;
+  void *data_end = (void *)(long)skb->data_end;
+
+  if (has_eth) {
+    struct ethhdr *eth = data;
+
+    if ((void *)(eth + 1) > data_end)
+      return TC_ACT_OK;
+    if (eth->h_proto != bpf_htons(ETH_P_IP))
+      return TC_ACT_OK; /* IPv6, ARP, ...: not handled yet */
+  } else if (skb->protocol != bpf_htons(ETH_P_IP)) {
+    return TC_ACT_OK;
+  }
+
+  /* Locally generated headers are linear; pull when a packet's are not. */
+  if (data + l3 + sizeof(struct iphdr) > data_end) {
+    if (bpf_skb_pull_data(skb, l3 + sizeof(struct iphdr)) < 0)
+      return TC_ACT_OK;
+    data = (void *)(long)skb->data;
+    data_end = (void *)(long)skb->data_end;
+  }
+  struct iphdr *ip = data + l3;
+
+  if ((void *)(ip + 1) > data_end)
+    return TC_ACT_OK;
+  if (ip->version != 4)
+    return TC_ACT_OK;
+  __u32 ihl = ip->ihl * 4; /* 0..60 */
+
+  if (ihl < sizeof(struct iphdr))
+    return TC_ACT_OK;
+
+  __be32 saddr = ip->saddr;
+  __be32 daddr = ip->daddr;
+  __u8 protocol = ip->protocol;
+  /* Only the first fragment carries the L4 header. */
+  bool first_fragment = (ip->frag_off & bpf_htons(IP_OFFSET)) == 0;
+  bool have_l4 = false;
+  __be16 dport = 0;
+
+  if (first_fragment && (protocol == IPPROTO_TCP || protocol == IPPROTO_UDP)) {
+    /* TCP and UDP both keep the destination port at offset 2: read 4 bytes. */
+    __u32 need = l3 + ihl + 4;
+
+    if (data + need > data_end) {
+      if (bpf_skb_pull_data(skb, need) < 0)
+        goto l4_done; /* truncated: all-ports rules still apply */
+      data = (void *)(long)skb->data;
+      data_end = (void *)(long)skb->data_end;
+    }
+    /* ihl is bounded (<= 60) so the verifier tracks this variable offset. */
+    __u8 *l4 = (__u8 *)data + l3 + ihl;
+
+    if ((void *)(l4 + 4) <= data_end) {
+      dport = *(__be16 *)(l4 + 2);
+      have_l4 = true;
+    }
+  }
+l4_done:;
+
+  struct lpm_v4_key key = {.prefixlen = 32, .addr = daddr};
+  struct deny_value *deny = bpf_map_lookup_elem(&egress_deny, &key);
+
+  if (deny && deny_matches(deny, protocol, dport, have_l4))
+    return count_drop(DROP_POLICY_DENIED);
+
+  if (strict) {
+    struct lpm_v4_key skey = {.prefixlen = 32, .addr = saddr};
+
+    if (bpf_map_lookup_elem(&strict_cidrs, &skey) && bpf_map_lookup_elem(&strict_cidrs, &key))
+      return count_drop(DROP_UNENCRYPTED);
+  }
+
+  __u32 *classid = bpf_map_lookup_elem(&pod_class, &saddr);
+
+  if (classid)
+    skb->priority = *classid;
+  return TC_ACT_OK;
+}
+
+SEC("tc")
+int netloom_egress(struct __sk_buff *skb)
+{
+  return netloom_handle(skb, true, true);
+}
+
+SEC("tc")
+int netloom_tunnel_egress(struct __sk_buff *skb)
+{
+  return netloom_handle(skb, false, false);
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -1,0 +1,341 @@
+import { spawn } from "node:child_process";
+import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { CoreV1Api, KubeConfig } from "@kubernetes/client-node";
+import { REPO_ROOT } from "../api/fixtures.js";
+import {
+  type ControlPlaneState,
+  isAlive,
+  startControlPlane,
+  stopControlPlane,
+} from "../cluster/control-plane.js";
+import { installCRDs } from "../kube/crds.js";
+import { kubeRequest } from "../kube/raw.js";
+import { inNs, ip, listNetns, netnsExists, sh, spawnInNs, sysctl } from "./netns.js";
+
+export interface BoxPod {
+  name: string;
+  namespace: string;
+  netns: string;
+  ip: string;
+  labels: Record<string, string>;
+}
+
+export interface BoxNode {
+  name: string;
+  netns: string;
+  ip: string;
+  podCIDR: string;
+  pods: BoxPod[];
+}
+
+export interface BoxState {
+  dir: string;
+  prefix: string;
+  bridge: string;
+  gatewayIP: string;
+  cloudNetns: string;
+  cloudIP: string;
+  nodes: BoxNode[];
+  kubeconfigPath: string;
+  agentKubeconfigPath: string;
+  bpfPinRoot: string;
+  stateRoot: string;
+  pids: { operator?: number; agents: Record<string, number>; extra: number[] };
+}
+
+export interface BoxOptions {
+  /** Where everything the box writes lives (control plane, logs, kubeconfigs). */
+  dir: string;
+  /** Names of every netns, link and pin start with it; keeps two boxes apart. */
+  prefix: string;
+  /** Third octet of the underlay 192.168.X.0/24. */
+  underlayOctet: number;
+  nodes: number;
+  /** Labels of pod j (0-based) on every node. */
+  pods: Record<string, string>[];
+  /** Run the operator and agents (false: only namespaces and objects). */
+  startProcesses?: boolean;
+  agentArgs?: string[];
+  progress?: (line: string) => void;
+}
+
+const STATE = "box.json";
+const NETLOOM = join(REPO_ROOT, "bin", "netloom.js");
+
+export function readBoxState(dir: string): BoxState | undefined {
+  const p = join(resolve(dir), STATE);
+  return existsSync(p) ? (JSON.parse(readFileSync(p, "utf8")) as BoxState) : undefined;
+}
+
+function saveState(s: BoxState): void {
+  writeFileSync(join(s.dir, STATE), `${JSON.stringify(s, null, 2)}\n`);
+}
+
+/** Pure: the addresses and names of a box, before anything is created. */
+export function planBox(opts: BoxOptions): BoxState {
+  const dir = resolve(opts.dir);
+  const p = opts.prefix;
+  const net = `192.168.${opts.underlayOctet}`;
+  const nodes: BoxNode[] = Array.from({ length: opts.nodes }, (_, i) => {
+    const n = i + 1;
+    const name = `${p}-node-${n}`;
+    return {
+      name,
+      netns: name,
+      ip: `${net}.${10 + n}`,
+      podCIDR: `10.244.${n}.0/24`,
+      pods: opts.pods.map((labels, j) => ({
+        name: `${labels.app ?? "pod"}-${n}-${j + 1}`,
+        namespace: "default",
+        netns: `${p}-n${n}p${j + 1}`,
+        ip: `10.244.${n}.${10 + j + 1}`,
+        labels,
+      })),
+    };
+  });
+  return {
+    dir,
+    prefix: p,
+    bridge: `${p}br0`,
+    gatewayIP: `${net}.1`,
+    cloudNetns: `${p}-cloud`,
+    cloudIP: `${net}.254`,
+    nodes,
+    kubeconfigPath: join(dir, "kubeconfig"),
+    agentKubeconfigPath: join(dir, "agent-kubeconfig"),
+    bpfPinRoot: `/sys/fs/bpf/${p}`,
+    stateRoot: join(dir, "state"),
+    pids: { agents: {}, extra: [] },
+  };
+}
+
+/** The metadata endpoint every sample denies; the box's "cloud" answers on it. */
+export const METADATA_IP = "169.254.169.254";
+
+function createNetwork(s: BoxState): void {
+  ip(["link", "add", s.bridge, "type", "bridge"]);
+  ip(["addr", "add", `${s.gatewayIP}/24`, "dev", s.bridge]);
+  ip(["link", "set", s.bridge, "up"]);
+  const attach = (ns: string, hostIf: string, addr: string) => {
+    ip(["netns", "add", ns]);
+    ip(["link", "add", hostIf, "type", "veth", "peer", "name", "eth0", "netns", ns]);
+    ip(["link", "set", hostIf, "master", s.bridge, "up"]);
+    inNs(ns, ["ip", "addr", "add", `${addr}/24`, "dev", "eth0"]);
+    inNs(ns, ["ip", "link", "set", "eth0", "up"]);
+    inNs(ns, ["ip", "link", "set", "lo", "up"]);
+  };
+  // The cloud: an upstream host on the underlay that also answers on the metadata address.
+  attach(s.cloudNetns, `${s.prefix}c`, s.cloudIP);
+  inNs(s.cloudNetns, ["ip", "addr", "add", `${METADATA_IP}/32`, "dev", "eth0"]);
+  for (const [i, node] of s.nodes.entries()) {
+    attach(node.netns, `${s.prefix}n${i + 1}`, node.ip);
+    // The cloud answers pods directly (no NAT in the box), so it routes pod CIDRs to nodes.
+    inNs(s.cloudNetns, ["ip", "route", "add", node.podCIDR, "via", node.ip]);
+    sysctl(node.netns, "net.ipv4.ip_forward", "1");
+    sysctl(node.netns, "net.ipv4.conf.all.rp_filter", "0");
+    inNs(node.netns, ["ip", "route", "add", "default", "via", s.gatewayIP]);
+    inNs(node.netns, ["ip", "route", "add", `${METADATA_IP}/32`, "via", s.cloudIP]);
+    for (const other of s.nodes) {
+      if (other !== node) inNs(node.netns, ["ip", "route", "add", other.podCIDR, "via", other.ip]);
+    }
+    for (const [j, pod] of node.pods.entries()) {
+      const hostIf = `vp${j + 1}`;
+      ip(["netns", "add", pod.netns]);
+      inNs(node.netns, ["ip", "link", "add", hostIf, "type", "veth", "peer", "name", "eth0", "netns", pod.netns]);
+      inNs(node.netns, ["ip", "link", "set", hostIf, "up"]);
+      // Calico's routing: the node answers ARP for the pod's gateway on the pod's veth.
+      sysctl(node.netns, `net.ipv4.conf.${hostIf}.proxy_arp`, "1");
+      inNs(node.netns, ["ip", "route", "add", `${pod.ip}/32`, "dev", hostIf]);
+      inNs(pod.netns, ["ip", "link", "set", "lo", "up"]);
+      inNs(pod.netns, ["ip", "addr", "add", `${pod.ip}/32`, "dev", "eth0"]);
+      inNs(pod.netns, ["ip", "link", "set", "eth0", "up"]);
+      inNs(pod.netns, ["ip", "route", "add", "169.254.1.1", "dev", "eth0", "scope", "link"]);
+      inNs(pod.netns, ["ip", "route", "add", "default", "via", "169.254.1.1", "dev", "eth0"]);
+    }
+  }
+}
+
+async function registerObjects(kc: KubeConfig, s: BoxState): Promise<void> {
+  const core = kc.makeApiClient(CoreV1Api);
+  for (const node of s.nodes) {
+    await core.createNode({
+      body: {
+        metadata: { name: node.name, labels: { "kubernetes.io/hostname": node.name } },
+        spec: { podCIDR: node.podCIDR, podCIDRs: [node.podCIDR] },
+      },
+    });
+    // No kubelet runs: the address is set through /status as a kubelet would.
+    await kubeRequest(kc, "PATCH", `/api/v1/nodes/${node.name}/status`, {
+      body: { status: { addresses: [{ type: "InternalIP", address: node.ip }] } },
+      contentType: "application/merge-patch+json",
+    });
+    for (const pod of node.pods) {
+      await core.createNamespacedPod({
+        namespace: pod.namespace,
+        body: {
+          metadata: { name: pod.name, namespace: pod.namespace, labels: pod.labels },
+          spec: { nodeName: node.name, containers: [{ name: "app", image: "registry.invalid/app:1" }] },
+        },
+      });
+      await kubeRequest(kc, "PATCH", `/api/v1/namespaces/${pod.namespace}/pods/${pod.name}/status`, {
+        body: { status: { phase: "Running", podIP: pod.ip, podIPs: [{ ip: pod.ip }] } },
+        contentType: "application/merge-patch+json",
+      });
+    }
+  }
+}
+
+function launch(s: BoxState, name: string, cmd: string, args: string[], ns?: string): number {
+  const log = openSync(join(s.dir, `${name}.log`), "a");
+  const child = ns
+    ? spawnInNs(ns, [cmd, ...args], { detached: true, stdio: ["ignore", log, log] })
+    : spawn(cmd, args, { detached: true, stdio: ["ignore", log, log] });
+  child.unref();
+  return child.pid ?? 0;
+}
+
+export function startOperator(s: BoxState): void {
+  s.pids.operator = launch(s, "operator", process.execPath, [
+    NETLOOM,
+    "operator",
+    "--kubeconfig",
+    s.kubeconfigPath,
+    "--metrics-port",
+    "0",
+  ]);
+  saveState(s);
+}
+
+export function startAgent(s: BoxState, node: BoxNode, extraArgs: string[] = []): number {
+  const pid = launch(
+    s,
+    `agent-${node.name}`,
+    process.execPath,
+    [
+      NETLOOM,
+      "agent",
+      "--node",
+      node.name,
+      "--kubeconfig",
+      s.agentKubeconfigPath,
+      "--bpffs",
+      join(s.bpfPinRoot, node.name),
+      "--state-dir",
+      join(s.stateRoot, node.name),
+      "--heartbeat",
+      "5s",
+      ...extraArgs,
+    ],
+    node.netns,
+  );
+  s.pids.agents[node.name] = pid;
+  saveState(s);
+  return pid;
+}
+
+export async function stopPid(pid: number | undefined, signal: NodeJS.Signals = "SIGTERM", graceMs = 10_000): Promise<void> {
+  if (!pid || !isAlive(pid)) return;
+  try {
+    process.kill(pid, signal);
+  } catch {
+    return;
+  }
+  const deadline = Date.now() + graceMs;
+  while (isAlive(pid) && Date.now() < deadline) await sleep(50);
+  if (isAlive(pid)) {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {}
+  }
+}
+
+/**
+ * The cluster-in-a-box: a real control plane, N nodes as network namespaces on an underlay
+ * bridge, pods as namespaces behind veths on their node, Node and Pod objects through the API,
+ * the operator and one agent per node (in the node's namespace).
+ */
+export async function boxUp(opts: BoxOptions): Promise<BoxState> {
+  const say = opts.progress ?? (() => {});
+  const s = planBox(opts);
+  if (readBoxState(s.dir) && listNetns(`${s.prefix}-`).length > 0) {
+    throw new Error(`a cluster-in-a-box with prefix ${s.prefix} is already running (state in ${s.dir})`);
+  }
+  mkdirSync(s.dir, { recursive: true });
+  saveState(s);
+  sh("sh", ["-c", "mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf"]);
+  say(`creating the underlay ${s.bridge} (${s.gatewayIP}/24), ${s.nodes.length} node and ${s.nodes.length * opts.pods.length} pod namespaces`);
+  createNetwork(s);
+  say("starting etcd and kube-apiserver");
+  const cp: ControlPlaneState = await startControlPlane({
+    dir: join(s.dir, "cluster"),
+    kubeconfigPath: s.kubeconfigPath,
+    extraAddresses: [s.gatewayIP],
+    progress: (l) => say(`  ${l}`),
+  });
+  const port = new URL(cp.apiServerURL).port;
+  writeFileSync(
+    s.agentKubeconfigPath,
+    readFileSync(s.kubeconfigPath, "utf8").replace(cp.apiServerURL, `https://${s.gatewayIP}:${port}`),
+    { mode: 0o600 },
+  );
+  const kc = new KubeConfig();
+  kc.loadFromFile(s.kubeconfigPath);
+  say("installing CRDs; registering Nodes and Pods");
+  await installCRDs(kc);
+  await registerObjects(kc, s);
+  if (opts.startProcesses ?? true) {
+    say("starting the operator and one agent per node");
+    startOperator(s);
+    for (const node of s.nodes) startAgent(s, node, opts.agentArgs);
+  }
+  saveState(s);
+  return s;
+}
+
+/** Removes every process, namespace, link, pin and file of a box; safe to call twice. */
+export async function boxDown(dir: string, prefixHint?: string): Promise<void> {
+  const s = readBoxState(dir);
+  const prefix = s?.prefix ?? prefixHint;
+  if (s) {
+    await Promise.all(Object.values(s.pids.agents).map((p) => stopPid(p)));
+    await stopPid(s.pids.operator);
+    await Promise.all(s.pids.extra.map((p) => stopPid(p, "SIGKILL")));
+  }
+  if (prefix) {
+    // Anything still running inside the box's namespaces (servers started by tests).
+    for (const ns of listNetns(`${prefix}-`)) {
+      for (const pid of ip(["netns", "pids", ns], true).split("\n").filter(Boolean)) {
+        try {
+          process.kill(Number(pid), "SIGKILL");
+        } catch {}
+      }
+      ip(["netns", "del", ns], true);
+    }
+    ip(["link", "del", `${prefix}br0`], true);
+    if (existsSync(`/sys/fs/bpf/${prefix}`)) rmSync(`/sys/fs/bpf/${prefix}`, { recursive: true, force: true });
+    // wireguard-go sockets of this box's interfaces.
+    sh("sh", ["-c", `rm -f /var/run/wireguard/${prefix}*.sock`], { allowFail: true });
+  }
+  if (s) {
+    await stopControlPlane(join(s.dir, "cluster"));
+    rmSync(s.dir, { recursive: true, force: true });
+  }
+}
+
+export function boxKubeConfig(s: BoxState): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromFile(s.kubeconfigPath);
+  return kc;
+}
+
+/** Start a long-running process in a namespace, remembered for teardown. */
+export function boxSpawn(s: BoxState, ns: string, name: string, cmd: string[]): number {
+  const pid = launch(s, name, cmd[0]!, cmd.slice(1), ns);
+  s.pids.extra.push(pid);
+  saveState(s);
+  return pid;
+}
+
+export { netnsExists };

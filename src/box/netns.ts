@@ -1,0 +1,46 @@
+import { type ChildProcess, spawn, type SpawnOptions } from "node:child_process";
+import { sh } from "../util/exec.js";
+
+export { sh };
+
+// Thin wrappers over iproute2 and nsenter. `ip netns exec` remounts /sys (bpffs pins vanish),
+// so commands run in a namespace through `nsenter --net=/run/netns/NAME`.
+
+export const ip = (args: string[], allowFail = false) => sh("ip", args, { allowFail });
+
+/** Runs a command inside a network namespace (keeps the host's /sys and bpffs). */
+export function inNs(ns: string, cmd: string[], allowFail = false): string {
+  return sh("nsenter", [`--net=/run/netns/${ns}`, ...cmd], { allowFail });
+}
+
+export function spawnInNs(ns: string, cmd: string[], opts: SpawnOptions = {}): ChildProcess {
+  return spawn("nsenter", [`--net=/run/netns/${ns}`, ...cmd], opts);
+}
+
+export function netnsExists(ns: string): boolean {
+  return ip(["netns", "list"], true)
+    .split("\n")
+    .some((l) => l.split(" ")[0] === ns);
+}
+
+export function listNetns(prefix: string): string[] {
+  return ip(["netns", "list"], true)
+    .split("\n")
+    .map((l) => l.split(" ")[0] ?? "")
+    .filter((n) => n.startsWith(prefix));
+}
+
+export function sysctl(ns: string | undefined, key: string, value: string): void {
+  const args = ["sysctl", "-qw", `${key}=${value}`];
+  if (ns) inNs(ns, args);
+  else sh(args[0]!, args.slice(1));
+}
+
+export function isRoot(): boolean {
+  return process.getuid?.() === 0;
+}
+
+/** Tools the cluster-in-a-box needs; returns the missing ones. */
+export function missingTools(tools = ["ip", "nsenter", "tc", "sysctl"]): string[] {
+  return tools.filter((t) => sh("sh", ["-c", `command -v ${t}`], { allowFail: true }).trim() === "");
+}

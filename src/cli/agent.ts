@@ -1,0 +1,181 @@
+import { existsSync } from "node:fs";
+import { createServer } from "node:http";
+import { join } from "node:path";
+import { CoreV1Api, CustomObjectsApi } from "@kubernetes/client-node";
+import { pino } from "pino";
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { NodeAgent } from "../agent/agent.js";
+import type { NodeNetworkState } from "../api/nodenetworkstate.js";
+import { parseDuration } from "../api/quantity.js";
+import { isRoot } from "../box/netns.js";
+import { mergePatchStatus } from "../controllers/apply.js";
+import { Informer } from "../controllers/informer.js";
+import type { DatapathDriver } from "../datapath-driver/driver.js";
+import { BPF_OBJECT, LinuxDriver } from "../datapath-driver/linux/driver.js";
+import { defaultRouteDevice, deviceIPv4 } from "../datapath-driver/linux/htb.js";
+import { MemoryDriver } from "../datapath-driver/memory.js";
+import { recordEvent } from "../kube/events.js";
+import { NodeNetworkStateKind } from "../reconcilers/context.js";
+import { flags, loadKubeConfig } from "./args.js";
+
+const COMPONENT = "netloom-agent";
+
+/** Which driver this node can run: linux needs root, kernel BTF and the compiled programs. */
+export function chooseDriver(requested: string | undefined): {
+  kind: "linux" | "memory";
+  why?: string;
+} {
+  if (requested === "memory") return { kind: "memory", why: "requested with --driver memory" };
+  const missing = [
+    !isRoot() && "root (CAP_BPF, CAP_NET_ADMIN)",
+    !existsSync("/sys/kernel/btf/vmlinux") && "kernel BTF (/sys/kernel/btf/vmlinux)",
+    !existsSync(BPF_OBJECT) && `the eBPF object ${BPF_OBJECT} (make bpf)`,
+  ].filter((m): m is string => typeof m === "string");
+  if (missing.length === 0) return { kind: "linux" };
+  if (requested === "linux")
+    throw new Error(`netloom agent: --driver linux needs ${missing.join(", ")}`);
+  return { kind: "memory", why: `simulated datapath: missing ${missing.join(", ")}` };
+}
+
+/** `netloom agent --node NAME`: converge this node's kernel to its NodeNetworkState. */
+export async function runAgent(argv: string[]): Promise<number> {
+  const f = flags("netloom agent", argv, {
+    node: { type: "string" },
+    kubeconfig: { type: "string" },
+    driver: { type: "string" },
+    bpffs: { type: "string", default: "/sys/fs/bpf" },
+    "state-dir": { type: "string", default: "/var/lib/netloom" },
+    "metrics-port": { type: "string", default: "9962" },
+    heartbeat: { type: "string", default: "15s" },
+    "log-level": { type: "string", default: "info" },
+  });
+  const node = f.node ?? process.env.NODE_NAME;
+  if (!node) throw new Error("netloom agent: --node (or NODE_NAME) is required");
+  const log = pino({ level: f["log-level"] ?? "info" }).child({ node });
+  const kc = loadKubeConfig(f.kubeconfig);
+  const choice = chooseDriver(f.driver);
+  if (choice.why) log.warn({ driver: choice.kind }, choice.why);
+  const linux =
+    choice.kind === "linux"
+      ? new LinuxDriver({ pinDir: join(f.bpffs ?? "/sys/fs/bpf", "netloom") })
+      : undefined;
+  const driver: DatapathDriver = linux ?? new MemoryDriver();
+
+  const registry = new Registry();
+  new Counter({
+    name: "netloom_agent_drops_total",
+    help: "Packets the eBPF programs dropped, by reason.",
+    labelNames: ["reason"],
+    registers: [registry],
+    collect() {
+      if (!linux) return;
+      const d = linux.drops();
+      this.reset();
+      this.labels("policy_denied").inc(d.policyDenied);
+      this.labels("unencrypted").inc(d.unencrypted);
+      this.labels("over_rate").inc(d.overRate);
+    },
+  });
+  const driftEvents = new Counter({
+    name: "netloom_agent_drift_events_total",
+    help: "Drift found between the desired and the real datapath.",
+    labelNames: ["what", "mode"],
+    registers: [registry],
+  });
+  const applyDuration = new Histogram({
+    name: "netloom_agent_reconcile_duration_seconds",
+    help: "Time to converge the datapath to a new desired state.",
+    buckets: [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [registry],
+  });
+  const appliedGeneration = new Gauge({
+    name: "netloom_agent_applied_generation",
+    help: "Generation of the NodeNetworkState last applied.",
+    registers: [registry],
+  });
+
+  const custom = kc.makeApiClient(CustomObjectsApi);
+  const core = kc.makeApiClient(CoreV1Api);
+  const dev = defaultRouteDevice();
+  const nodeIP = linux && dev ? deviceIPv4(dev) : undefined;
+  const nnsRef = {
+    apiVersion: "netloom.io/v1alpha1",
+    kind: "NodeNetworkState",
+    metadata: { name: node },
+  };
+  const agent = new NodeAgent({
+    node,
+    driver,
+    log,
+    heartbeatMs: parseDuration(f.heartbeat ?? "15s"),
+    ...(nodeIP ? { nodeIP } : {}),
+    writeStatus: async (status) => {
+      await mergePatchStatus(custom, { kind: NodeNetworkStateKind, name: node }, status);
+      if (status.observedGeneration !== undefined) appliedGeneration.set(status.observedGeneration);
+    },
+    onApply: (seconds) => applyDuration.observe(seconds),
+    onDrift: (items, healed) => {
+      const mode = healed ? "Heal" : "Report";
+      for (const i of items) driftEvents.labels(i.what, mode).inc();
+      const message = `${healed ? "healed" : "found (Report mode: left alone)"}: ${items.map((i) => i.detail).join("; ")}`;
+      void recordEvent(
+        core,
+        COMPONENT,
+        nnsRef,
+        "Warning",
+        healed ? "DriftHealed" : "DriftDetected",
+        message,
+      );
+    },
+  });
+
+  // Only this node's state: the API server filters, so a node costs one watch, not O(nodes).
+  const informer = new Informer({
+    kubeconfig: kc,
+    kind: NodeNetworkStateKind,
+    fieldSelector: `metadata.name=${node}`,
+    logger: log,
+  });
+  const route = (o: unknown) => void agent.observe(o as NodeNetworkState);
+  informer.addEventHandler({
+    add: route,
+    update: (_o, n) => route(n),
+    delete: () => void agent.observe(undefined),
+  });
+
+  const server = createServer((req, res) => {
+    if (req.url === "/healthz") {
+      res.writeHead(200).end("ok");
+    } else if (req.url === "/metrics") {
+      registry.metrics().then(
+        (body) => res.writeHead(200, { "content-type": registry.contentType }).end(body),
+        (err: unknown) => res.writeHead(500).end(String(err)),
+      );
+    } else res.writeHead(404).end();
+  });
+  await new Promise<void>((resolve) => server.listen(Number(f["metrics-port"]), resolve));
+
+  informer.start();
+  agent.start();
+  log.info(
+    { driver: driver.kind, pinDir: linux ? join(f.bpffs ?? "", "netloom") : undefined },
+    "agent started",
+  );
+  process.on("SIGHUP", () => {
+    log.info("SIGHUP: checking drift now");
+    void agent.checkDrift();
+  });
+  await new Promise<void>((resolve) => {
+    const stop = () => {
+      // The datapath stays: pinned programs and maps keep forwarding while the agent is away.
+      agent.stop();
+      informer.stop();
+      server.close();
+      resolve();
+    };
+    process.once("SIGTERM", stop);
+    process.once("SIGINT", stop);
+  });
+  log.info("agent stopped; datapath left in place");
+  return 0;
+}

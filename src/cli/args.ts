@@ -1,0 +1,26 @@
+import { parseArgs } from "node:util";
+import { KubeConfig } from "@kubernetes/client-node";
+
+/** --flag value parsing with a clear error naming the flag. */
+export function flags<
+  T extends Record<string, { type: "string" | "boolean"; default?: string | boolean }>,
+>(
+  command: string,
+  argv: string[],
+  options: T,
+): { [K in keyof T]: T[K]["type"] extends "boolean" ? boolean : string | undefined } {
+  try {
+    const { values } = parseArgs({ args: argv, options, strict: true, allowPositionals: false });
+    return values as never;
+  } catch (err) {
+    throw new Error(`${command}: ${(err as Error).message}`);
+  }
+}
+
+/** --kubeconfig, else $KUBECONFIG, else in-cluster (service account), else ~/.kube/config. */
+export function loadKubeConfig(path: string | undefined): KubeConfig {
+  const kc = new KubeConfig();
+  if (path) kc.loadFromFile(path);
+  else kc.loadFromDefault();
+  return kc;
+}

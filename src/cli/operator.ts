@@ -1,0 +1,43 @@
+import { hostname } from "node:os";
+import { pino } from "pino";
+import { createOperator } from "../reconcilers/operator.js";
+import { flags, loadKubeConfig } from "./args.js";
+
+/** `netloom operator`: the reconcilers under one manager, leader-elected when asked. */
+export async function runOperator(argv: string[]): Promise<number> {
+  const f = flags("netloom operator", argv, {
+    kubeconfig: { type: "string" },
+    "metrics-port": { type: "string", default: "8080" },
+    "leader-elect": { type: "boolean", default: false },
+    "lease-namespace": { type: "string", default: "netloom-system" },
+    "lease-name": { type: "string", default: "netloom-operator" },
+    "log-level": { type: "string", default: "info" },
+  });
+  const logger = pino({ level: f["log-level"] ?? "info" });
+  const kubeconfig = loadKubeConfig(f.kubeconfig);
+  const port = Number(f["metrics-port"]);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new Error(
+      `netloom operator: --metrics-port must be a port number, got "${f["metrics-port"]}"`,
+    );
+  }
+  const { manager } = createOperator({
+    kubeconfig,
+    logger,
+    server: { port },
+    ...(f["leader-elect"]
+      ? {
+          leaderElection: {
+            namespace: f["lease-namespace"] ?? "netloom-system",
+            name: f["lease-name"] ?? "netloom-operator",
+            identity: `${hostname()}_${process.pid}`,
+          },
+        }
+      : {}),
+  });
+  manager.installSignalHandlers();
+  await manager.start();
+  logger.info({ port: manager.port }, "operator started");
+  await manager.wait();
+  return 0;
+}

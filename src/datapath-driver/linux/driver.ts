@@ -1,0 +1,146 @@
+import { existsSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { REPO_ROOT } from "../../api/fixtures.js";
+import type { NodeNetworkStateSpec } from "../../api/nodenetworkstate.js";
+import type { ApplyReport, Capabilities, DatapathDriver, DatapathState } from "../driver.js";
+import { BpfDatapath } from "./bpf-datapath.js";
+import {
+  classIdFor,
+  classMinorFor,
+  defaultRouteDevice,
+  probeFq,
+  probeWireguardKernel,
+  readHtbClasses,
+  removeHtb,
+  syncHtb,
+} from "./htb.js";
+
+export const BPF_OBJECT = join(REPO_ROOT, "dist", "bpf", "netloom.bpf.o");
+
+export interface LinuxDriverOptions {
+  /** Pins (maps, links) live here; an agent restart re-adopts them. */
+  pinDir: string;
+  objectPath?: string;
+}
+
+/**
+ * The real datapath: eBPF programs on every device pod traffic leaves by (tcx links where the
+ * kernel has them, else clsact), the egress-deny and strict-mode maps, and HTB classes fed by
+ * the program's skb->priority where fq (EDT) is missing.
+ */
+export class LinuxDriver implements DatapathDriver {
+  readonly kind = "linux" as const;
+  private bpf: BpfDatapath | undefined;
+  private caps: Capabilities | undefined;
+  /** Devices this driver attached to in the current process (plus pinned ones found at start). */
+  private attached = new Set<string>();
+
+  constructor(private readonly opts: LinuxDriverOptions) {}
+
+  async capabilities(): Promise<Capabilities> {
+    this.caps ??= {
+      tcx: BpfDatapath.detectTcx(),
+      fq: probeFq(),
+      wireguardKernel: probeWireguardKernel(),
+    };
+    return this.caps;
+  }
+
+  devicesFor(spec: NodeNetworkStateSpec): string[] {
+    if (spec.devices?.length) return spec.devices;
+    const dev = defaultRouteDevice();
+    return dev ? [dev] : [];
+  }
+
+  private mode(): "tcx" | "clsact" {
+    return this.caps?.tcx ? "tcx" : "clsact";
+  }
+
+  private open(): BpfDatapath {
+    if (!this.bpf) {
+      const objectPath = this.opts.objectPath ?? BPF_OBJECT;
+      if (!existsSync(objectPath))
+        throw new Error(`eBPF object ${objectPath} is missing: run make bpf`);
+      this.bpf = BpfDatapath.open({ objectPath, pinDir: this.opts.pinDir });
+      // Adopt links a previous agent pinned, so devices no longer wanted are detached too.
+      const links = join(this.opts.pinDir, "links");
+      if (existsSync(links)) {
+        for (const f of readdirSync(links))
+          if (f.endsWith("-egress")) this.attached.add(f.slice(0, -"-egress".length));
+      }
+    }
+    return this.bpf;
+  }
+
+  async apply(spec: NodeNetworkStateSpec): Promise<ApplyReport> {
+    const caps = await this.capabilities();
+    const bpf = this.open();
+    const devices = this.devicesFor(spec);
+    if (devices.length === 0)
+      throw new Error("no device to attach to: no default route and spec.devices is empty");
+    // Maps first, then programs: a freshly attached program never sees half-filled maps.
+    bpf.syncEgressDeny(spec.egressDeny ?? []);
+    bpf.syncStrictCidrs(spec.wireguard?.strictCIDRs ?? []);
+    const classes = new Map((spec.bandwidth ?? []).map((b) => [b.ip, classIdFor(b.ip)]));
+    for (const dev of devices) {
+      syncHtb(
+        dev,
+        (spec.bandwidth ?? []).map((b) => ({
+          minor: classMinorFor(b.ip),
+          rateBitsPerSecond: b.egressBitsPerSecond,
+          ...(b.burstBytes ? { burstBytes: b.burstBytes } : {}),
+        })),
+      );
+    }
+    bpf.syncPodClasses(classes);
+    for (const dev of devices) {
+      bpf.attach(dev, "netloom_egress", this.mode());
+      this.attached.add(dev);
+    }
+    for (const dev of [...this.attached]) {
+      if (devices.includes(dev)) continue;
+      bpf.detach(dev);
+      removeHtb(dev);
+      this.attached.delete(dev);
+    }
+    return {
+      attach: this.mode(),
+      bandwidth: caps.fq ? "EDT" : "HTB",
+      mapEntries: bpf.mapEntryCounts(),
+    };
+  }
+
+  async read(): Promise<DatapathState> {
+    const bpf = this.open();
+    const attachedDevices = [...this.attached]
+      .filter((d) => bpf.attachedProgramIds(d, this.mode()).length > 0)
+      .sort();
+    const bandwidth: Record<string, number> = {};
+    const classes = [...this.attached].map((d) => readHtbClasses(d));
+    for (const [ip, classid] of bpf.readPodClasses()) {
+      const minor = classid & 0xffff;
+      // The rate a pod gets is what every device enforces; report the lowest (a missing class: none).
+      const rates = classes.map((c) => c.get(minor));
+      if (rates.length > 0 && rates.every((r) => r !== undefined))
+        bandwidth[ip] = Math.min(...(rates as number[]));
+    }
+    return { attachedDevices, egressDeny: bpf.readEgressDeny(), bandwidth };
+  }
+
+  /** Packets dropped by the programs, by reason, since the maps were created. */
+  drops(): { policyDenied: number; unencrypted: number; overRate: number } {
+    return this.open().readDrops();
+  }
+
+  async teardown(): Promise<void> {
+    const bpf = this.open();
+    for (const dev of this.attached) {
+      bpf.detach(dev);
+      removeHtb(dev);
+    }
+    this.attached.clear();
+    bpf.close();
+    this.bpf = undefined;
+    BpfDatapath.removePins(this.opts.pinDir);
+  }
+}

@@ -1,0 +1,128 @@
+import { existsSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import {
+  type BoxOptions,
+  type BoxState,
+  boxDown,
+  boxKubeConfig,
+  boxUp,
+} from "../../src/box/box.js";
+import { inNs, isRoot, missingTools, sh } from "../../src/box/netns.js";
+import { BPF_OBJECT } from "../../src/datapath-driver/linux/driver.js";
+import { kubeRequest } from "../../src/kube/raw.js";
+
+/** Why the real-kernel suite cannot run here, or undefined when it can. */
+export function e2eUnavailable(extraTools: string[] = []): string | undefined {
+  if (!isRoot()) return "needs root (network namespaces, eBPF, qdiscs): run as root";
+  if (!existsSync("/sys/kernel/btf/vmlinux")) return "needs kernel BTF at /sys/kernel/btf/vmlinux";
+  if (!existsSync(BPF_OBJECT)) return `needs the compiled eBPF object ${BPF_OBJECT}: make bpf`;
+  const missing = missingTools(["ip", "nsenter", "tc", "ping", ...extraTools]);
+  if (missing.length) return `needs ${missing.join(", ")} (make deps installs them as root)`;
+  return undefined;
+}
+
+export async function startBox(opts: Omit<BoxOptions, "dir">): Promise<BoxState> {
+  const dir = mkdtempSync(join(tmpdir(), `netloom-e2e-${opts.prefix}-`));
+  // A previous run killed half-way must not leave namespaces that clash with this one.
+  await boxDown(dir, opts.prefix);
+  try {
+    return await boxUp({ ...opts, dir, progress: (l) => process.stderr.write(`[box] ${l}\n`) });
+  } catch (err) {
+    await boxDown(dir, opts.prefix);
+    throw err;
+  }
+}
+
+/** TCP connect from a namespace; true when the handshake completed within timeoutSec. */
+export function canConnect(ns: string, host: string, port: number, timeoutSec = 2): boolean {
+  const out = inNs(
+    ns,
+    ["timeout", String(timeoutSec), "bash", "-c", `</dev/tcp/${host}/${port} && echo connected`],
+    true,
+  );
+  return out.includes("connected");
+}
+
+export async function waitFor<T>(
+  what: string,
+  check: () => Promise<T | undefined> | T | undefined,
+  timeoutMs = 60_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await check();
+      if (v !== undefined && v !== false) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
+    await sleep(200);
+  }
+}
+
+export interface StateView {
+  metadata: { name: string; generation: number };
+  status?: {
+    observedGeneration?: number;
+    conditions?: { type: string; status: string; message: string }[];
+    drift?: {
+      drifted?: boolean;
+      detectedTotal?: number;
+      healedTotal?: number;
+      lastDriftReason?: string;
+    };
+    datapath?: { attach?: string; bandwidth?: string; driver?: string };
+    wireguard?: Record<string, unknown>;
+  };
+  spec: Record<string, unknown>;
+}
+
+export async function nodeState(box: BoxState, node: string): Promise<StateView | undefined> {
+  const r = await kubeRequest(
+    boxKubeConfig(box),
+    "GET",
+    `/apis/netloom.io/v1alpha1/nodenetworkstates/${node}`,
+  );
+  return r.status === 200 ? r.json<StateView>() : undefined;
+}
+
+/** Waits until every node's agent applied its current spec with the linux driver. */
+export async function allApplied(
+  box: BoxState,
+  check: (s: StateView) => boolean = () => true,
+): Promise<void> {
+  for (const n of box.nodes) {
+    await waitFor(`${n.name} applied`, async () => {
+      const s = await nodeState(box, n.name);
+      const ready = s?.status?.conditions?.find((c) => c.type === "Ready");
+      return s &&
+        s.status?.observedGeneration === s.metadata.generation &&
+        ready?.status === "True" &&
+        check(s)
+        ? s
+        : undefined;
+    });
+  }
+}
+
+/** Prometheus text → value of one series (labels as written, e.g. 'reason="policy_denied"'). */
+export async function scrape(url: string, metric: string, labels = ""): Promise<number> {
+  const text = await (await fetch(url)).text();
+  const line = text
+    .split("\n")
+    .find((l) => l.startsWith(labels ? `${metric}{${labels}}` : `${metric} `));
+  return line ? Number(line.split(" ").at(-1)) : 0;
+}
+
+export function pingLoss(out: string): { sent: number; received: number } {
+  const m = /(\d+) packets transmitted, (\d+) received/.exec(out);
+  if (!m) throw new Error(`no ping summary in: ${out}`);
+  return { sent: Number(m[1]), received: Number(m[2]) };
+}
+
+export { sh };
