@@ -1,0 +1,93 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import type { NodeNetworkState, NodeNetworkStateStatus } from "../api/nodenetworkstate.js";
+import { diffDatapath } from "../datapath-driver/driver.js";
+import { MemoryDriver } from "../datapath-driver/memory.js";
+import { NodeAgent } from "./agent.js";
+
+function state(generation: number, mode: "Heal" | "Report"): NodeNetworkState {
+  return {
+    apiVersion: "netloom.io/v1alpha1",
+    kind: "NodeNetworkState",
+    metadata: { name: "n1", generation, annotations: { "netloom.io/spec-hash": `h${generation}` } },
+    spec: {
+      nodeName: "n1",
+      egressDeny: [
+        { cidr: "169.254.169.254/32" },
+        { cidr: "10.0.0.0/8", ports: [{ port: 22, protocol: "TCP" }] },
+      ],
+      bandwidth: [
+        { pod: "ns/p", ip: "10.244.1.10", egressBitsPerSecond: 50_000_000, source: "ns/bp" },
+      ],
+      drift: { checkInterval: "1h", mode },
+    },
+  };
+}
+
+function harness() {
+  const driver = new MemoryDriver();
+  const writes: NodeNetworkStateStatus[] = [];
+  const drifts: string[][] = [];
+  const agent = new NodeAgent({
+    node: "n1",
+    driver,
+    writeStatus: async (s) => void writes.push(structuredClone(s)),
+    onDrift: (items) => drifts.push(items.map((i) => i.detail)),
+    retryMs: 10,
+  });
+  return { driver, writes, drifts, agent, last: () => writes.at(-1)! };
+}
+
+describe("NodeAgent (memory driver)", () => {
+  it("applies a new generation once and reports it", async () => {
+    const h = harness();
+    await h.agent.observe(state(1, "Heal"));
+    await h.agent.observe(state(1, "Heal"));
+    assert.equal(h.driver.applies, 1, "the same generation is not applied twice");
+    assert.equal(h.last().observedGeneration, 1);
+    assert.equal(h.last().appliedSpecHash, "h1");
+    assert.equal(h.last().conditions?.find((c) => c.type === "Ready")?.status, "True");
+    assert.deepEqual(h.last().mapEntries, { egressDeny: 2, bandwidth: 1 });
+    h.agent.stop();
+  });
+
+  it("reports a failed apply without moving observedGeneration, then retries", async () => {
+    const h = harness();
+    await h.agent.observe(state(1, "Heal"));
+    h.driver.failWith("bpf attach failed: no device");
+    await h.agent.observe(state(2, "Heal"));
+    assert.equal(h.last().observedGeneration, 1);
+    const ready = h.last().conditions?.find((c) => c.type === "Ready");
+    assert.equal(ready?.status, "False");
+    assert.equal(ready?.message, "bpf attach failed: no device");
+    h.driver.failWith(undefined);
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(h.last().observedGeneration, 2, "retried after the failure cleared");
+    h.agent.stop();
+  });
+
+  it("heals drift in Heal mode and counts it", async () => {
+    const h = harness();
+    await h.agent.observe(state(1, "Heal"));
+    h.driver.injectDrift("bandwidth");
+    await h.agent.checkDrift();
+    assert.deepEqual(h.drifts, [["rate limit for 10.244.1.10 missing"]]);
+    assert.deepEqual(diffDatapath(await h.driver.read(), await h.driver.read()), []);
+    assert.equal(h.last().drift?.drifted, false);
+    assert.equal(h.last().drift?.detectedTotal, 1);
+    assert.equal(h.last().drift?.healedTotal, 1);
+    h.agent.stop();
+  });
+
+  it("only reports drift in Report mode", async () => {
+    const h = harness();
+    await h.agent.observe(state(1, "Report"));
+    h.driver.injectDrift("egressDeny");
+    await h.agent.checkDrift();
+    assert.equal(h.last().drift?.drifted, true);
+    assert.equal(h.last().drift?.healedTotal ?? 0, 0);
+    assert.match(h.last().drift?.lastDriftReason ?? "", /egress-deny entry .* missing/);
+    assert.equal((await h.driver.read()).egressDeny.length, 1, "left alone: one of two entries still missing");
+    h.agent.stop();
+  });
+});
