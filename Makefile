@@ -22,7 +22,7 @@ crds: build
 	$(NETLOOM) crds crds
 
 lint: deps
-	biome ci .
+	biome ci --colors=off .
 
 format: deps
 	biome check --write .

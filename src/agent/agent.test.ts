@@ -87,7 +87,11 @@ describe("NodeAgent (memory driver)", () => {
     assert.equal(h.last().drift?.drifted, true);
     assert.equal(h.last().drift?.healedTotal ?? 0, 0);
     assert.match(h.last().drift?.lastDriftReason ?? "", /egress-deny entry .* missing/);
-    assert.equal((await h.driver.read()).egressDeny.length, 1, "left alone: one of two entries still missing");
+    assert.equal(
+      (await h.driver.read()).egressDeny.length,
+      1,
+      "left alone: one of two entries still missing",
+    );
     h.agent.stop();
   });
 });

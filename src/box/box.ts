@@ -143,7 +143,19 @@ function createNetwork(s: BoxState): void {
     for (const [j, pod] of node.pods.entries()) {
       const hostIf = `vp${j + 1}`;
       ip(["netns", "add", pod.netns]);
-      inNs(node.netns, ["ip", "link", "add", hostIf, "type", "veth", "peer", "name", "eth0", "netns", pod.netns]);
+      inNs(node.netns, [
+        "ip",
+        "link",
+        "add",
+        hostIf,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "eth0",
+        "netns",
+        pod.netns,
+      ]);
       inNs(node.netns, ["ip", "link", "set", hostIf, "up"]);
       // Calico's routing: the node answers ARP for the pod's gateway on the pod's veth.
       sysctl(node.netns, `net.ipv4.conf.${hostIf}.proxy_arp`, "1");
@@ -176,13 +188,21 @@ async function registerObjects(kc: KubeConfig, s: BoxState): Promise<void> {
         namespace: pod.namespace,
         body: {
           metadata: { name: pod.name, namespace: pod.namespace, labels: pod.labels },
-          spec: { nodeName: node.name, containers: [{ name: "app", image: "registry.invalid/app:1" }] },
+          spec: {
+            nodeName: node.name,
+            containers: [{ name: "app", image: "registry.invalid/app:1" }],
+          },
         },
       });
-      await kubeRequest(kc, "PATCH", `/api/v1/namespaces/${pod.namespace}/pods/${pod.name}/status`, {
-        body: { status: { phase: "Running", podIP: pod.ip, podIPs: [{ ip: pod.ip }] } },
-        contentType: "application/merge-patch+json",
-      });
+      await kubeRequest(
+        kc,
+        "PATCH",
+        `/api/v1/namespaces/${pod.namespace}/pods/${pod.name}/status`,
+        {
+          body: { status: { phase: "Running", podIP: pod.ip, podIPs: [{ ip: pod.ip }] } },
+          contentType: "application/merge-patch+json",
+        },
+      );
     }
   }
 }
@@ -235,7 +255,11 @@ export function startAgent(s: BoxState, node: BoxNode, extraArgs: string[] = [])
   return pid;
 }
 
-export async function stopPid(pid: number | undefined, signal: NodeJS.Signals = "SIGTERM", graceMs = 10_000): Promise<void> {
+export async function stopPid(
+  pid: number | undefined,
+  signal: NodeJS.Signals = "SIGTERM",
+  graceMs = 10_000,
+): Promise<void> {
   if (!pid || !isAlive(pid)) return;
   try {
     process.kill(pid, signal);
@@ -260,12 +284,16 @@ export async function boxUp(opts: BoxOptions): Promise<BoxState> {
   const say = opts.progress ?? (() => {});
   const s = planBox(opts);
   if (readBoxState(s.dir) && listNetns(`${s.prefix}-`).length > 0) {
-    throw new Error(`a cluster-in-a-box with prefix ${s.prefix} is already running (state in ${s.dir})`);
+    throw new Error(
+      `a cluster-in-a-box with prefix ${s.prefix} is already running (state in ${s.dir})`,
+    );
   }
   mkdirSync(s.dir, { recursive: true });
   saveState(s);
   sh("sh", ["-c", "mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf"]);
-  say(`creating the underlay ${s.bridge} (${s.gatewayIP}/24), ${s.nodes.length} node and ${s.nodes.length * opts.pods.length} pod namespaces`);
+  say(
+    `creating the underlay ${s.bridge} (${s.gatewayIP}/24), ${s.nodes.length} node and ${s.nodes.length * opts.pods.length} pod namespaces`,
+  );
   createNetwork(s);
   say("starting etcd and kube-apiserver");
   const cp: ControlPlaneState = await startControlPlane({
@@ -277,7 +305,10 @@ export async function boxUp(opts: BoxOptions): Promise<BoxState> {
   const port = new URL(cp.apiServerURL).port;
   writeFileSync(
     s.agentKubeconfigPath,
-    readFileSync(s.kubeconfigPath, "utf8").replace(cp.apiServerURL, `https://${s.gatewayIP}:${port}`),
+    readFileSync(s.kubeconfigPath, "utf8").replace(
+      cp.apiServerURL,
+      `https://${s.gatewayIP}:${port}`,
+    ),
     { mode: 0o600 },
   );
   const kc = new KubeConfig();
@@ -314,7 +345,8 @@ export async function boxDown(dir: string, prefixHint?: string): Promise<void> {
       ip(["netns", "del", ns], true);
     }
     ip(["link", "del", `${prefix}br0`], true);
-    if (existsSync(`/sys/fs/bpf/${prefix}`)) rmSync(`/sys/fs/bpf/${prefix}`, { recursive: true, force: true });
+    if (existsSync(`/sys/fs/bpf/${prefix}`))
+      rmSync(`/sys/fs/bpf/${prefix}`, { recursive: true, force: true });
     // wireguard-go sockets of this box's interfaces.
     sh("sh", ["-c", `rm -f /var/run/wireguard/${prefix}*.sock`], { allowFail: true });
   }

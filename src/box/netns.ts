@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn, type SpawnOptions } from "node:child_process";
+import { type ChildProcess, type SpawnOptions, spawn } from "node:child_process";
 import { sh } from "../util/exec.js";
 
 export { sh };
@@ -42,5 +42,7 @@ export function isRoot(): boolean {
 
 /** Tools the cluster-in-a-box needs; returns the missing ones. */
 export function missingTools(tools = ["ip", "nsenter", "tc", "sysctl"]): string[] {
-  return tools.filter((t) => sh("sh", ["-c", `command -v ${t}`], { allowFail: true }).trim() === "");
+  return tools.filter(
+    (t) => sh("sh", ["-c", `command -v ${t}`], { allowFail: true }).trim() === "",
+  );
 }

@@ -23,7 +23,7 @@ function openssl(args: string[], cwd: string): void {
  * A fresh CA, an API-server serving certificate for 127.0.0.1/localhost and an admin client
  * certificate in system:masters. node:crypto cannot issue X.509 certificates, so openssl does.
  */
-export function generateClusterCerts(dir: string): ClusterCerts {
+export function generateClusterCerts(dir: string, extraIPs: string[] = []): ClusterCerts {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const p = (name: string) => join(dir, name);
   const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
@@ -57,7 +57,7 @@ export function generateClusterCerts(dir: string): ClusterCerts {
   issue(
     "server",
     "/CN=kube-apiserver",
-    "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,IP:10.0.0.1\nextendedKeyUsage=serverAuth\n",
+    `subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,IP:10.0.0.1${extraIPs.map((ip) => `,IP:${ip}`).join("")}\nextendedKeyUsage=serverAuth\n`,
   );
   issue("admin", "/O=system:masters/CN=netloom-admin", "extendedKeyUsage=clientAuth\n");
 

@@ -14,6 +14,11 @@ export interface ControlPlaneOptions {
   kubeconfigPath?: string;
   /** Write an audit log of every mutating request to <dir>/audit.log (for write counting). */
   auditLog?: boolean;
+  /**
+   * Also serve on these IPs (the cluster-in-a-box underlay, so agents in node network
+   * namespaces reach the API server); they are added to the serving certificate.
+   */
+  extraAddresses?: string[];
   progress?: (line: string) => void;
 }
 
@@ -181,7 +186,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   mkdirSync(dir, { recursive: true });
   const certsDir = join(dir, "certs");
   rmSync(certsDir, { recursive: true, force: true });
-  generateClusterCerts(certsDir);
+  generateClusterCerts(certsDir, opts.extraAddresses ?? []);
 
   const [etcdPort, peerPort, apiPort] = [await freePort(), await freePort(), await freePort()];
   const etcdURL = `http://127.0.0.1:${etcdPort}`;
@@ -219,7 +224,9 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   const c = (f: string) => join(certsDir, f);
   const apiServerArgs = [
     `--etcd-servers=${etcdURL}`,
-    "--bind-address=127.0.0.1",
+    // kube-apiserver binds one address: all of them when agents in network namespaces need it.
+    `--bind-address=${opts.extraAddresses?.length ? "0.0.0.0" : "127.0.0.1"}`,
+    "--anonymous-auth=false",
     "--advertise-address=127.0.0.1",
     `--secure-port=${apiPort}`,
     `--cert-dir=${certsDir}`,

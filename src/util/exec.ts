@@ -1,7 +1,11 @@
 import { execFileSync } from "node:child_process";
 
 /** Runs a command and returns stdout; throws with the command and its stderr on failure. */
-export function sh(cmd: string, args: string[], opts: { allowFail?: boolean; input?: string } = {}): string {
+export function sh(
+  cmd: string,
+  args: string[],
+  opts: { allowFail?: boolean; input?: string } = {},
+): string {
   try {
     return execFileSync(cmd, args, {
       encoding: "utf8",
@@ -14,4 +18,3 @@ export function sh(cmd: string, args: string[], opts: { allowFail?: boolean; inp
     throw new Error(`${cmd} ${args.join(" ")}: ${e.stderr?.trim() || e.message}`);
   }
 }
-

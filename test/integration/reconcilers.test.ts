@@ -237,7 +237,10 @@ describe(`reconcilers with ${NODES} simulated agents on a real API server`, () =
     // Independent of the node count: per object selecting the node (NetworkConfig,
     // EncryptionProfile), at most two status writes (lagging, then ready) and their two Events.
     const selecting = 2;
-    assert.ok(byOperator.length <= 1 + 4 * selecting, `O(1) operator writes, got ${byOperator.length}`);
+    assert.ok(
+      byOperator.length <= 1 + 4 * selecting,
+      `O(1) operator writes, got ${byOperator.length}`,
+    );
   });
 
   it("a BandwidthPolicy change writes only the states of nodes whose pods it selects", async () => {
