@@ -10,6 +10,9 @@ import { formatTime } from "../controllers/conditions.js";
 import type { Capabilities, DatapathDriver } from "../datapath-driver/driver.js";
 import { type DriftItem, desiredDatapath, diffDatapath } from "../datapath-driver/driver.js";
 import { SPEC_HASH_ANNOTATION } from "../reconcilers/nodenetworkstate/names.js";
+import { contentHash } from "../reconcilers/shared/hash.js";
+import type { KeyStore } from "./keystore.js";
+import { planPeers } from "./peers.js";
 import { statusAfterApply, statusAfterDriftCheck } from "./status.js";
 
 export interface NodeAgentOptions {
@@ -25,6 +28,12 @@ export interface NodeAgentOptions {
   /** First retry after a failed apply; doubles up to 30 s. */
   retryMs?: number;
   nodeIP?: string;
+  /** The node's WireGuard keys; without one the agent does not encrypt. */
+  keys?: KeyStore;
+  /** Replaces the profile's interface name: simulated nodes share one kernel (and socket dir). */
+  interfaceName?: string;
+  /** How far ahead a rotated key is announced before peers and the node switch (5 s). */
+  rotationLeadMs?: number;
   now?: () => Date;
   log?: Logger;
 }
@@ -45,6 +54,11 @@ export class NodeAgent {
   private retryTimer: NodeJS.Timeout | undefined;
   private failures = 0;
   private stopped = false;
+  private peerStates: NodeNetworkState[] = [];
+  private switchTimer: NodeJS.Timeout | undefined;
+  private rotationTimer: NodeJS.Timeout | undefined;
+  private rotationDueAt: number | undefined;
+  private lastRotation: string | undefined;
   private readonly now: () => Date;
   private readonly log: Logger;
 
@@ -64,6 +78,13 @@ export class NodeAgent {
     return this.serial(() => this.converge());
   }
 
+  /** Feed every NodeNetworkState (WireGuard peers are learned from the others' status). */
+  observePeers(states: NodeNetworkState[]): Promise<void> {
+    this.peerStates = states;
+    if (!this.state?.spec.wireguard) return Promise.resolve();
+    return this.serial(() => this.converge());
+  }
+
   /** Re-read the kernel now (the real agent calls this on SIGHUP too). */
   checkDrift(): Promise<void> {
     return this.serial(() => this.driftCheck());
@@ -80,6 +101,8 @@ export class NodeAgent {
     clearInterval(this.heartbeatTimer);
     clearTimeout(this.driftTimer);
     clearTimeout(this.retryTimer);
+    clearTimeout(this.switchTimer);
+    clearTimeout(this.rotationTimer);
   }
 
   private serial(fn: () => Promise<void>): Promise<void> {
@@ -106,12 +129,22 @@ export class NodeAgent {
     }
     const generation = nns.metadata.generation ?? 0;
     const specHash = nns.metadata.annotations?.[SPEC_HASH_ANNOTATION];
-    const key = `${generation}/${specHash ?? ""}`;
+    const wg = this.wireguardContext(nns.spec);
+    const key = `${generation}/${specHash ?? ""}/${wg ? contentHash({ p: wg.ctx.peers, k: wg.publicKey }) : ""}`;
     if (key === this.appliedKey && this.status?.observedGeneration === generation) return;
+    // Peers coming and going change no spec: their count rides on the next heartbeat, so a node
+    // joining does not make every other node write at once.
+    const peersOnly =
+      this.appliedKey !== undefined &&
+      this.appliedKey.startsWith(`${generation}/${specHash ?? ""}/`) &&
+      this.status?.wireguard?.publicKey === wg?.publicKey;
     let result: Parameters<typeof statusAfterApply>[1]["result"];
     const started = performance.now();
     try {
-      result = { ok: true, report: await this.opts.driver.apply(nns.spec) };
+      result = {
+        ok: true,
+        report: await this.opts.driver.apply(nns.spec, wg ? { wireguard: wg.ctx } : {}),
+      };
       this.appliedKey = key;
       this.failures = 0;
       this.log.info({ generation }, "applied");
@@ -132,8 +165,125 @@ export class NodeAgent {
         ...(this.opts.nodeIP ? { nodeIP: this.opts.nodeIP } : {}),
       },
     );
-    await this.publish(status);
+    status.wireguard =
+      wg && result.ok
+        ? this.wireguardStatus(nns.spec, wg, result.report.wireguard?.peersConfigured ?? 0)
+        : undefined;
+    if (peersOnly && result.ok) this.status = status;
+    else await this.publish(status);
     this.scheduleDrift(nns.spec);
+    if (wg?.nextSwitch) this.scheduleAt(wg.nextSwitch, "switch");
+    this.scheduleRotation(nns.spec);
+  }
+
+  private wireguardContext(spec: NodeNetworkStateSpec) {
+    const w = spec.wireguard;
+    if (!w || !this.opts.keys) return undefined;
+    const ifname = this.opts.interfaceName ?? w.interfaceName;
+    const keys = this.opts.keys.current(ifname);
+    const plan = planPeers(
+      this.node,
+      w.profile,
+      this.peerStates,
+      this.now(),
+      w.persistentKeepaliveSeconds,
+    );
+    return {
+      ctx: { ifname, privateKey: keys.privateKey, peers: plan.peers },
+      publicKey: keys.publicKey,
+      expected: plan.expected,
+      nextSwitch: plan.nextSwitch,
+    };
+  }
+
+  /** Only public material: the private key stays in the driver and the 0600 file. */
+  private wireguardStatus(
+    spec: NodeNetworkStateSpec,
+    wg: NonNullable<ReturnType<NodeAgent["wireguardContext"]>>,
+    configured: number,
+  ): NodeNetworkStateStatus["wireguard"] {
+    const next = this.opts.keys?.next;
+    return {
+      backend: "userspace",
+      publicKey: wg.publicKey,
+      ...(this.opts.nodeIP
+        ? { endpoint: `${this.opts.nodeIP}:${spec.wireguard?.listenPort}` }
+        : {}),
+      peers: wg.expected,
+      peersConfigured: configured,
+      ...(next
+        ? { nextPublicKey: next.publicKey, nextKeySwitchTime: formatTime(next.switchAt) }
+        : {}),
+      ...(this.lastRotation ? { lastRotationTime: this.lastRotation } : {}),
+    };
+  }
+
+  /** Re-converge at a key switch time (ours or a peer's), to the millisecond. */
+  private scheduleAt(at: Date, why: string): void {
+    clearTimeout(this.switchTimer);
+    if (this.stopped) return;
+    this.switchTimer = setTimeout(
+      () => {
+        this.log.info({ why }, "key switch");
+        void this.serial(() => this.converge());
+      },
+      Math.max(0, at.getTime() - this.now().getTime()),
+    );
+    this.switchTimer.unref();
+  }
+
+  /**
+   * Scheduled rotation: announce the next public key with a switch time rotationLeadMs ahead;
+   * at that time peers (watching our status) and this node switch together.
+   */
+  private scheduleRotation(spec: NodeNetworkStateSpec): void {
+    const interval = spec.wireguard?.keyRotationIntervalSeconds;
+    if (!interval || !this.opts.keys || this.stopped) {
+      clearTimeout(this.rotationTimer);
+      this.rotationDueAt = undefined;
+      return;
+    }
+    const base = this.lastRotation ? new Date(this.lastRotation).getTime() : this.now().getTime();
+    const due = base + interval * 1000;
+    if (this.rotationDueAt === due) return;
+    this.rotationDueAt = due;
+    clearTimeout(this.rotationTimer);
+    this.rotationTimer = setTimeout(
+      () => void this.serial(() => this.rotate()),
+      Math.max(0, due - this.now().getTime()),
+    );
+    this.rotationTimer.unref();
+  }
+
+  private async rotate(): Promise<void> {
+    const keys = this.opts.keys;
+    const spec = this.state?.spec;
+    if (!keys || !spec?.wireguard) return;
+    const ifname = this.opts.interfaceName ?? spec.wireguard.interfaceName;
+    const switchAt = new Date(this.now().getTime() + (this.opts.rotationLeadMs ?? 5000));
+    keys.prepare(switchAt);
+    this.log.info({ switchAt: switchAt.toISOString() }, "announcing the next WireGuard key");
+    if (this.status?.wireguard) {
+      await this.publish({
+        ...this.status,
+        wireguard: {
+          ...this.status.wireguard,
+          nextPublicKey: keys.next!.publicKey,
+          nextKeySwitchTime: formatTime(switchAt),
+        },
+      });
+    }
+    const t = setTimeout(
+      () =>
+        void this.serial(async () => {
+          keys.commit(ifname);
+          this.lastRotation = formatTime(this.now());
+          this.appliedKey = undefined;
+          await this.converge();
+        }),
+      Math.max(0, switchAt.getTime() - this.now().getTime()),
+    );
+    t.unref();
   }
 
   private scheduleRetry(): void {
@@ -155,7 +305,12 @@ export class NodeAgent {
   private async driftCheck(): Promise<void> {
     const nns = this.state;
     if (!nns || this.appliedKey === undefined) return;
-    const desired = desiredDatapath(nns.spec, this.opts.driver.devicesFor(nns.spec));
+    const wg = this.wireguardContext(nns.spec);
+    const desired = desiredDatapath(
+      nns.spec,
+      this.opts.driver.devicesFor(nns.spec),
+      wg ? { wireguard: wg.ctx } : {},
+    );
     const actual = await this.opts.driver.read();
     const items = diffDatapath(desired, actual);
     let healed = false;
@@ -163,7 +318,7 @@ export class NodeAgent {
       const mode = nns.spec.drift?.mode ?? "Heal";
       this.log.warn({ drift: items.map((i) => i.detail), mode }, "drift detected");
       if (mode === "Heal") {
-        await this.opts.driver.apply(nns.spec);
+        await this.opts.driver.apply(nns.spec, wg ? { wireguard: wg.ctx } : {});
         healed = true;
       }
       this.opts.onDrift?.(items, healed);

@@ -7,6 +7,8 @@ import { Informer } from "../controllers/informer.js";
 import { MemoryDriver } from "../datapath-driver/memory.js";
 import { NodeNetworkStateKind } from "../reconcilers/context.js";
 import { NodeAgent } from "./agent.js";
+import { KeyStore } from "./keystore.js";
+import { statusPatch } from "./status.js";
 
 export interface SimulatorOptions {
   kubeconfig: KubeConfig;
@@ -39,6 +41,9 @@ export class AgentSimulator {
     const route = (obj: KubernetesObject, gone = false) => {
       const entry = this.agents.get(obj.metadata?.name ?? "");
       if (entry) void entry.agent.observe(gone ? undefined : (obj as unknown as NodeNetworkState));
+      // Peers learn each other from the shared cache, as real agents do from their watch.
+      const all = this.informer.list() as unknown as NodeNetworkState[];
+      for (const { agent } of this.agents.values()) void agent.observePeers(all);
     };
     this.informer.addEventHandler({
       add: (o) => route(o),

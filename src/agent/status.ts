@@ -95,3 +95,11 @@ export function statusAfterDriftCheck(
     heartbeatTime: formatTime(now),
   };
 }
+
+/**
+ * The merge patch that makes /status equal to `status`: sections the agent no longer reports
+ * (WireGuard after the profile went) are sent as null, which a merge patch deletes.
+ */
+export function statusPatch(status: NodeNetworkStateStatus): Record<string, unknown> {
+  return { ...status, wireguard: status.wireguard ?? null };
+}

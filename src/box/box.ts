@@ -138,7 +138,10 @@ function createNetwork(s: BoxState): void {
     inNs(node.netns, ["ip", "route", "add", "default", "via", s.gatewayIP]);
     inNs(node.netns, ["ip", "route", "add", `${METADATA_IP}/32`, "via", s.cloudIP]);
     for (const other of s.nodes) {
-      if (other !== node) inNs(node.netns, ["ip", "route", "add", other.podCIDR, "via", other.ip]);
+      // Metric 100: WireGuard's routes (metric 0) win while the tunnel is up; without it pod
+      // traffic falls back to the underlay in clear, where strict mode must drop it.
+      if (other !== node)
+        inNs(node.netns, ["ip", "route", "add", other.podCIDR, "via", other.ip, "metric", "100"]);
     }
     for (const [j, pod] of node.pods.entries()) {
       const hostIf = `vp${j + 1}`;
@@ -246,6 +249,9 @@ export function startAgent(s: BoxState, node: BoxNode, extraArgs: string[] = [])
       join(s.stateRoot, node.name),
       "--heartbeat",
       "5s",
+      // wireguard-go sockets (/var/run/wireguard/<if>.sock) are shared by all namespaces.
+      "--wireguard-interface",
+      `${s.prefix}wg${node.name.split("-").at(-1)}`,
       ...extraArgs,
     ],
     node.netns,

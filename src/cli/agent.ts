@@ -5,6 +5,8 @@ import { CoreV1Api, CustomObjectsApi } from "@kubernetes/client-node";
 import { pino } from "pino";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import { NodeAgent } from "../agent/agent.js";
+import { KeyStore } from "../agent/keystore.js";
+import { statusPatch } from "../agent/status.js";
 import type { NodeNetworkState } from "../api/nodenetworkstate.js";
 import { parseDuration } from "../api/quantity.js";
 import { isRoot } from "../box/netns.js";
@@ -47,6 +49,7 @@ export async function runAgent(argv: string[]): Promise<number> {
     "state-dir": { type: "string", default: "/var/lib/netloom" },
     "metrics-port": { type: "string", default: "9962" },
     heartbeat: { type: "string", default: "15s" },
+    "wireguard-interface": { type: "string" },
     "log-level": { type: "string", default: "info" },
   });
   const node = f.node ?? process.env.NODE_NAME;
@@ -109,8 +112,17 @@ export async function runAgent(argv: string[]): Promise<number> {
     log,
     heartbeatMs: parseDuration(f.heartbeat ?? "15s"),
     ...(nodeIP ? { nodeIP } : {}),
+    keys: new KeyStore(f["state-dir"] ?? "/var/lib/netloom", (reason) => {
+      log.warn({ reason }, "new WireGuard key");
+      void recordEvent(core, COMPONENT, nnsRef, "Warning", "WireGuardKeyCreated", reason);
+    }),
+    ...(f["wireguard-interface"] ? { interfaceName: f["wireguard-interface"] } : {}),
     writeStatus: async (status) => {
-      await mergePatchStatus(custom, { kind: NodeNetworkStateKind, name: node }, status);
+      await mergePatchStatus(
+        custom,
+        { kind: NodeNetworkStateKind, name: node },
+        statusPatch(status),
+      );
       if (status.observedGeneration !== undefined) appliedGeneration.set(status.observedGeneration);
     },
     onApply: (seconds) => applyDuration.observe(seconds),
@@ -142,6 +154,10 @@ export async function runAgent(argv: string[]): Promise<number> {
     update: (_o, n) => route(n),
     delete: () => void agent.observe(undefined),
   });
+  // Every node's state, for WireGuard peers (their public keys, endpoints and pod CIDRs).
+  const peers = new Informer({ kubeconfig: kc, kind: NodeNetworkStateKind, logger: log });
+  const allPeers = () => void agent.observePeers(peers.list() as unknown as NodeNetworkState[]);
+  peers.addEventHandler({ add: allPeers, update: allPeers, delete: allPeers });
 
   const server = createServer((req, res) => {
     if (req.url === "/healthz") {
@@ -156,6 +172,7 @@ export async function runAgent(argv: string[]): Promise<number> {
   await new Promise<void>((resolve) => server.listen(Number(f["metrics-port"]), resolve));
 
   informer.start();
+  peers.start();
   agent.start();
   log.info(
     { driver: driver.kind, pinDir: linux ? join(f.bpffs ?? "", "netloom") : undefined },
@@ -170,6 +187,7 @@ export async function runAgent(argv: string[]): Promise<number> {
       // The datapath stays: pinned programs and maps keep forwarding while the agent is away.
       agent.stop();
       informer.stop();
+      peers.stop();
       server.close();
       resolve();
     };

@@ -1,10 +1,21 @@
 import type { NodeNetworkStateSpec } from "../api/nodenetworkstate.js";
+import type { PeerConfig } from "./wireguard/uapi.js";
 
 /** What the node's kernel can do, detected once at start and reported in status. */
 export interface Capabilities {
   tcx: boolean;
   fq: boolean;
   wireguardKernel: boolean;
+}
+
+/** What the agent knows besides the spec: the node's WireGuard key and its peers. */
+export interface ApplyContext {
+  wireguard?: {
+    ifname: string;
+    /** Stays on the node: handed to the driver, never written anywhere but the 0600 key file. */
+    privateKey: string;
+    peers: PeerConfig[];
+  };
 }
 
 /** The datapath state that can drift: what a driver reads back from the node. */
@@ -15,10 +26,12 @@ export interface DatapathState {
   egressDeny: string[];
   /** Pod IP → enforced egress bits/s. */
   bandwidth: Record<string, number>;
+  /** The WireGuard interface (absent: none wanted / none found) and its peers' public keys. */
+  wireguard?: { ifname: string; peerKeys: string[] };
 }
 
 export interface DriftItem {
-  what: "program" | "egressDeny" | "bandwidth";
+  what: "program" | "egressDeny" | "bandwidth" | "wireguard";
   /** Human description: "program missing on eth0", "egress-deny entry 169.254.169.254/32 missing". */
   detail: string;
 }
@@ -27,6 +40,7 @@ export interface ApplyReport {
   attach: "tcx" | "clsact" | "none";
   bandwidth: "EDT" | "HTB" | "none";
   mapEntries: Record<string, number>;
+  wireguard?: { backend: "kernel" | "userspace"; peersConfigured: number };
 }
 
 /**
@@ -39,7 +53,7 @@ export interface DatapathDriver {
   capabilities(): Promise<Capabilities>;
   /** The devices programs go on for this spec (spec.devices, else the default-route device). */
   devicesFor(spec: NodeNetworkStateSpec): string[];
-  apply(spec: NodeNetworkStateSpec): Promise<ApplyReport>;
+  apply(spec: NodeNetworkStateSpec, ctx?: ApplyContext): Promise<ApplyReport>;
   read(): Promise<DatapathState>;
   /** Remove everything this driver installed (profile deleted, agent uninstalled). */
   teardown(): Promise<void>;
@@ -53,11 +67,19 @@ function denyKey(r: NonNullable<NodeNetworkStateSpec["egressDeny"]>[number]): st
 }
 
 /** Pure: the state a spec asks for, in the shape a driver reads back. */
-export function desiredDatapath(spec: NodeNetworkStateSpec, devices: string[]): DatapathState {
+export function desiredDatapath(
+  spec: NodeNetworkStateSpec,
+  devices: string[],
+  ctx: ApplyContext = {},
+): DatapathState {
+  const wg = ctx.wireguard;
   return {
     attachedDevices: [...devices].sort(),
     egressDeny: (spec.egressDeny ?? []).flatMap(denyKey).sort(),
     bandwidth: Object.fromEntries((spec.bandwidth ?? []).map((b) => [b.ip, b.egressBitsPerSecond])),
+    ...(wg
+      ? { wireguard: { ifname: wg.ifname, peerKeys: wg.peers.map((p) => p.publicKey).sort() } }
+      : {}),
   };
 }
 

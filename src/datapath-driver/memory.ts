@@ -1,5 +1,6 @@
 import type { NodeNetworkStateSpec } from "../api/nodenetworkstate.js";
 import {
+  type ApplyContext,
   type ApplyReport,
   type Capabilities,
   type DatapathDriver,
@@ -35,7 +36,8 @@ export class MemoryDriver implements DatapathDriver {
   }
 
   /** An out-of-band change, as a person with bpftool would make: drops one piece of state. */
-  injectDrift(what: "program" | "egressDeny" | "bandwidth" = "program"): void {
+  injectDrift(what: "program" | "egressDeny" | "bandwidth" | "wireguard" = "program"): void {
+    if (what === "wireguard") delete this.state.wireguard;
     if (what === "program") this.state.attachedDevices = this.state.attachedDevices.slice(1);
     if (what === "egressDeny") this.state.egressDeny = this.state.egressDeny.slice(1);
     if (what === "bandwidth") {
@@ -44,11 +46,11 @@ export class MemoryDriver implements DatapathDriver {
     }
   }
 
-  async apply(spec: NodeNetworkStateSpec): Promise<ApplyReport> {
+  async apply(spec: NodeNetworkStateSpec, ctx: ApplyContext = {}): Promise<ApplyReport> {
     this.applies++;
     if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs));
     if (this.failure) throw new Error(this.failure);
-    this.state = desiredDatapath(spec, this.devicesFor(spec));
+    this.state = desiredDatapath(spec, this.devicesFor(spec), ctx);
     return {
       attach: "none",
       bandwidth: "none",
@@ -56,6 +58,14 @@ export class MemoryDriver implements DatapathDriver {
         egressDeny: this.state.egressDeny.length,
         bandwidth: Object.keys(this.state.bandwidth).length,
       },
+      ...(ctx.wireguard
+        ? {
+            wireguard: {
+              backend: "userspace" as const,
+              peersConfigured: ctx.wireguard.peers.length,
+            },
+          }
+        : {}),
     };
   }
 

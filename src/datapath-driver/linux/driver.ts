@@ -2,7 +2,14 @@ import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { REPO_ROOT } from "../../api/fixtures.js";
 import type { NodeNetworkStateSpec } from "../../api/nodenetworkstate.js";
-import type { ApplyReport, Capabilities, DatapathDriver, DatapathState } from "../driver.js";
+import type {
+  ApplyContext,
+  ApplyReport,
+  Capabilities,
+  DatapathDriver,
+  DatapathState,
+} from "../driver.js";
+import { UserspaceWireguard } from "../wireguard/backend.js";
 import { BpfDatapath } from "./bpf-datapath.js";
 import {
   classIdFor,
@@ -34,6 +41,9 @@ export class LinuxDriver implements DatapathDriver {
   private caps: Capabilities | undefined;
   /** Devices this driver attached to in the current process (plus pinned ones found at start). */
   private attached = new Set<string>();
+  private readonly wireguard = new UserspaceWireguard();
+  /** The WireGuard interface this driver manages (undefined: none wanted). */
+  private wgIfname: string | undefined;
 
   constructor(private readonly opts: LinuxDriverOptions) {}
 
@@ -72,7 +82,7 @@ export class LinuxDriver implements DatapathDriver {
     return this.bpf;
   }
 
-  async apply(spec: NodeNetworkStateSpec): Promise<ApplyReport> {
+  async apply(spec: NodeNetworkStateSpec, ctx: ApplyContext = {}): Promise<ApplyReport> {
     const caps = await this.capabilities();
     const bpf = this.open();
     const devices = this.devicesFor(spec);
@@ -103,11 +113,54 @@ export class LinuxDriver implements DatapathDriver {
       removeHtb(dev);
       this.attached.delete(dev);
     }
+    const wg = await this.applyWireguard(spec, ctx, bpf);
     return {
       attach: this.mode(),
       bandwidth: caps.fq ? "EDT" : "HTB",
       mapEntries: bpf.mapEntryCounts(),
+      ...(wg ? { wireguard: wg } : {}),
     };
+  }
+
+  /**
+   * The tunnel: keys and peers through wireguard-go, routes to remote pod CIDRs through it, and
+   * the tunnel program + HTB on it, because inner packets still carry the pod's source IP there
+   * (on the underlay they are UDP between nodes, and a per-pod limit would be lost).
+   */
+  private async applyWireguard(
+    spec: NodeNetworkStateSpec,
+    ctx: ApplyContext,
+    bpf: BpfDatapath,
+  ): Promise<ApplyReport["wireguard"]> {
+    const want = spec.wireguard && ctx.wireguard;
+    if (!want) {
+      if (this.wgIfname) {
+        bpf.detach(this.wgIfname);
+        this.wireguard.remove(this.wgIfname);
+        this.wgIfname = undefined;
+      }
+      return undefined;
+    }
+    const { ifname, privateKey, peers } = ctx.wireguard!;
+    if (this.wgIfname && this.wgIfname !== ifname) this.wireguard.remove(this.wgIfname);
+    await this.wireguard.apply({
+      ifname,
+      privateKey,
+      listenPort: spec.wireguard!.listenPort,
+      mtu: spec.mtu ?? 1420,
+      peers,
+    });
+    this.wgIfname = ifname;
+    syncHtb(
+      ifname,
+      (spec.bandwidth ?? []).map((b) => ({
+        minor: classMinorFor(b.ip),
+        rateBitsPerSecond: b.egressBitsPerSecond,
+        ...(b.burstBytes ? { burstBytes: b.burstBytes } : {}),
+      })),
+    );
+    bpf.attach(ifname, "netloom_tunnel_egress", this.mode());
+    return { backend: this.wireguard.backend, peersConfigured: peers.length };
   }
 
   async read(): Promise<DatapathState> {
@@ -124,7 +177,17 @@ export class LinuxDriver implements DatapathDriver {
       if (rates.length > 0 && rates.every((r) => r !== undefined))
         bandwidth[ip] = Math.min(...(rates as number[]));
     }
-    return { attachedDevices, egressDeny: bpf.readEgressDeny(), bandwidth };
+    const wg = this.wgIfname ? await this.wireguard.read(this.wgIfname) : undefined;
+    return {
+      attachedDevices,
+      egressDeny: bpf.readEgressDeny(),
+      bandwidth,
+      ...(wg && this.wgIfname
+        ? {
+            wireguard: { ifname: this.wgIfname, peerKeys: wg.peers.map((p) => p.publicKey).sort() },
+          }
+        : {}),
+    };
   }
 
   /** Packets dropped by the programs, by reason, since the maps were created. */
@@ -134,6 +197,11 @@ export class LinuxDriver implements DatapathDriver {
 
   async teardown(): Promise<void> {
     const bpf = this.open();
+    if (this.wgIfname) {
+      bpf.detach(this.wgIfname);
+      this.wireguard.remove(this.wgIfname);
+      this.wgIfname = undefined;
+    }
     for (const dev of this.attached) {
       bpf.detach(dev);
       removeHtb(dev);

@@ -1,0 +1,90 @@
+import { existsSync, rmSync } from "node:fs";
+import { setTimeout as sleep } from "node:timers/promises";
+import { sh } from "../../util/exec.js";
+import { type DeviceState, type PeerConfig, socketPath, uapiGet, uapiSet } from "./uapi.js";
+
+export interface WireguardDeviceConfig {
+  ifname: string;
+  privateKey: string;
+  listenPort: number;
+  mtu: number;
+  peers: PeerConfig[];
+}
+
+/**
+ * WireGuard through wireguard-go (this kernel has no WireGuard module): one daemon per
+ * interface, configured over its UAPI socket. The daemon outlives the agent, so an agent
+ * restart does not interrupt encrypted traffic; the agent re-adopts the running interface.
+ */
+export class UserspaceWireguard {
+  readonly backend = "userspace" as const;
+
+  constructor(private readonly runDir = "/var/run/wireguard") {}
+
+  private sock(ifname: string): string {
+    return socketPath(ifname, this.runDir);
+  }
+
+  private linkExists(ifname: string): boolean {
+    return sh("ip", ["link", "show", "dev", ifname], { allowFail: true }).includes(ifname);
+  }
+
+  /** Whether the interface and its daemon are up (the daemon answers on its socket). */
+  async alive(ifname: string): Promise<boolean> {
+    if (!this.linkExists(ifname) || !existsSync(this.sock(ifname))) return false;
+    try {
+      await uapiGet(this.sock(ifname));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  private async ensureDevice(ifname: string): Promise<void> {
+    if (await this.alive(ifname)) return;
+    // A dead daemon leaves its socket and possibly its TUN device: clear both first.
+    if (this.linkExists(ifname)) sh("ip", ["link", "del", ifname], { allowFail: true });
+    rmSync(this.sock(ifname), { force: true });
+    sh("wireguard-go", [ifname]); // daemonizes once the device and socket exist
+    for (let i = 0; i < 50 && !(await this.alive(ifname)); i++) await sleep(100);
+    if (!(await this.alive(ifname))) throw new Error(`wireguard-go did not bring up ${ifname}`);
+  }
+
+  /** Converges the interface: keys, port, peers (replaced as a whole), MTU, routes. */
+  async apply(cfg: WireguardDeviceConfig): Promise<void> {
+    await this.ensureDevice(cfg.ifname);
+    await uapiSet(this.sock(cfg.ifname), {
+      privateKey: cfg.privateKey,
+      listenPort: cfg.listenPort,
+      peers: cfg.peers,
+    });
+    sh("ip", ["link", "set", "dev", cfg.ifname, "mtu", String(cfg.mtu), "up"]);
+    this.syncRoutes(
+      cfg.ifname,
+      cfg.peers.flatMap((p) => p.allowedIPs),
+    );
+  }
+
+  /** Routes through the tunnel: exactly the peers' allowed IPs (replacing underlay routes). */
+  private syncRoutes(ifname: string, cidrs: string[]): void {
+    const want = new Set(cidrs);
+    for (const c of want) sh("ip", ["route", "replace", c, "dev", ifname]);
+    const out = sh("ip", ["-j", "route", "show", "dev", ifname], { allowFail: true }).trim();
+    for (const r of out ? (JSON.parse(out) as { dst: string }[]) : []) {
+      const dst = r.dst.includes("/") ? r.dst : `${r.dst}/32`;
+      if (!want.has(dst) && !want.has(r.dst))
+        sh("ip", ["route", "del", r.dst, "dev", ifname], { allowFail: true });
+    }
+  }
+
+  async read(ifname: string): Promise<DeviceState | undefined> {
+    if (!(await this.alive(ifname))) return undefined;
+    return uapiGet(this.sock(ifname));
+  }
+
+  /** Deleting the TUN device ends wireguard-go; its routes go with the device. */
+  remove(ifname: string): void {
+    if (this.linkExists(ifname)) sh("ip", ["link", "del", ifname], { allowFail: true });
+    rmSync(this.sock(ifname), { force: true });
+  }
+}
