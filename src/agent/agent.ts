@@ -218,6 +218,14 @@ export class NodeAgent {
     };
   }
 
+  /** The rotation fast path: keys and peers straight to the tunnel, the rest follows. */
+  private async fastSwitch(): Promise<void> {
+    const spec = this.state?.spec;
+    const wg = spec ? this.wireguardContext(spec) : undefined;
+    if (!spec?.wireguard || !wg || !this.opts.driver.switchKeys) return;
+    await this.opts.driver.switchKeys(spec.wireguard.listenPort, wg.ctx);
+  }
+
   /** Re-converge at a key switch time (ours or a peer's), to the millisecond. */
   private scheduleAt(at: Date, why: string): void {
     clearTimeout(this.switchTimer);
@@ -225,7 +233,10 @@ export class NodeAgent {
     this.switchTimer = setTimeout(
       () => {
         this.log.info({ why }, "key switch");
-        void this.serial(() => this.converge());
+        void this.serial(async () => {
+          await this.fastSwitch();
+          await this.converge();
+        });
       },
       Math.max(0, at.getTime() - this.now().getTime()),
     );
@@ -277,6 +288,7 @@ export class NodeAgent {
       () =>
         void this.serial(async () => {
           keys.commit(ifname);
+          await this.fastSwitch();
           this.lastRotation = formatTime(this.now());
           this.appliedKey = undefined;
           await this.converge();
@@ -313,6 +325,14 @@ export class NodeAgent {
     );
     const actual = await this.opts.driver.read();
     const items = diffDatapath(desired, actual);
+    this.log.debug(
+      {
+        desired: { ...desired, wireguard: desired.wireguard?.ifname },
+        actualWg: actual.wireguard?.ifname,
+        items: items.length,
+      },
+      "drift check",
+    );
     let healed = false;
     if (items.length > 0) {
       const mode = nns.spec.drift?.mode ?? "Heal";

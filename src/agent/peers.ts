@@ -49,11 +49,15 @@ export function planPeers(
       ...(keepaliveSeconds !== undefined ? { persistentKeepaliveSeconds: keepaliveSeconds } : {}),
     });
     const sw = s.status?.wireguard?.nextKeySwitchTime;
-    if (s.status?.wireguard?.nextPublicKey && sw && new Date(sw) > now) {
+    const next = s.status?.wireguard?.nextPublicKey;
+    if (next && sw && new Date(sw) > now) {
       const at = new Date(sw);
       if (!nextSwitch || at < nextSwitch) nextSwitch = at;
+      // Make before break: the announced key is a peer already (no allowed IPs yet), so its
+      // first handshake is accepted even if our switch timer fires a few ms after the peer's.
+      peers.push({ publicKey: next, endpoint, allowedIPs: [] });
     }
   }
-  peers.sort((a, b) => (a.allowedIPs[0]! < b.allowedIPs[0]! ? -1 : 1));
+  peers.sort((a, b) => (a.publicKey < b.publicKey ? -1 : 1));
   return { peers, expected: others.length, ...(nextSwitch ? { nextSwitch } : {}) };
 }

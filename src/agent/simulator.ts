@@ -58,9 +58,13 @@ export class AgentSimulator {
       node,
       driver,
       heartbeatMs: this.opts.heartbeatMs ?? 15_000,
+      // Simulated nodes encrypt too: keys in memory, an endpoint from TEST-NET-1.
+      keys: new KeyStore(undefined),
+      nodeIP: `192.0.2.${(this.agents.size % 250) + 1}`,
       writeStatus: (status: NodeNetworkStateStatus) => {
         this.statusWrites++;
-        return mergePatchStatus(this.api, { kind: NodeNetworkStateKind, name: node }, status).then(
+        const patch = statusPatch(status);
+        return mergePatchStatus(this.api, { kind: NodeNetworkStateKind, name: node }, patch).then(
           () => {},
         );
       },

@@ -55,6 +55,11 @@ export interface DatapathDriver {
   devicesFor(spec: NodeNetworkStateSpec): string[];
   apply(spec: NodeNetworkStateSpec, ctx?: ApplyContext): Promise<ApplyReport>;
   read(): Promise<DatapathState>;
+  /**
+   * Key switches only: push keys and peers to a running tunnel at once, before the slower full
+   * apply, so both ends of a rotation switch within milliseconds of each other.
+   */
+  switchKeys?(listenPort: number, wg: NonNullable<ApplyContext["wireguard"]>): Promise<void>;
   /** Remove everything this driver installed (profile deleted, agent uninstalled). */
   teardown(): Promise<void>;
 }
@@ -101,7 +106,8 @@ export function diffDatapath(desired: DatapathState, actual: DatapathState): Dri
     const got = actual.bandwidth[ip];
     if (got === undefined)
       items.push({ what: "bandwidth", detail: `rate limit for ${ip} missing` });
-    else if (got !== rate)
+    // Drivers may read rates back rounded (tc prints 3-4 significant digits): 0.5 % is the same.
+    else if (Math.abs(got - rate) > rate * 0.005)
       items.push({
         what: "bandwidth",
         detail: `rate limit for ${ip} is ${got} bit/s, want ${rate}`,
@@ -110,6 +116,22 @@ export function diffDatapath(desired: DatapathState, actual: DatapathState): Dri
   for (const ip of Object.keys(actual.bandwidth)) {
     if (!(ip in desired.bandwidth))
       items.push({ what: "bandwidth", detail: `unexpected rate limit for ${ip}` });
+  }
+  const wantWg = desired.wireguard;
+  if (wantWg && !actual.wireguard) {
+    items.push({
+      what: "wireguard",
+      detail: `WireGuard interface ${wantWg.ifname} is down or missing`,
+    });
+  } else if (wantWg && actual.wireguard) {
+    const have = new Set(actual.wireguard.peerKeys);
+    const missing = wantWg.peerKeys.filter((k) => !have.has(k)).length;
+    if (missing > 0) {
+      items.push({
+        what: "wireguard",
+        detail: `${missing} WireGuard peer(s) missing on ${wantWg.ifname}`,
+      });
+    }
   }
   return items;
 }

@@ -62,7 +62,7 @@ export class MemoryDriver implements DatapathDriver {
         ? {
             wireguard: {
               backend: "userspace" as const,
-              peersConfigured: ctx.wireguard.peers.length,
+              peersConfigured: ctx.wireguard.peers.filter((p) => p.allowedIPs.length > 0).length,
             },
           }
         : {}),

@@ -122,6 +122,16 @@ export class LinuxDriver implements DatapathDriver {
     };
   }
 
+  async switchKeys(listenPort: number, wg: NonNullable<ApplyContext["wireguard"]>): Promise<void> {
+    if (this.wgIfname !== wg.ifname) return;
+    await this.wireguard.updatePeers({
+      ifname: wg.ifname,
+      privateKey: wg.privateKey,
+      listenPort,
+      peers: wg.peers,
+    });
+  }
+
   /**
    * The tunnel: keys and peers through wireguard-go, routes to remote pod CIDRs through it, and
    * the tunnel program + HTB on it, because inner packets still carry the pod's source IP there
@@ -160,7 +170,10 @@ export class LinuxDriver implements DatapathDriver {
       })),
     );
     bpf.attach(ifname, "netloom_tunnel_egress", this.mode());
-    return { backend: this.wireguard.backend, peersConfigured: peers.length };
+    return {
+      backend: this.wireguard.backend,
+      peersConfigured: peers.filter((p) => p.allowedIPs.length > 0).length,
+    };
   }
 
   async read(): Promise<DatapathState> {

@@ -1,7 +1,7 @@
 import { existsSync, rmSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { sh } from "../../util/exec.js";
-import { type DeviceState, type PeerConfig, socketPath, uapiGet, uapiSet } from "./uapi.js";
+import { type DeviceState, type PeerConfig, socketPath, uapiGet, uapiUpdate } from "./uapi.js";
 
 export interface WireguardDeviceConfig {
   ifname: string;
@@ -31,7 +31,8 @@ export class UserspaceWireguard {
 
   /** Whether the interface and its daemon are up (the daemon answers on its socket). */
   async alive(ifname: string): Promise<boolean> {
-    if (!this.linkExists(ifname) || !existsSync(this.sock(ifname))) return false;
+    // The socket answers only while the daemon (and with it the TUN device) lives.
+    if (!existsSync(this.sock(ifname))) return false;
     try {
       await uapiGet(this.sock(ifname));
       return true;
@@ -50,10 +51,15 @@ export class UserspaceWireguard {
     if (!(await this.alive(ifname))) throw new Error(`wireguard-go did not bring up ${ifname}`);
   }
 
-  /** Converges the interface: keys, port, peers (replaced as a whole), MTU, routes. */
+  /** Keys and peers only, on a running interface (the rotation fast path). */
+  async updatePeers(cfg: Omit<WireguardDeviceConfig, "mtu">): Promise<void> {
+    await uapiUpdate(this.sock(cfg.ifname), cfg);
+  }
+
+  /** Converges the interface: keys, port, peers (changed ones only), MTU, routes. */
   async apply(cfg: WireguardDeviceConfig): Promise<void> {
     await this.ensureDevice(cfg.ifname);
-    await uapiSet(this.sock(cfg.ifname), {
+    await uapiUpdate(this.sock(cfg.ifname), {
       privateKey: cfg.privateKey,
       listenPort: cfg.listenPort,
       peers: cfg.peers,

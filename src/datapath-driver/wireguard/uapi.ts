@@ -27,7 +27,8 @@ export interface PeerState {
 }
 
 export interface DeviceState {
-  publicKeyOfPrivate?: string;
+  /** base64; stays in the agent's memory like the key file it came from. */
+  privateKey?: string;
   listenPort: number;
   peers: PeerState[];
 }
@@ -64,6 +65,9 @@ export function parseGet(text: string): DeviceState {
     const key = line.slice(0, eq);
     const value = line.slice(eq + 1);
     switch (key) {
+      case "private_key":
+        state.privateKey = hexToKey(value);
+        break;
       case "listen_port":
         state.listenPort = Number(value);
         break;
@@ -123,6 +127,47 @@ function request(path: string, body: string, timeoutMs = 5000): Promise<string> 
       reject(new Error(`wireguard UAPI ${path}: ${err.message}`));
     });
   });
+}
+
+const sameList = (a: string[], b: string[]) =>
+  a.length === b.length && [...a].sort().join() === [...b].sort().join();
+
+/**
+ * Pure: the smallest "set" request that turns `current` into `want`, or undefined when they
+ * match. Unchanged peers are not touched, so their sessions survive (a full replace_peers
+ * would make every peer handshake again on each change).
+ */
+export function updateRequest(current: DeviceState, want: DeviceConfig): string | undefined {
+  const lines: string[] = [];
+  if (current.privateKey !== want.privateKey)
+    lines.push(`private_key=${keyToHex(want.privateKey)}`);
+  if (current.listenPort !== want.listenPort) lines.push(`listen_port=${want.listenPort}`);
+  const wanted = new Set(want.peers.map((p) => p.publicKey));
+  // Removals first: allowed IPs an old key held are free for its successor below.
+  for (const p of current.peers) {
+    if (!wanted.has(p.publicKey)) lines.push(`public_key=${keyToHex(p.publicKey)}`, "remove=true");
+  }
+  for (const p of want.peers) {
+    const have = current.peers.find((c) => c.publicKey === p.publicKey);
+    const endpointChanged = p.endpoint !== undefined && have?.endpoint !== p.endpoint;
+    const ipsChanged = !have || !sameList(have.allowedIPs, p.allowedIPs);
+    if (have && !endpointChanged && !ipsChanged) continue;
+    lines.push(`public_key=${keyToHex(p.publicKey)}`);
+    if (p.endpoint && endpointChanged) lines.push(`endpoint=${p.endpoint}`);
+    if (p.persistentKeepaliveSeconds !== undefined)
+      lines.push(`persistent_keepalive_interval=${p.persistentKeepaliveSeconds}`);
+    if (ipsChanged)
+      lines.push("replace_allowed_ips=true", ...p.allowedIPs.map((ip) => `allowed_ip=${ip}`));
+  }
+  return lines.length ? `set=1\n${lines.join("\n")}\n\n` : undefined;
+}
+
+export async function uapiUpdate(path: string, config: DeviceConfig): Promise<void> {
+  const body = updateRequest(await uapiGet(path), config);
+  if (body === undefined) return;
+  const answer = await request(path, body);
+  const errno = /errno=(-?\d+)/.exec(answer)?.[1];
+  if (errno !== "0") throw new Error(`wireguard UAPI set on ${path} failed: errno=${errno ?? "?"}`);
 }
 
 export async function uapiSet(path: string, config: DeviceConfig): Promise<void> {

@@ -12,7 +12,7 @@ import {
   loadOrCreateKey,
   publicKeyOf,
 } from "./keys.js";
-import { parseGet, setRequest } from "./uapi.js";
+import { parseGet, setRequest, updateRequest } from "./uapi.js";
 
 const hasWg = (() => {
   try {
@@ -92,5 +92,71 @@ describe("WireGuard UAPI", () => {
       },
     ]);
     assert.throws(() => parseGet("errno=22\n\n"), /errno=22/);
+  });
+});
+
+describe("WireGuard UAPI incremental update", () => {
+  const a = generateKeyPair();
+  const p1 = generateKeyPair();
+  const p2 = generateKeyPair();
+  const p2next = generateKeyPair();
+  const current = {
+    privateKey: a.privateKey,
+    listenPort: 51871,
+    peers: [
+      {
+        publicKey: p1.publicKey,
+        endpoint: "192.168.50.11:51871",
+        allowedIPs: ["10.244.1.0/24"],
+        lastHandshakeSeconds: 0,
+        rxBytes: 0,
+        txBytes: 0,
+      },
+      {
+        publicKey: p2.publicKey,
+        endpoint: "192.168.50.12:51871",
+        allowedIPs: ["10.244.2.0/24"],
+        lastHandshakeSeconds: 0,
+        rxBytes: 0,
+        txBytes: 0,
+      },
+    ],
+  };
+  it("sends nothing when nothing changed", () => {
+    assert.equal(
+      updateRequest(current, {
+        privateKey: a.privateKey,
+        listenPort: 51871,
+        peers: current.peers.map(({ publicKey, endpoint, allowedIPs }) => ({
+          publicKey,
+          endpoint,
+          allowedIPs,
+        })),
+      }),
+      undefined,
+    );
+  });
+  it("on a peer's key switch removes the old key and moves its allowed IPs, leaving other peers alone", () => {
+    const req = updateRequest(current, {
+      privateKey: a.privateKey,
+      listenPort: 51871,
+      peers: [
+        { publicKey: p1.publicKey, endpoint: "192.168.50.11:51871", allowedIPs: ["10.244.1.0/24"] },
+        {
+          publicKey: p2next.publicKey,
+          endpoint: "192.168.50.12:51871",
+          allowedIPs: ["10.244.2.0/24"],
+        },
+      ],
+    });
+    assert.equal(
+      req,
+      `set=1\npublic_key=${keyToHex(p2.publicKey)}\nremove=true\npublic_key=${keyToHex(p2next.publicKey)}\nendpoint=192.168.50.12:51871\nreplace_allowed_ips=true\nallowed_ip=10.244.2.0/24\n\n`,
+    );
+    assert.equal(
+      req?.includes(keyToHex(p1.publicKey)),
+      false,
+      "the untouched peer keeps its session",
+    );
   });
 });

@@ -38,9 +38,7 @@ export function readyTransition(
   const after = next.conditions?.find((c) => c.type === "Ready");
   if (!after || (before?.status === after.status && before.reason === after.reason))
     return undefined;
-  return {
-    type: after.status === "True" ? "Normal" : "Warning",
-    reason: after.reason,
-    message: after.message,
-  };
+  // Warnings are for what needs a person (Stalled); nodes catching up is normal.
+  const stalled = next.conditions?.find((c) => c.type === "Stalled")?.status === "True";
+  return { type: stalled ? "Warning" : "Normal", reason: after.reason, message: after.message };
 }
