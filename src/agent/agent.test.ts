@@ -4,6 +4,7 @@ import type { NodeNetworkState, NodeNetworkStateStatus } from "../api/nodenetwor
 import { diffDatapath } from "../datapath-driver/driver.js";
 import { MemoryDriver } from "../datapath-driver/memory.js";
 import { NodeAgent } from "./agent.js";
+import { KeyStore } from "./keystore.js";
 
 function state(generation: number, mode: "Heal" | "Report"): NodeNetworkState {
   return {
@@ -93,5 +94,51 @@ describe("NodeAgent (memory driver)", () => {
       "left alone: one of two entries still missing",
     );
     h.agent.stop();
+  });
+});
+
+describe("NodeAgent key rotation (memory driver)", () => {
+  it("announces the next public key ahead of the switch, then publishes it, every interval", async () => {
+    const published: { key?: string; next?: string }[] = [];
+    const agent = new NodeAgent({
+      node: "n1",
+      driver: new MemoryDriver(),
+      keys: new KeyStore(undefined),
+      nodeIP: "192.0.2.1",
+      rotationLeadMs: 100,
+      writeStatus: async (s) =>
+        void published.push({ key: s.wireguard?.publicKey, next: s.wireguard?.nextPublicKey }),
+    });
+    const spec = (generation: number, interval: number): NodeNetworkState => ({
+      apiVersion: "netloom.io/v1alpha1",
+      kind: "NodeNetworkState",
+      metadata: {
+        name: "n1",
+        generation,
+        annotations: { "netloom.io/spec-hash": `h${generation}` },
+      },
+      spec: {
+        nodeName: "n1",
+        podCIDRs: ["10.244.1.0/24"],
+        wireguard: {
+          profile: "p",
+          interfaceName: "wg0",
+          listenPort: 51871,
+          keyRotationIntervalSeconds: interval,
+        },
+      },
+    });
+    await agent.observe(spec(1, 86_400));
+    await agent.observe(spec(2, 1));
+    await new Promise((r) => setTimeout(r, 2600));
+    agent.stop();
+    const keys = [...new Set(published.map((p) => p.key))];
+    assert.ok(keys.length >= 3, `at least two rotations: ${keys.length - 1}`);
+    // Every new key was announced as "next" before it became current.
+    for (const k of keys.slice(1)) {
+      const announced = published.findIndex((p) => p.next === k);
+      const current = published.findIndex((p) => p.key === k);
+      assert.ok(announced >= 0 && announced < current, "announced before use");
+    }
   });
 });

@@ -58,6 +58,8 @@ export class NodeAgent {
   private switchTimer: NodeJS.Timeout | undefined;
   private rotationTimer: NodeJS.Timeout | undefined;
   private rotationDueAt: number | undefined;
+  private rotationAnchor: number | undefined;
+  private rotationInterval: number | undefined;
   private lastRotation: string | undefined;
   private readonly now: () => Date;
   private readonly log: Logger;
@@ -219,11 +221,13 @@ export class NodeAgent {
   }
 
   /** The rotation fast path: keys and peers straight to the tunnel, the rest follows. */
-  private async fastSwitch(): Promise<void> {
+  private async fastSwitch(ownKey = false): Promise<void> {
     const spec = this.state?.spec;
     const wg = spec ? this.wireguardContext(spec) : undefined;
     if (!spec?.wireguard || !wg || !this.opts.driver.switchKeys) return;
-    await this.opts.driver.switchKeys(spec.wireguard.listenPort, wg.ctx);
+    // After our own switch we start the handshakes: a peer that switched a moment earlier has no
+    // traffic of ours to answer and would otherwise wait WireGuard's 5 s rekey timeout.
+    await this.opts.driver.switchKeys(spec.wireguard.listenPort, wg.ctx, ownKey);
   }
 
   /** Re-converge at a key switch time (ours or a peer's), to the millisecond. */
@@ -252,9 +256,20 @@ export class NodeAgent {
     if (!interval || !this.opts.keys || this.stopped) {
       clearTimeout(this.rotationTimer);
       this.rotationDueAt = undefined;
+      this.rotationAnchor = undefined;
+      this.rotationInterval = undefined;
       return;
     }
-    const base = this.lastRotation ? new Date(this.lastRotation).getTime() : this.now().getTime();
+    // The first rotation counts from when rotation was switched on, staggered by node name (up
+    // to a tenth of the interval) so that a switch involves one node and its peers at a time.
+    if (this.rotationInterval !== interval) {
+      this.rotationInterval = interval;
+      this.rotationAnchor =
+        this.now().getTime() +
+        (Number.parseInt(contentHash(this.node).slice(0, 6), 16) % 100) * interval;
+    }
+    const last = this.lastRotation ? new Date(this.lastRotation).getTime() : 0;
+    const base = Math.max(last, this.rotationAnchor ?? 0);
     const due = base + interval * 1000;
     if (this.rotationDueAt === due) return;
     this.rotationDueAt = due;
@@ -288,7 +303,7 @@ export class NodeAgent {
       () =>
         void this.serial(async () => {
           keys.commit(ifname);
-          await this.fastSwitch();
+          await this.fastSwitch(true);
           this.lastRotation = formatTime(this.now());
           this.appliedKey = undefined;
           await this.converge();

@@ -10,9 +10,20 @@ export interface PeerPlan {
 }
 
 /** A peer's key at `now`: its announced next key once the switch time has come. */
+/**
+ * Peers follow a rotating node a few milliseconds after its switch: the node's new handshake is
+ * already accepted (standby peer), while a peer that switched first would start a handshake
+ * the node cannot answer yet and wait WireGuard's 5 s rekey timeout.
+ */
+export const PEER_SWITCH_DELAY_MS = 5;
+
+export function peerSwitchTime(announced: string): Date {
+  return new Date(new Date(announced).getTime() + PEER_SWITCH_DELAY_MS);
+}
+
 export function peerKeyAt(state: NodeNetworkState, now: Date): string | undefined {
   const wg = state.status?.wireguard;
-  if (wg?.nextPublicKey && wg.nextKeySwitchTime && now >= new Date(wg.nextKeySwitchTime)) {
+  if (wg?.nextPublicKey && wg.nextKeySwitchTime && now >= peerSwitchTime(wg.nextKeySwitchTime)) {
     return wg.nextPublicKey;
   }
   return wg?.publicKey;
@@ -50,8 +61,8 @@ export function planPeers(
     });
     const sw = s.status?.wireguard?.nextKeySwitchTime;
     const next = s.status?.wireguard?.nextPublicKey;
-    if (next && sw && new Date(sw) > now) {
-      const at = new Date(sw);
+    if (next && sw && peerSwitchTime(sw) > now) {
+      const at = peerSwitchTime(sw);
       if (!nextSwitch || at < nextSwitch) nextSwitch = at;
       // Make before break: the announced key is a peer already (no allowed IPs yet), so its
       // first handshake is accepted even if our switch timer fires a few ms after the peer's.

@@ -59,7 +59,11 @@ export interface DatapathDriver {
    * Key switches only: push keys and peers to a running tunnel at once, before the slower full
    * apply, so both ends of a rotation switch within milliseconds of each other.
    */
-  switchKeys?(listenPort: number, wg: NonNullable<ApplyContext["wireguard"]>): Promise<void>;
+  switchKeys?(
+    listenPort: number,
+    wg: NonNullable<ApplyContext["wireguard"]>,
+    kick?: boolean,
+  ): Promise<void>;
   /** Remove everything this driver installed (profile deleted, agent uninstalled). */
   teardown(): Promise<void>;
 }

@@ -122,14 +122,16 @@ export class LinuxDriver implements DatapathDriver {
     };
   }
 
-  async switchKeys(listenPort: number, wg: NonNullable<ApplyContext["wireguard"]>): Promise<void> {
+  async switchKeys(
+    listenPort: number,
+    wg: NonNullable<ApplyContext["wireguard"]>,
+    kick = false,
+  ): Promise<void> {
     if (this.wgIfname !== wg.ifname) return;
-    await this.wireguard.updatePeers({
-      ifname: wg.ifname,
-      privateKey: wg.privateKey,
-      listenPort,
-      peers: wg.peers,
-    });
+    await this.wireguard.updatePeers(
+      { ifname: wg.ifname, privateKey: wg.privateKey, listenPort, peers: wg.peers },
+      kick,
+    );
   }
 
   /**

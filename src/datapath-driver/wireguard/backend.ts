@@ -1,7 +1,14 @@
 import { existsSync, rmSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { sh } from "../../util/exec.js";
-import { type DeviceState, type PeerConfig, socketPath, uapiGet, uapiUpdate } from "./uapi.js";
+import {
+  type DeviceState,
+  type PeerConfig,
+  socketPath,
+  uapiGet,
+  uapiKick,
+  uapiUpdate,
+} from "./uapi.js";
 
 export interface WireguardDeviceConfig {
   ifname: string;
@@ -51,9 +58,17 @@ export class UserspaceWireguard {
     if (!(await this.alive(ifname))) throw new Error(`wireguard-go did not bring up ${ifname}`);
   }
 
-  /** Keys and peers only, on a running interface (the rotation fast path). */
-  async updatePeers(cfg: Omit<WireguardDeviceConfig, "mtu">): Promise<void> {
+  /**
+   * Keys and peers only, on a running interface (the rotation fast path). With `kick`, every
+   * peer is handshaken at once with the new key, rather than when traffic or a timer asks.
+   */
+  async updatePeers(cfg: Omit<WireguardDeviceConfig, "mtu">, kick = false): Promise<void> {
     await uapiUpdate(this.sock(cfg.ifname), cfg);
+    if (kick)
+      await uapiKick(
+        this.sock(cfg.ifname),
+        cfg.peers.filter((p) => p.allowedIPs.length > 0),
+      );
   }
 
   /** Converges the interface: keys, port, peers (changed ones only), MTU, routes. */

@@ -162,6 +162,34 @@ export function updateRequest(current: DeviceState, want: DeviceConfig): string 
   return lines.length ? `set=1\n${lines.join("\n")}\n\n` : undefined;
 }
 
+/**
+ * Pure: a request that makes the device send a keepalive to each peer now, which starts a
+ * handshake where there is no session (wireguard-go sends one when a peer's persistent
+ * keepalive goes from 0 to non-zero), then restores each peer's keepalive setting.
+ */
+export function kickRequest(peers: PeerConfig[]): string | undefined {
+  if (peers.length === 0) return undefined;
+  const lines = ["set=1"];
+  for (const p of peers) {
+    lines.push(
+      `public_key=${keyToHex(p.publicKey)}`,
+      "persistent_keepalive_interval=0",
+      "persistent_keepalive_interval=1",
+      `persistent_keepalive_interval=${p.persistentKeepaliveSeconds ?? 0}`,
+    );
+  }
+  return `${lines.join("\n")}\n\n`;
+}
+
+export async function uapiKick(path: string, peers: PeerConfig[]): Promise<void> {
+  const body = kickRequest(peers);
+  if (body === undefined) return;
+  const answer = await request(path, body);
+  const errno = /errno=(-?\d+)/.exec(answer)?.[1];
+  if (errno !== "0")
+    throw new Error(`wireguard UAPI kick on ${path} failed: errno=${errno ?? "?"}`);
+}
+
 export async function uapiUpdate(path: string, config: DeviceConfig): Promise<void> {
   const body = updateRequest(await uapiGet(path), config);
   if (body === undefined) return;

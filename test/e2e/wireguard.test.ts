@@ -1,0 +1,302 @@
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { readManifests } from "../../src/api/fixtures.js";
+import { type BoxState, boxDown, boxKubeConfig, boxSpawn } from "../../src/box/box.js";
+import { inNs, sh, spawnInNs } from "../../src/box/netns.js";
+import { keyToHex } from "../../src/datapath-driver/wireguard/keys.js";
+import { applyManifests } from "../../src/kube/apply.js";
+import { kubeRequest } from "../../src/kube/raw.js";
+import {
+  allApplied,
+  canConnect,
+  e2eUnavailable,
+  nodeState,
+  pingLoss,
+  scrape,
+  startBox,
+  waitFor,
+} from "./support.js";
+
+const unavailable = e2eUnavailable(["iperf3", "tcpdump", "wireguard-go", "bash", "timeout"]);
+const ECHO_PORT = 7000;
+const WG_PORT = 51871;
+const epPath = "/apis/netloom.io/v1alpha1/encryptionprofiles/default";
+
+interface WgStatus {
+  publicKey?: string;
+  endpoint?: string;
+  peers?: number;
+  peersConfigured?: number;
+  lastRotationTime?: string;
+}
+
+describe("WireGuard between nodes on the real kernel (cluster-in-a-box, 3 nodes)", {
+  skip: unavailable,
+}, () => {
+  let box: BoxState;
+  let plainMbps = 0;
+  const n = (i: number) => box.nodes[i]!;
+  const wg = async (i: number) =>
+    (await nodeState(box, n(i).name))?.status?.wireguard as WgStatus | undefined;
+  const kc = () => boxKubeConfig(box);
+
+  /** Captures the underlay while fn runs; returns the capture as text (headers + payload). */
+  const capture = async (fn: () => Promise<void> | void, filter = "ip") => {
+    const file = join(box.dir, `capture-${Date.now()}.pcap`);
+    const dump = boxSpawnTcpdump(file, filter);
+    await sleep(800);
+    await fn();
+    await sleep(800);
+    process.kill(dump, "SIGINT");
+    await sleep(300);
+    const packets = sh("tcpdump", ["-r", file, "-nn", "-q"], { allowFail: true });
+    const ascii = sh("tcpdump", ["-r", file, "-nn", "-A"], { allowFail: true });
+    return { packets: packets.split("\n").filter(Boolean), ascii };
+  };
+  const boxSpawnTcpdump = (file: string, filter: string) =>
+    spawn("tcpdump", ["-i", box.bridge, "-U", "-w", file, ...filter.split(" ")], {
+      stdio: "ignore",
+    }).pid ?? 0;
+  const sendMarker = (from: number, to: number, marker: string) =>
+    inNs(
+      n(from).pods[0]!.netns,
+      ["timeout", "2", "bash", "-c", `echo ${marker} >/dev/tcp/${n(to).pods[0]!.ip}/${ECHO_PORT}`],
+      true,
+    );
+  const iperfMbps = (fromNs: string, toIp: string) =>
+    (
+      JSON.parse(
+        inNs(fromNs, ["iperf3", "-c", toIp, "-p", "5201", "-t", "4", "-O", "1", "-J"]),
+      ) as {
+        end: { sum_received: { bits_per_second: number } };
+      }
+    ).end.sum_received.bits_per_second / 1e6;
+
+  before(async () => {
+    box = await startBox({
+      prefix: "nlw",
+      underlayOctet: 62,
+      nodes: 3,
+      pods: [{ app: "landing-page" }, { app: "api" }],
+    });
+    for (const node of box.nodes) {
+      boxSpawn(box, node.pods[0]!.netns, `echo-${node.name}`, [
+        process.execPath,
+        "-e",
+        `require("net").createServer((s) => s.pipe(s)).listen(${ECHO_PORT})`,
+      ]);
+      boxSpawn(box, node.pods[1]!.netns, `iperf3-${node.name}`, ["iperf3", "-s", "-p", "5201"]);
+    }
+    // The sample NetworkConfig sets a 10 s drift interval (healing below relies on it).
+    await applyManifests(
+      kc(),
+      readManifests("config/samples").filter((m) => m.object.kind === "NetworkConfig"),
+      "e2e",
+    );
+    await allApplied(
+      box,
+      (s) => s.status?.datapath?.driver === "linux" && JSON.stringify(s.spec).includes("169.254"),
+    );
+  });
+  after(async () => {
+    if (box && !process.env.NETLOOM_KEEP_BOX) await boxDown(box.dir, box.prefix);
+  });
+
+  it("without encryption the capture sees the plaintext marker (the check below can fail)", async () => {
+    await sleep(500);
+    const marker = `NETLOOM-MARKER-${process.pid}-plain`;
+    const cap = await capture(() => void sendMarker(0, 1, marker));
+    assert.ok(cap.ascii.includes(marker), "a plaintext marker shows up on the underlay");
+    plainMbps = iperfMbps(n(0).pods[1]!.netns, n(1).pods[1]!.ip);
+  });
+
+  it("the sample EncryptionProfile encrypts pod traffic: only UDP to the listen port on the underlay", async () => {
+    await applyManifests(
+      kc(),
+      readManifests("config/samples").filter((m) => m.object.kind === "EncryptionProfile"),
+      "e2e",
+    );
+    for (let i = 0; i < 3; i++) {
+      await waitFor(
+        `${n(i).name} keyed with both peers`,
+        async () => {
+          const w = await wg(i);
+          return w?.publicKey && w.peersConfigured === 2 && w.peers === 2 ? w : undefined;
+        },
+        60_000,
+      );
+    }
+    assert.equal(
+      inNs(
+        n(0).pods[0]!.netns,
+        ["ping", "-c", "3", "-i", "0.2", "-W", "2", n(1).pods[0]!.ip],
+        true,
+      ).includes("3 received"),
+      true,
+    );
+    assert.ok(canConnect(n(0).pods[0]!.netns, n(2).pods[0]!.ip, ECHO_PORT), "TCP across nodes");
+    const marker = `NETLOOM-MARKER-${process.pid}-wg`;
+    const between = box.nodes.map((x) => `host ${x.ip}`).join(" or ");
+    const cap = await capture(() => {
+      sendMarker(0, 1, marker);
+      sendMarker(2, 0, marker);
+    }, `ip and (${between}) and not host ${box.gatewayIP}`);
+    assert.equal(cap.ascii.includes(marker), false, "no plaintext marker on the underlay");
+    const nodeIPs = new Set(box.nodes.map((x) => x.ip));
+    const notWireguard = cap.packets.filter((line) => {
+      const m = /IP (\S+)\.(\d+) > (\S+)\.(\d+): (\w+)/.exec(line);
+      if (!m || !nodeIPs.has(m[1]!) || !nodeIPs.has(m[3]!)) return false;
+      return !(m[5] === "UDP" && (m[2] === String(WG_PORT) || m[4] === String(WG_PORT)));
+    });
+    assert.ok(cap.packets.length > 0, "the capture saw the tunnel");
+    assert.deepEqual(notWireguard, [], "node-to-node packets are all WireGuard UDP");
+    const ep = await waitFor("EncryptionProfile Ready 3/3", async () => {
+      const o = (await kubeRequest(kc(), "GET", epPath)).json<{
+        status?: { nodes?: string; keyedNodes?: number };
+      }>();
+      return o.status?.nodes === "3/3" ? o : undefined;
+    });
+    assert.equal(ep.status?.keyedNodes, 3);
+  });
+
+  it("tunnel throughput vs the plain underlay, measured in one run", () => {
+    const tunnelMbps = iperfMbps(n(0).pods[1]!.netns, n(1).pods[1]!.ip);
+    process.stderr.write(
+      `throughput pod→pod across nodes: plain ${plainMbps.toFixed(0)} Mbit/s, WireGuard (wireguard-go) ${tunnelMbps.toFixed(0)} Mbit/s, ratio ${(tunnelMbps / plainMbps).toFixed(3)}\n`,
+    );
+    assert.ok(tunnelMbps > 0 && plainMbps > 0);
+  });
+
+  it("strict mode: with a node's WireGuard down, its pod traffic is dropped (counted), never sent in clear; drift heals it", async () => {
+    const victim = n(1);
+    const metrics = `http://${victim.ip}:9962/metrics`;
+    const before = await scrape(metrics, "netloom_agent_drops_total", 'reason="unencrypted"');
+    sh("pkill", ["-f", `wireguard-go ${box.prefix}wg2`], { allowFail: true });
+    await waitFor(
+      "the tunnel to go",
+      () =>
+        inNs(victim.netns, ["ip", "link"], true).includes(`${box.prefix}wg2`) ? undefined : true,
+      10_000,
+    );
+    const marker = `NETLOOM-MARKER-${process.pid}-strict`;
+    const cap = await capture(() => {
+      inNs(
+        victim.pods[0]!.netns,
+        ["timeout", "2", "bash", "-c", `echo ${marker} >/dev/udp/${n(0).pods[0]!.ip}/${ECHO_PORT}`],
+        true,
+      );
+      inNs(victim.pods[0]!.netns, ["ping", "-c", "2", "-W", "1", n(0).pods[0]!.ip], true);
+    });
+    assert.equal(cap.ascii.includes(marker), false, "nothing in clear while the tunnel is down");
+    const after = await scrape(metrics, "netloom_agent_drops_total", 'reason="unencrypted"');
+    assert.ok(after > before, `unencrypted drops grew: ${before} → ${after}`);
+    await waitFor(
+      "the agent to heal the tunnel and traffic to resume",
+      () =>
+        inNs(
+          victim.pods[0]!.netns,
+          ["ping", "-c", "1", "-W", "1", n(0).pods[0]!.ip],
+          true,
+        ).includes("1 received")
+          ? true
+          : undefined,
+      30_000,
+    );
+  });
+
+  it("scheduled key rotation: a 10 ms ping over three rotations per node loses under 0.1 % (target: 0); keys change each time", async () => {
+    const res = await kubeRequest(kc(), "PATCH", epPath, {
+      body: { spec: { wireguard: { keyRotationInterval: "10s" } } },
+      contentType: "application/merge-patch+json",
+    });
+    assert.equal(res.status, 200, res.body);
+    await allApplied(box, (s) =>
+      JSON.stringify(s.spec).includes('"keyRotationIntervalSeconds":10'),
+    );
+    const keys = new Map<number, string[]>([
+      [0, []],
+      [1, []],
+      [2, []],
+    ]);
+    const ping = spawnInNs(
+      n(0).pods[0]!.netns,
+      ["ping", "-D", "-i", "0.01", "-c", "3800", "-W", "1", n(2).pods[0]!.ip],
+      {
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
+    let out = "";
+    ping.stdout?.on("data", (d: Buffer) => (out += d.toString()));
+    const done = new Promise<void>((r) => ping.on("exit", () => r()));
+    const poll = (async () => {
+      while (ping.exitCode === null) {
+        for (let i = 0; i < 3; i++) {
+          const k = (await wg(i))?.publicKey;
+          const seen = keys.get(i)!;
+          if (k && seen.at(-1) !== k) seen.push(k);
+        }
+        await sleep(500);
+      }
+    })();
+    await done;
+    await poll;
+    writeFileSync(join(box.dir, "rotation-ping.txt"), out);
+    const { sent, received } = pingLoss(out);
+    const rotations = [...keys.values()].map((k) => k.length - 1);
+    process.stderr.write(
+      `rotation: ping ${received}/${sent} received, published key changes per node ${rotations.join(", ")}\n`,
+    );
+    await kubeRequest(kc(), "PATCH", epPath, {
+      body: { spec: { wireguard: { keyRotationInterval: "24h" } } },
+      contentType: "application/merge-patch+json",
+    });
+    // Measured: 0-1 of 3800 with the 5 ms peer-switch delay (see docs/wireguard.md); the issue's
+    // target is zero, which this backend does not reach every run.
+    assert.ok(sent - received <= Math.ceil(sent * 0.001), `lost ${sent - received} of ${sent}`);
+    for (const r of rotations)
+      assert.ok(r >= 3, `at least three rotations per node, got ${rotations}`);
+    for (const k of keys.values())
+      assert.equal(new Set(k).size, k.length, "every rotation published a new key");
+  });
+
+  it("private keys never appear in the API", async () => {
+    const privateKeys: string[] = [];
+    for (const node of readdirSync(box.stateRoot)) {
+      const dir = join(box.stateRoot, node, "wireguard");
+      for (const f of readdirSync(dir)) privateKeys.push(readFileSync(join(dir, f), "utf8").trim());
+    }
+    assert.equal(privateKeys.length, 3);
+    const forms = privateKeys.flatMap((k) => [k, keyToHex(k), k.replace(/=+$/, "")]);
+    const groups = (await kubeRequest(kc(), "GET", "/api/v1")).json<{
+      resources: { name: string; verbs: string[] }[];
+    }>();
+    const paths: string[] = groups.resources
+      .filter((r) => !r.name.includes("/") && r.verbs.includes("list"))
+      .map((r) => `/api/v1/${r.name}`);
+    const apis = (await kubeRequest(kc(), "GET", "/apis")).json<{
+      groups: { preferredVersion: { groupVersion: string } }[];
+    }>();
+    for (const g of apis.groups) {
+      const gv = g.preferredVersion.groupVersion;
+      const rl = (await kubeRequest(kc(), "GET", `/apis/${gv}`)).json<{
+        resources: { name: string; verbs: string[] }[];
+      }>();
+      for (const r of rl.resources)
+        if (!r.name.includes("/") && r.verbs.includes("list")) paths.push(`/apis/${gv}/${r.name}`);
+    }
+    let scanned = 0;
+    for (const p of paths) {
+      const body = (await kubeRequest(kc(), "GET", p)).body;
+      scanned++;
+      for (const f of forms) assert.equal(body.includes(f), false, `a private key appears in ${p}`);
+    }
+    process.stderr.write(
+      `private keys: scanned ${scanned} resource lists, none holds any of ${privateKeys.length} keys\n`,
+    );
+    assert.ok(scanned > 20);
+  });
+});
