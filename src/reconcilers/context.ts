@@ -10,6 +10,7 @@ import {
   type V1Pod,
 } from "@kubernetes/client-node";
 import type { Logger } from "pino";
+import { Gauge } from "prom-client";
 import type { ClusterMeshPeer } from "../api/clustermeshpeer.js";
 import { KINDS } from "../api/kinds.js";
 import type { NodeNetworkState } from "../api/nodenetworkstate.js";
@@ -93,6 +94,8 @@ export class OperatorContext {
   readonly cleanupTimeoutMs: number;
   readonly statusResyncMs: number;
   readonly now: () => Date;
+  /** netloom_resource_nodes{kind,name,state}: what the alerts on convergence read. */
+  readonly resourceNodes: Gauge<"kind" | "name" | "state">;
 
   constructor(
     readonly manager: Manager,
@@ -118,6 +121,12 @@ export class OperatorContext {
     this.cleanupTimeoutMs = opts.cleanupTimeoutMs ?? 60_000;
     this.statusResyncMs = opts.statusResyncMs ?? 15_000;
     this.now = opts.now ?? (() => new Date());
+    this.resourceNodes = new Gauge({
+      name: "netloom_resource_nodes",
+      help: "Nodes a Netloom object selects (desired), that applied it (ready), that drifted (drifted).",
+      labelNames: ["kind", "name", "state"],
+      registers: [manager.registry],
+    });
   }
 
   nodeViews(): NodeView[] {

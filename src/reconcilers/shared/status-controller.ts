@@ -64,6 +64,8 @@ export function registerStatusController<T extends UserObject>(
         );
       }
       await removeFinalizer(ctx.objects, obj, CLEANUP_FINALIZER);
+      for (const state of ["desired", "ready", "drifted"])
+        ctx.resourceNodes.remove({ kind: obj.kind, name: key, state });
       log.info({ pending: pending.length }, "finalizer removed");
       return;
     }
@@ -72,6 +74,10 @@ export function registerStatusController<T extends UserObject>(
     }
     const generation = obj.metadata.generation ?? 0;
     const { decisions, fields, activeNodes } = spec.fold(obj);
+    for (const state of ["desired", "ready", "drifted"] as const) {
+      const v = fields[`${state}Nodes`];
+      if (typeof v === "number") ctx.resourceNodes.set({ kind: obj.kind, name: key, state }, v);
+    }
     const next = nextStatus(obj.status, generation, decisions, fields, ctx.now());
     if (!sameStatus(obj.status, next)) {
       await mergePatchStatus(

@@ -1,0 +1,62 @@
+# syntax=docker/dockerfile:1
+# Netloom: one image for the operator and the node agent (docs/image.md).
+#   docker build -t netloom:dev .
+# The operator runs as the image's default user 65532 (non-root); the agent's DaemonSet runs it
+# as root with only CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON (config/agent/daemonset.yaml).
+
+ARG NODE_IMAGE=node:24-slim
+
+# ---- build: TypeScript -> dist/src, bpf/netloom.bpf.c -> dist/bpf/netloom.bpf.o ------------
+FROM ${NODE_IMAGE} AS build
+ARG TARGETARCH
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends clang llvm libbpf-dev bpftool make ca-certificates \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund --loglevel=error
+COPY tsconfig.json ./
+COPY bin ./bin
+COPY src ./src
+RUN npx tsc -p tsconfig.json
+COPY bpf ./bpf
+# The same compile as `make bpf`. The object is CO-RE: libbpf relocates it against each node's
+# kernel BTF at load time. vmlinux.h comes from the build host's BTF (BuildKit exposes /sys
+# read-only), or from bpf/vmlinux.h when the build host has no BTF.
+RUN set -eu; \
+    case "${TARGETARCH:-amd64}" in \
+      amd64) arch=x86 ;; \
+      arm64) arch=arm64 ;; \
+      *) echo "unsupported TARGETARCH ${TARGETARCH}" >&2; exit 1 ;; \
+    esac; \
+    mkdir -p dist/bpf; \
+    if [ -f bpf/vmlinux.h ]; then cp bpf/vmlinux.h dist/bpf/vmlinux.h; \
+    elif [ -r /sys/kernel/btf/vmlinux ]; then \
+      bpftool btf dump file /sys/kernel/btf/vmlinux format c > dist/bpf/vmlinux.h; \
+    else echo "no kernel BTF on the build host and no bpf/vmlinux.h" >&2; exit 1; fi; \
+    for c in bpf/*.bpf.c; do \
+      clang -O2 -g -Wall -target bpf -D__TARGET_ARCH_${arch} -Idist/bpf \
+        -c "$c" -o "dist/bpf/$(basename "${c%.c}").o"; \
+    done; \
+    rm dist/bpf/vmlinux.h
+RUN npm prune --omit=dev --no-audit --no-fund --loglevel=error
+
+# ---- runtime ----------------------------------------------------------------------------------
+FROM ${NODE_IMAGE}
+# libbpf1 for the FFI datapath driver; iproute2 (tc, ip) and wireguard-tools (wg) for the driver
+# and for debugging on the node; wireguard-go where the kernel has no WireGuard module.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libbpf1 iproute2 wireguard-tools wireguard-go ca-certificates \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+COPY --from=build /src/package.json ./package.json
+COPY --from=build /src/node_modules ./node_modules
+COPY --from=build /src/dist/src ./dist/src
+COPY --from=build /src/dist/bpf ./dist/bpf
+COPY --from=build /src/bin ./bin
+RUN chmod 0755 /app/bin/netloom.js \
+ && ln -s /app/bin/netloom.js /usr/local/bin/netloom
+ENV NODE_ENV=production
+USER 65532:65532
+ENTRYPOINT ["netloom"]
+CMD ["--help"]

@@ -1,0 +1,310 @@
+// Argo CD health checks (config/argocd): every health_test.yaml case of every netloom.io kind
+// runs through gopher-lua, the Lua engine Argo CD embeds, set up as Argo CD sets it up; the
+// argocd-cm patch carries the same scripts; and every testdata object is one the real API
+// server accepts (spec and status, at the generation the case names) with the same verdict.
+import assert from "node:assert/strict";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+import { parse as parseYaml } from "yaml";
+import { GROUP, KINDS, kindByName, VERSION } from "../../src/api/kinds.js";
+import { installCRDs } from "../../src/kube/crds.js";
+import { kubeRequest, resourcePath } from "../../src/kube/raw.js";
+import { startTestCluster, type TestCluster } from "../support/cluster.js";
+import { gopherLuaVersion, type LuaHealthResult, luaHealth } from "../support/lua-health.js";
+
+interface HealthTest {
+  healthStatus: { status: string; message: string };
+  inputPath: string;
+}
+
+interface TestObject {
+  apiVersion: string;
+  kind: string;
+  metadata: {
+    name: string;
+    namespace?: string;
+    generation: number;
+    [k: string]: unknown;
+  };
+  spec: Record<string, unknown>;
+  status?: Record<string, unknown>;
+}
+
+const REPO = repoRoot();
+const CUSTOMIZATIONS = join(REPO, "config", "argocd", "resource_customizations", GROUP);
+const HEALTH_CODES = ["Healthy", "Progressing", "Degraded", "Suspended", "Missing", "Unknown"];
+
+function repoRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, "package.json"))) {
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error("no package.json above this test");
+    dir = parent;
+  }
+  return dir;
+}
+
+function script(kind: string): string {
+  return readFileSync(join(CUSTOMIZATIONS, kind, "health.lua"), "utf8");
+}
+
+function healthTests(kind: string): HealthTest[] {
+  const doc = parseYaml(readFileSync(join(CUSTOMIZATIONS, kind, "health_test.yaml"), "utf8")) as {
+    tests?: HealthTest[];
+  };
+  assert.ok(
+    Array.isArray(doc.tests) && doc.tests.length > 0,
+    `${kind}: health_test.yaml has tests`,
+  );
+  return doc.tests;
+}
+
+function input(kind: string, t: HealthTest): TestObject {
+  return parseYaml(readFileSync(join(CUSTOMIZATIONS, kind, t.inputPath), "utf8")) as TestObject;
+}
+
+/** RFC 7386 JSON merge patch, what the API server does with application/merge-patch+json. */
+function mergePatch(target: unknown, patch: unknown): unknown {
+  if (typeof patch !== "object" || patch === null || Array.isArray(patch)) return patch;
+  const out: Record<string, unknown> =
+    typeof target === "object" && target !== null && !Array.isArray(target)
+      ? { ...(target as Record<string, unknown>) }
+      : {};
+  for (const [k, v] of Object.entries(patch)) {
+    if (v === null) delete out[k];
+    else out[k] = mergePatch(out[k], v);
+  }
+  return out;
+}
+
+function verdict(r: LuaHealthResult | undefined): { status: string; message: string } {
+  assert.ok(r, "a result per case");
+  assert.ok(r.ok, `the script failed: ${r.ok ? "" : r.error}`);
+  return { status: r.status, message: r.message };
+}
+
+/**
+ * A spec field each kind can change without becoming invalid: the server bumps
+ * metadata.generation on every spec change, so the test reaches a case's generation this way.
+ */
+const SCRATCH: Record<
+  string,
+  {
+    read: (s: Record<string, unknown>) => unknown;
+    patch: (v: unknown) => object;
+    value: (i: number) => unknown;
+  }
+> = {
+  NetworkConfig: { read: (s) => s.mtu, patch: (v) => ({ mtu: v }), value: (i) => 1300 + i },
+  NodeNetworkState: { read: (s) => s.mtu, patch: (v) => ({ mtu: v }), value: (i) => 1300 + i },
+  EncryptionProfile: {
+    read: (s) => (s.wireguard as Record<string, unknown>).listenPort,
+    patch: (v) => ({ wireguard: { listenPort: v } }),
+    value: (i) => 52000 + i,
+  },
+  BandwidthPolicy: {
+    read: (s) => (s.egress as Record<string, unknown>).rate,
+    patch: (v) => ({ egress: { rate: v } }),
+    value: (i) => `${60 + i}M`,
+  },
+  ClusterMeshPeer: {
+    read: (s) => s.clusterName,
+    patch: (v) => ({ clusterName: v }),
+    value: (i) => `scratch-${i}`,
+  },
+};
+
+describe("Argo CD health checks (config/argocd) in gopher-lua", () => {
+  let cluster: TestCluster;
+  before(async () => {
+    cluster = await startTestCluster();
+    await installCRDs(cluster.kubeconfig);
+  });
+  after(async () => cluster?.stop());
+
+  it("every netloom.io kind has health.lua, health_test.yaml and testdata, in Argo CD's layout", async (t) => {
+    t.diagnostic(`gopher-lua ${await gopherLuaVersion()} (github.com/yuin/gopher-lua)`);
+    assert.deepEqual(
+      readdirSync(CUSTOMIZATIONS).sort(),
+      KINDS.map((k) => k.kind).sort(),
+      "one folder per kind, named by kind",
+    );
+    for (const k of KINDS) {
+      const tests = healthTests(k.kind);
+      const referenced = tests.map((x) => x.inputPath).sort();
+      const files = readdirSync(join(CUSTOMIZATIONS, k.kind, "testdata"))
+        .map((f) => `testdata/${f}`)
+        .sort();
+      assert.deepEqual(referenced, files, `${k.kind}: every testdata file has a case, and back`);
+      const statuses = new Set(tests.map((x) => x.healthStatus.status));
+      for (const s of ["Healthy", "Progressing", "Degraded"]) {
+        assert.ok(statuses.has(s), `${k.kind}: a ${s} case`);
+      }
+      for (const x of tests) {
+        assert.ok(HEALTH_CODES.includes(x.healthStatus.status), `${k.kind} ${x.inputPath}`);
+        assert.ok(x.healthStatus.message.length > 0, `${k.kind} ${x.inputPath}: a message`);
+        const obj = input(k.kind, x);
+        assert.equal(obj.kind, k.kind, `${x.inputPath}: kind`);
+        // The object is a valid Netloom object by the schema the CRDs are generated from.
+        const parsed = k.object.safeParse(obj);
+        assert.ok(parsed.success, `${k.kind} ${x.inputPath}: ${parsed.error?.message}`);
+      }
+    }
+  });
+
+  it("argocd-cm-patch.yaml carries exactly each kind's health.lua", () => {
+    const patch = parseYaml(
+      readFileSync(join(REPO, "config", "argocd", "argocd-cm-patch.yaml"), "utf8"),
+    ) as {
+      kind: string;
+      metadata: { name: string; namespace: string };
+      data: Record<string, string>;
+    };
+    assert.equal(patch.kind, "ConfigMap");
+    assert.equal(patch.metadata.name, "argocd-cm");
+    assert.deepEqual(
+      Object.keys(patch.data).sort(),
+      KINDS.map((k) => `resource.customizations.health.${GROUP}_${k.kind}`).sort(),
+    );
+    for (const k of KINDS) {
+      assert.equal(
+        patch.data[`resource.customizations.health.${GROUP}_${k.kind}`],
+        script(k.kind),
+        `argocd-cm-patch.yaml differs from resource_customizations/${GROUP}/${k.kind}/health.lua: copy the file into the patch`,
+      );
+    }
+  });
+
+  for (const k of KINDS) {
+    it(`${k.kind}: every health_test.yaml case gives the expected status and message`, async () => {
+      const tests = healthTests(k.kind);
+      const results = await luaHealth(
+        tests.map((x) => ({ script: script(k.kind), object: input(k.kind, x) })),
+      );
+      tests.forEach((x, i) => {
+        assert.deepEqual(verdict(results[i]), x.healthStatus, `${k.kind} ${x.inputPath}`);
+      });
+    });
+  }
+
+  it("the engine is set up like Argo CD's: obj global, no string library, invalid status → Unknown", async () => {
+    const object = { apiVersion: "v1", kind: "X", metadata: { name: "x", generation: 3 } };
+    const [global, noString, invalid, notTable, error] = await luaHealth([
+      {
+        script: 'return { status = "Healthy", message = "generation " .. obj.metadata.generation }',
+        object,
+      },
+      { script: 'return { status = "Healthy", message = string.format("%d", 1) }', object },
+      { script: 'return { status = "Fine", message = "?" }', object },
+      { script: 'return "Healthy"', object },
+      { script: "error('boom')", object },
+    ]);
+    assert.deepEqual(verdict(global), { status: "Healthy", message: "generation 3" });
+    assert.ok(noString && !noString.ok && /format/.test(noString.error), JSON.stringify(noString));
+    assert.deepEqual(verdict(invalid), {
+      status: "Unknown",
+      message: "Lua returned an invalid health status",
+    });
+    assert.ok(notTable && !notTable.ok && /expect table output/.test(notTable.error));
+    assert.ok(error && !error.ok && /boom/.test(error.error));
+  });
+
+  it("sparse objects (no generation, empty status, no conditions) are Progressing, not errors", async () => {
+    for (const k of KINDS) {
+      const sparse = [
+        { apiVersion: `${GROUP}/${VERSION}`, kind: k.kind, metadata: { name: "x" } },
+        {
+          apiVersion: `${GROUP}/${VERSION}`,
+          kind: k.kind,
+          metadata: { name: "x", generation: 2 },
+          status: {},
+        },
+        {
+          apiVersion: `${GROUP}/${VERSION}`,
+          kind: k.kind,
+          metadata: { name: "x", generation: 1 },
+          status: { observedGeneration: 1, conditions: [] },
+        },
+      ];
+      const results = await luaHealth(sparse.map((object) => ({ script: script(k.kind), object })));
+      for (const r of results) {
+        assert.equal(verdict(r).status, "Progressing", `${k.kind}: ${JSON.stringify(r)}`);
+      }
+    }
+  });
+
+  it("every testdata object is accepted by the real API server, and its copy gets the same verdict", async () => {
+    const kc = cluster.kubeconfig;
+    let n = 0;
+    for (const k of KINDS) {
+      const scratch = SCRATCH[k.kind];
+      assert.ok(scratch, `a scratch field for ${k.kind}`);
+      for (const x of healthTests(k.kind)) {
+        const want = input(k.kind, x);
+        const name = `case-${++n}`;
+        const ns = k.scope === "Namespaced" ? (want.metadata.namespace ?? "default") : undefined;
+        const path = resourcePath(GROUP, VERSION, k.plural, ns, name);
+        const {
+          uid: _u,
+          resourceVersion: _r,
+          creationTimestamp: _c,
+          generation: _g,
+          ...meta
+        } = want.metadata;
+        const generation = want.metadata.generation;
+        const original = scratch.read(want.spec);
+        // Reach the case's generation: create with a scratch value, change it generation-2
+        // times, and end with the case's own spec.
+        const first =
+          generation > 1 ? mergePatch(want.spec, scratch.patch(scratch.value(0))) : want.spec;
+        const created = await kubeRequest(
+          kc,
+          "POST",
+          `${resourcePath(GROUP, VERSION, k.plural, ns)}?fieldValidation=Strict`,
+          {
+            body: {
+              apiVersion: want.apiVersion,
+              kind: want.kind,
+              metadata: { ...meta, name },
+              spec: first,
+            },
+          },
+        );
+        assert.equal(created.status, 201, `${x.inputPath}: ${created.body}`);
+        for (let i = 1; i < generation; i++) {
+          const v = i === generation - 1 ? (original ?? null) : scratch.value(i);
+          const res = await kubeRequest(kc, "PATCH", `${path}?fieldValidation=Strict`, {
+            body: { spec: scratch.patch(v) },
+            contentType: "application/merge-patch+json",
+          });
+          assert.equal(res.status, 200, `${x.inputPath}: ${res.body}`);
+        }
+        if (want.status) {
+          const res = await kubeRequest(kc, "PATCH", `${path}/status?fieldValidation=Strict`, {
+            body: { status: want.status },
+            contentType: "application/merge-patch+json",
+          });
+          assert.equal(res.status, 200, `${x.inputPath} status: ${res.body}`);
+        }
+        const got = (await kubeRequest(kc, "GET", path)).json<TestObject>();
+        assert.equal(got.metadata.generation, generation, `${x.inputPath}: generation`);
+        assert.deepEqual(
+          got.spec,
+          kindByName(k.kind).spec.parse(want.spec),
+          `${x.inputPath}: spec`,
+        );
+        const [fromServer] = await luaHealth([{ script: script(k.kind), object: got }]);
+        if (want.status) {
+          assert.deepEqual(got.status, want.status, `${x.inputPath}: the server kept the status`);
+          assert.deepEqual(verdict(fromServer), x.healthStatus, `${x.inputPath} (server copy)`);
+        } else {
+          // No status in the file: the server defaults status.observedGeneration to 0.
+          assert.deepEqual(got.status, { observedGeneration: 0 }, `${x.inputPath}: defaulted`);
+          assert.equal(verdict(fromServer).status, x.healthStatus.status, x.inputPath);
+        }
+      }
+    }
+  });
+});

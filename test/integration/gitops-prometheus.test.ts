@@ -1,0 +1,347 @@
+// Alerts and dashboards: config/prometheus/rules.yaml checked and unit-tested with promtool
+// (Debian package `prometheus`; hack/install-gitops-tools.sh installs it as root), the
+// PrometheusRule kept identical to it, and the Grafana dashboard config/grafana/netloom.json
+// using only metrics the operator and the agent export. No API server is needed here: these are
+// checks of files with the tools Prometheus and Grafana users run.
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { delimiter, dirname, join } from "node:path";
+import { before, describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { parse as parseYaml } from "yaml";
+
+const execFileP = promisify(execFile);
+const REPO = repoRoot();
+const PROM = join(REPO, "config", "prometheus");
+
+function repoRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, "package.json"))) {
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error("no package.json above this test");
+    dir = parent;
+  }
+  return dir;
+}
+
+/** Metrics the operator and the agent export; histograms also have _bucket, _sum, _count. */
+const COUNTERS_AND_GAUGES = [
+  "controller_runtime_reconcile_total",
+  "controller_runtime_reconcile_errors_total",
+  "workqueue_depth",
+  "workqueue_adds_total",
+  "workqueue_retries_total",
+  "leader_election_master_status",
+  // Exported by the operator's leader: nodes per object and state (desired|ready|drifted).
+  "netloom_resource_nodes",
+  "netloom_agent_drops_total",
+  "netloom_agent_drift_events_total",
+  "netloom_agent_applied_generation",
+  "netloom_wireguard_peers",
+  "netloom_wireguard_latest_handshake_age_seconds",
+  "netloom_wireguard_bytes_total",
+  "netloom_wireguard_rotations_total",
+];
+const HISTOGRAMS = [
+  "controller_runtime_reconcile_time_seconds",
+  "netloom_agent_reconcile_duration_seconds",
+];
+const EXPORTED = new Set([
+  ...COUNTERS_AND_GAUGES,
+  ...HISTOGRAMS.flatMap((h) => [`${h}_bucket`, `${h}_sum`, `${h}_count`]),
+]);
+
+const PROMQL_KEYWORDS = new Set([
+  "and",
+  "or",
+  "unless",
+  "bool",
+  "by",
+  "without",
+  "on",
+  "ignoring",
+  "group_left",
+  "group_right",
+  "offset",
+  "inf",
+  "nan",
+  "atan2",
+]);
+
+/**
+ * The metric names a PromQL expression selects: identifiers outside strings, label matchers,
+ * ranges and grouping lists that are not function calls or keywords.
+ */
+function metricNames(expr: string): string[] {
+  const stripped = expr
+    .replace(/"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|`[^`]*`/g, '""')
+    .replace(/\{[^}]*\}/g, " ")
+    .replace(/\[[^\]]*\]/g, " ")
+    .replace(/\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)/g, " ")
+    .replace(/\boffset\s+-?[0-9a-z]+/g, " ");
+  const names = new Set<string>();
+  for (const m of stripped.matchAll(/(?<![\w.$])([a-zA-Z_:][a-zA-Z0-9_:]*)(?![\w:]|\s*\()/g)) {
+    const id = m[1] ?? "";
+    if (!PROMQL_KEYWORDS.has(id)) names.add(id);
+  }
+  return [...names].sort();
+}
+
+interface RuleGroup {
+  name: string;
+  rules: {
+    alert?: string;
+    record?: string;
+    expr: string;
+    for?: string;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+  }[];
+}
+
+function ruleGroups(): RuleGroup[] {
+  return (parseYaml(readFileSync(join(PROM, "rules.yaml"), "utf8")) as { groups: RuleGroup[] })
+    .groups;
+}
+
+function alerts(): Map<string, RuleGroup["rules"][number]> {
+  return new Map(ruleGroups().flatMap((g) => g.rules.map((r) => [r.alert ?? "", r] as const)));
+}
+
+/** promtool on PATH, installed (as root) by hack/install-gitops-tools.sh when missing. */
+async function findPromtool(): Promise<{ path?: string; why: string }> {
+  const lookup = () =>
+    (process.env.PATH ?? "")
+      .split(delimiter)
+      .map((d) => join(d, "promtool"))
+      .find((p) => existsSync(p));
+  let found = lookup();
+  if (found) return { path: found, why: "" };
+  if (process.getuid?.() !== 0) {
+    return {
+      why: "promtool is not installed and this is not root: run `sudo hack/install-gitops-tools.sh` (Debian package prometheus)",
+    };
+  }
+  try {
+    await execFileP("bash", [join(REPO, "hack", "install-gitops-tools.sh")], {
+      timeout: 600_000,
+    });
+  } catch (err) {
+    return {
+      why: `promtool could not be installed with hack/install-gitops-tools.sh: ${(err as Error).message}`,
+    };
+  }
+  found = lookup();
+  return found
+    ? { path: found, why: "" }
+    : { why: "hack/install-gitops-tools.sh ran but promtool is still not on PATH" };
+}
+
+async function promtool(bin: string, args: string[]): Promise<string> {
+  try {
+    const { stdout, stderr } = await execFileP(bin, args, { cwd: REPO });
+    return stdout + stderr;
+  } catch (err) {
+    const e = err as { stdout?: string; stderr?: string; message: string };
+    assert.fail(`promtool ${args.join(" ")} failed:\n${e.stdout ?? ""}${e.stderr ?? e.message}`);
+  }
+}
+
+describe("Prometheus alerts (config/prometheus)", () => {
+  let tool: { path?: string; why: string } = { why: "not looked up" };
+  before(async () => {
+    tool = await findPromtool();
+  });
+
+  it("the PrometheusRule embeds exactly the groups of rules.yaml", () => {
+    const pr = parseYaml(readFileSync(join(PROM, "prometheusrule.yaml"), "utf8")) as {
+      apiVersion: string;
+      kind: string;
+      metadata: { name: string; namespace: string };
+      spec: { groups: RuleGroup[] };
+    };
+    assert.equal(pr.apiVersion, "monitoring.coreos.com/v1");
+    assert.equal(pr.kind, "PrometheusRule");
+    assert.equal(pr.metadata.namespace, "netloom-system");
+    assert.deepEqual(
+      pr.spec.groups,
+      ruleGroups(),
+      "prometheusrule.yaml spec.groups must be rules.yaml's groups (indent rules.yaml by two spaces)",
+    );
+  });
+
+  it("has the drift, convergence, handshake, drops and leader alerts, on the right expressions", () => {
+    const a = alerts();
+    const expr = (name: string) => {
+      const r = a.get(name);
+      assert.ok(r, `alert ${name}`);
+      return r.expr.replace(/\s+/g, " ").trim();
+    };
+    assert.match(
+      expr("NetloomDriftDetected"),
+      /increase\(netloom_agent_drift_events_total\[10m\]\)\) > 0$/,
+    );
+    assert.equal(a.get("NetloomDriftDetected")?.for, undefined, "drift alerts at once");
+    assert.match(expr("NetloomNodesNotConverged"), /netloom_resource_nodes\{state="desired"\}/);
+    assert.match(expr("NetloomNodesNotConverged"), /netloom_resource_nodes\{state="ready"\}/);
+    assert.equal(a.get("NetloomNodesNotConverged")?.for, "15m");
+    assert.equal(
+      expr("NetloomWireGuardHandshakeStale"),
+      "netloom_wireguard_latest_handshake_age_seconds > 180",
+    );
+    assert.equal(a.get("NetloomWireGuardHandshakeStale")?.for, "5m");
+    assert.match(
+      expr("NetloomPolicyDropsSpiking"),
+      /rate\(netloom_agent_drops_total\{reason="policy_denied"\}\[5m\]\)\) > \d+$/,
+    );
+    assert.match(
+      expr("NetloomOperatorNoLeader"),
+      /^max\(leader_election_master_status\{name="netloom-operator"\}\) < 1/,
+    );
+    assert.equal(a.get("NetloomOperatorNoLeader")?.for, "5m");
+    for (const [name, r] of a) {
+      assert.ok(["warning", "critical"].includes(r.labels?.severity ?? ""), `${name}: severity`);
+      assert.ok(r.annotations?.summary && r.annotations.description, `${name}: annotations`);
+    }
+  });
+
+  it("alerts select only metrics Netloom exports", () => {
+    for (const [name, r] of alerts()) {
+      for (const m of metricNames(r.expr)) {
+        assert.ok(EXPORTED.has(m), `${name}: ${m} is not a Netloom metric`);
+      }
+    }
+  });
+
+  it("every alert has unit tests where it fires and where it stays silent", () => {
+    const t = parseYaml(readFileSync(join(PROM, "rules.test.yaml"), "utf8")) as {
+      rule_files: string[];
+      tests: { alert_rule_test?: { alertname: string; exp_alerts?: unknown[] }[] }[];
+    };
+    assert.deepEqual(t.rule_files, ["rules.yaml"]);
+    const cases = t.tests.flatMap((x) => x.alert_rule_test ?? []);
+    for (const name of alerts().keys()) {
+      const mine = cases.filter((c) => c.alertname === name);
+      assert.ok(
+        mine.some((c) => (c.exp_alerts?.length ?? 0) > 0),
+        `${name}: a firing case`,
+      );
+      assert.ok(
+        mine.some((c) => (c.exp_alerts?.length ?? 0) === 0),
+        `${name}: a silent case`,
+      );
+    }
+  });
+
+  it("promtool check rules: rules.yaml and the PrometheusRule's groups", async (t) => {
+    if (!tool.path) return t.skip(tool.why);
+    t.diagnostic((await promtool(tool.path, ["--version"])).split("\n")[0] ?? "");
+    const out = await promtool(tool.path, ["check", "rules", "config/prometheus/rules.yaml"]);
+    assert.match(out, /SUCCESS: 6 rules found/);
+    const dir = mkdtempSync(join(tmpdir(), "netloom-promrule-"));
+    try {
+      const pr = parseYaml(readFileSync(join(PROM, "prometheusrule.yaml"), "utf8")) as {
+        spec: { groups: RuleGroup[] };
+      };
+      const file = join(dir, "prometheusrule-groups.json");
+      writeFileSync(file, JSON.stringify({ groups: pr.spec.groups }));
+      assert.match(await promtool(tool.path, ["check", "rules", file]), /SUCCESS: 6 rules found/);
+      // promtool refuses a broken rule: the check itself can fail.
+      const broken = join(dir, "broken.yaml");
+      writeFileSync(
+        broken,
+        "groups:\n  - name: x\n    rules:\n      - alert: X\n        expr: rate(x[5m]) >\n",
+      );
+      await assert.rejects(execFileP(tool.path, ["check", "rules", broken]));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("promtool test rules: config/prometheus/rules.test.yaml", async (t) => {
+    if (!tool.path) return t.skip(tool.why);
+    const out = await promtool(tool.path, ["test", "rules", "config/prometheus/rules.test.yaml"]);
+    assert.match(out, /SUCCESS/);
+  });
+});
+
+interface Panel {
+  id: number;
+  type: string;
+  title: string;
+  gridPos: { h: number; w: number; x: number; y: number };
+  datasource?: { type: string; uid: string };
+  targets?: { expr: string; refId: string }[];
+  panels?: Panel[];
+}
+
+describe("Grafana dashboard (config/grafana/netloom.json)", () => {
+  const dashboard = JSON.parse(
+    readFileSync(join(REPO, "config", "grafana", "netloom.json"), "utf8"),
+  ) as {
+    uid: string;
+    title: string;
+    panels: Panel[];
+    templating: { list: { name: string; type: string; query?: string | { query: string } }[] };
+  };
+  const panels = dashboard.panels.flatMap((p) => [p, ...(p.panels ?? [])]);
+  const queries = panels.filter((p) => p.type !== "row");
+
+  it("is a dashboard: uid, title, unique panel ids, panels inside the 24-column grid", () => {
+    assert.equal(dashboard.uid, "netloom-overview");
+    assert.ok(dashboard.title);
+    const ids = panels.map((p) => p.id);
+    assert.equal(new Set(ids).size, ids.length, "unique panel ids");
+    for (const p of panels) {
+      assert.ok(p.gridPos.x >= 0 && p.gridPos.x + p.gridPos.w <= 24, `${p.title}: inside the grid`);
+    }
+    assert.ok(queries.length >= 10);
+    for (const p of queries) {
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: Grafana's variable syntax
+      assert.deepEqual(p.datasource, { type: "prometheus", uid: "${datasource}" }, p.title);
+      assert.ok(p.targets?.length, `${p.title}: has queries`);
+    }
+    assert.ok(
+      dashboard.templating.list.some((v) => v.name === "datasource" && v.type === "datasource"),
+    );
+  });
+
+  it("the metric-name check finds what it must", () => {
+    assert.deepEqual(
+      metricNames(
+        'sum by (node, le) (rate(foo_seconds_bucket{a="b", c=~"$x"}[$__rate_interval])) / on (node) bar_total offset 5m > 0.99',
+      ),
+      ["bar_total", "foo_seconds_bucket"],
+    );
+    assert.deepEqual(metricNames("histogram_quantile(0.99, sum by (le) (rate(x_bucket[5m])))"), [
+      "x_bucket",
+    ]);
+    assert.deepEqual(metricNames('max(up{job="a"}) < 1 or absent(up)'), ["up"]);
+  });
+
+  it("every panel's expr (and the node variable) uses only metrics Netloom exports", () => {
+    const used = new Set<string>();
+    for (const p of queries) {
+      for (const target of p.targets ?? []) {
+        const names = metricNames(target.expr);
+        assert.ok(names.length > 0, `${p.title} ${target.refId}: selects a metric`);
+        for (const m of names) {
+          assert.ok(EXPORTED.has(m), `${p.title} ${target.refId}: ${m} is not a Netloom metric`);
+          used.add(m.replace(/_(bucket|sum|count)$/, ""));
+        }
+      }
+    }
+    for (const v of dashboard.templating.list.filter((x) => x.type === "query")) {
+      const q = typeof v.query === "string" ? v.query : (v.query?.query ?? "");
+      const inner = /^label_values\((.+),\s*\w+\)$/.exec(q)?.[1] ?? q;
+      for (const m of metricNames(inner)) assert.ok(EXPORTED.has(m), `variable ${v.name}: ${m}`);
+    }
+    // And the dashboard shows every one of them.
+    for (const m of [...COUNTERS_AND_GAUGES, ...HISTOGRAMS]) {
+      assert.ok(used.has(m), `no panel shows ${m}`);
+    }
+  });
+});
