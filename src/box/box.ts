@@ -43,6 +43,7 @@ export interface BoxState {
   bpfPinRoot: string;
   stateRoot: string;
   pids: { operator?: number; agents: Record<string, number>; extra: number[] };
+  simulated?: boolean;
 }
 
 export interface BoxOptions {
@@ -58,6 +59,8 @@ export interface BoxOptions {
   /** Run the operator and agents (false: only namespaces and objects). */
   startProcesses?: boolean;
   agentArgs?: string[];
+  /** No namespaces and no kernel: agents with the in-memory driver (for machines without root). */
+  simulated?: boolean;
   progress?: (line: string) => void;
 }
 
@@ -108,6 +111,7 @@ export function planBox(opts: BoxOptions): BoxState {
     bpfPinRoot: `/sys/fs/bpf/${p}`,
     stateRoot: join(dir, "state"),
     pids: { agents: {}, extra: [] },
+    ...(opts.simulated ? { simulated: true } : {}),
   };
 }
 
@@ -232,29 +236,34 @@ export function startOperator(s: BoxState): void {
 }
 
 export function startAgent(s: BoxState, node: BoxNode, extraArgs: string[] = []): number {
+  const args = [
+    NETLOOM,
+    "agent",
+    "--node",
+    node.name,
+    "--kubeconfig",
+    s.simulated ? s.kubeconfigPath : s.agentKubeconfigPath,
+    "--heartbeat",
+    "5s",
+    ...(s.simulated
+      ? ["--driver", "memory", "--metrics-port", "0", "--state-dir", join(s.stateRoot, node.name)]
+      : [
+          "--bpffs",
+          join(s.bpfPinRoot, node.name),
+          "--state-dir",
+          join(s.stateRoot, node.name),
+          // wireguard-go sockets (/var/run/wireguard/<if>.sock) are shared by all namespaces.
+          "--wireguard-interface",
+          `${s.prefix}wg${node.name.split("-").at(-1)}`,
+        ]),
+    ...extraArgs,
+  ];
   const pid = launch(
     s,
     `agent-${node.name}`,
     process.execPath,
-    [
-      NETLOOM,
-      "agent",
-      "--node",
-      node.name,
-      "--kubeconfig",
-      s.agentKubeconfigPath,
-      "--bpffs",
-      join(s.bpfPinRoot, node.name),
-      "--state-dir",
-      join(s.stateRoot, node.name),
-      "--heartbeat",
-      "5s",
-      // wireguard-go sockets (/var/run/wireguard/<if>.sock) are shared by all namespaces.
-      "--wireguard-interface",
-      `${s.prefix}wg${node.name.split("-").at(-1)}`,
-      ...extraArgs,
-    ],
-    node.netns,
+    args,
+    s.simulated ? undefined : node.netns,
   );
   s.pids.agents[node.name] = pid;
   saveState(s);
@@ -296,27 +305,45 @@ export async function boxUp(opts: BoxOptions): Promise<BoxState> {
   }
   mkdirSync(s.dir, { recursive: true });
   saveState(s);
-  sh("sh", ["-c", "mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf"]);
-  say(
-    `creating the underlay ${s.bridge} (${s.gatewayIP}/24), ${s.nodes.length} node and ${s.nodes.length * opts.pods.length} pod namespaces`,
-  );
-  createNetwork(s);
+  if (!s.simulated) await createKernelParts(s, say, opts.pods.length);
   say("starting etcd and kube-apiserver");
   const cp: ControlPlaneState = await startControlPlane({
     dir: join(s.dir, "cluster"),
     kubeconfigPath: s.kubeconfigPath,
-    extraAddresses: [s.gatewayIP],
+    ...(s.simulated ? {} : { extraAddresses: [s.gatewayIP] }),
     progress: (l) => say(`  ${l}`),
   });
-  const port = new URL(cp.apiServerURL).port;
-  writeFileSync(
-    s.agentKubeconfigPath,
-    readFileSync(s.kubeconfigPath, "utf8").replace(
-      cp.apiServerURL,
-      `https://${s.gatewayIP}:${port}`,
-    ),
-    { mode: 0o600 },
+  if (!s.simulated) {
+    const port = new URL(cp.apiServerURL).port;
+    writeFileSync(
+      s.agentKubeconfigPath,
+      readFileSync(s.kubeconfigPath, "utf8").replace(
+        cp.apiServerURL,
+        `https://${s.gatewayIP}:${port}`,
+      ),
+      { mode: 0o600 },
+    );
+  }
+  return finishBox(s, opts, say);
+}
+
+async function createKernelParts(
+  s: BoxState,
+  say: (l: string) => void,
+  pods: number,
+): Promise<void> {
+  sh("sh", ["-c", "mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf"]);
+  say(
+    `creating the underlay ${s.bridge} (${s.gatewayIP}/24), ${s.nodes.length} node and ${s.nodes.length * pods} pod namespaces`,
   );
+  createNetwork(s);
+}
+
+async function finishBox(
+  s: BoxState,
+  opts: BoxOptions,
+  say: (l: string) => void,
+): Promise<BoxState> {
   const kc = new KubeConfig();
   kc.loadFromFile(s.kubeconfigPath);
   say("installing CRDs; registering Nodes and Pods");

@@ -6,7 +6,6 @@ import {
   startControlPlane,
   stopControlPlane,
 } from "../cluster/control-plane.js";
-import { demoDown, demoUp } from "../demo/demo.js";
 
 const USAGE = `usage: netloom <command>
 
@@ -17,7 +16,8 @@ const USAGE = `usage: netloom <command>
   crds [DIR]        generate the CustomResourceDefinitions from src/api into DIR (default crds/)
   operator          run the operator (--kubeconfig, --metrics-port, --leader-elect)
   agent --node N    run the node agent for node N (--driver linux|memory, --bpffs, --state-dir)
-  demo up|down      the cluster-in-a-box demo (today: control plane, CRDs and samples)
+  demo up|down      the cluster-in-a-box demo: 3 nodes, 2 pods each, the samples, measured
+  demo drift        change one node's datapath by hand and watch the agent heal it
 `;
 
 /** Where the local control plane keeps its state, relative to the working directory. */
@@ -77,17 +77,17 @@ export async function run(argv: string[]): Promise<number> {
       case "cluster":
         return await cluster(rest);
       case "demo": {
-        const paths = { clusterDir: clusterDir(), kubeconfigPath: kubeconfigPath() };
-        if (rest[0] === "up") return await demoUp(paths, say);
-        if (rest[0] === "down") return await demoDown(paths, say);
+        const { DEFAULT_DEMO, demoDown, demoDrift, demoUp } = await import("../demo/demo.js");
+        const demo = {
+          ...DEFAULT_DEMO,
+          ...(process.env.NETLOOM_DEMO_DIR ? { dir: resolve(process.env.NETLOOM_DEMO_DIR) } : {}),
+        };
+        if (rest[0] === "up") return await demoUp(demo, say);
+        if (rest[0] === "down") return await demoDown(demo, say);
+        if (rest[0] === "drift") return await demoDrift(demo, say);
         say(USAGE);
         return 2;
       }
-      // Loaded on demand: the agent pulls in libbpf through koffi, which other commands need not.
-      case "operator":
-        return await (await import("./operator.js")).runOperator(rest);
-      case "agent":
-        return await (await import("./agent.js")).runAgent(rest);
       case "crds": {
         const dir = resolve(rest[0] ?? "crds");
         for (const f of writeCRDFiles(dir)) say(`wrote ${dir}/${f}`);

@@ -1,80 +1,347 @@
 import { execFileSync } from "node:child_process";
-import { resolve } from "node:path";
-import { KubeConfig } from "@kubernetes/client-node";
+import { existsSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { readManifests } from "../api/fixtures.js";
+import type { NodeNetworkState } from "../api/nodenetworkstate.js";
 import {
-  isAlive,
-  readControlPlaneState,
-  startControlPlane,
-  stopControlPlane,
-} from "../cluster/control-plane.js";
+  type BoxState,
+  boxDown,
+  boxKubeConfig,
+  boxSpawn,
+  boxUp,
+  METADATA_IP,
+  readBoxState,
+} from "../box/box.js";
+import { inNs, isRoot, listNetns, missingTools, sh } from "../box/netns.js";
+import { isAlive } from "../cluster/control-plane.js";
+import { BPF_OBJECT } from "../datapath-driver/linux/driver.js";
+import { parseHtbClasses } from "../datapath-driver/linux/htb.js";
+import { uapiGet } from "../datapath-driver/wireguard/uapi.js";
 import { applyManifests } from "../kube/apply.js";
-import { installCRDs } from "../kube/crds.js";
+import { kubeRequest } from "../kube/raw.js";
 
-export interface DemoPaths {
-  clusterDir: string;
-  kubeconfigPath: string;
+export interface DemoOptions {
+  /** Where the demo keeps its state (default .netloom/demo). */
+  dir: string;
+  prefix: string;
+  underlayOctet: number;
+}
+
+export const DEFAULT_DEMO: DemoOptions = {
+  dir: resolve(".netloom", "demo"),
+  prefix: "nld",
+  underlayOctet: 50,
+};
+const CLOUD_PORT = 8080;
+
+/** Why the demo cannot use the real kernel here, or undefined. */
+export function realKernelUnavailable(): string | undefined {
+  if (!isRoot()) return "not root";
+  if (!existsSync("/sys/kernel/btf/vmlinux")) return "no kernel BTF";
+  if (!existsSync(BPF_OBJECT)) return `no eBPF object (${BPF_OBJECT})`;
+  const missing = missingTools(["ip", "nsenter", "tc", "iperf3", "wireguard-go"]);
+  return missing.length ? `missing ${missing.join(", ")}` : undefined;
+}
+
+interface NodeRow {
+  node: string;
+  applied: boolean;
+  egressDeny: string;
+  bandwidth: string;
+  wireguard: string;
+  strict: string;
+}
+
+async function states(box: BoxState): Promise<NodeNetworkState[]> {
+  const r = await kubeRequest(
+    boxKubeConfig(box),
+    "GET",
+    "/apis/netloom.io/v1alpha1/nodenetworkstates",
+  );
+  return r.status === 200 ? r.json<{ items: NodeNetworkState[] }>().items : [];
+}
+
+const applied = (s: NodeNetworkState) =>
+  s.status?.observedGeneration === s.metadata.generation &&
+  s.status?.conditions?.find((c) => c.type === "Ready")?.status === "True";
+
+/** Waits until every node applied its state, printing one line per change (the live view). */
+async function watchConvergence(
+  box: BoxState,
+  say: (l: string) => void,
+  timeoutMs = 120_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = "";
+  for (;;) {
+    const all = await states(box);
+    const line = box.nodes
+      .map((n) => {
+        const s = all.find((x) => x.metadata.name === n.name);
+        const wg = s?.status?.wireguard;
+        const mark = s && applied(s) ? "✓" : "…";
+        return `${n.name} ${mark} gen ${s?.status?.observedGeneration ?? "-"}/${s?.metadata.generation ?? "-"}${wg?.peersConfigured !== undefined ? ` peers ${wg.peersConfigured}/${wg.peers}` : ""}`;
+      })
+      .join("   ");
+    if (line !== last) say(`  ${line}`);
+    last = line;
+    const done =
+      all.length === box.nodes.length &&
+      all.every(
+        (s) =>
+          applied(s) &&
+          (box.simulated ||
+            !s.spec.wireguard ||
+            (s.status?.wireguard?.peersConfigured ?? -1) === box.nodes.length - 1),
+      );
+    if (done) return;
+    if (Date.now() > deadline)
+      throw new Error(`nodes did not converge within ${timeoutMs / 1000}s: ${line}`);
+    await sleep(500);
+  }
+}
+
+/** Real measurements per node: the summary's table is what the kernel did, not what was asked. */
+async function measure(box: BoxState): Promise<NodeRow[]> {
+  const all = await states(box);
+  const rows: NodeRow[] = [];
+  for (const [i, n] of box.nodes.entries()) {
+    const s = all.find((x) => x.metadata.name === n.name);
+    const pod = n.pods[0]!;
+    const denied = !sh(
+      "nsenter",
+      [
+        `--net=/run/netns/${pod.netns}`,
+        "timeout",
+        "2",
+        "bash",
+        "-c",
+        `</dev/tcp/${METADATA_IP}/${CLOUD_PORT} && echo open`,
+      ],
+      {
+        allowFail: true,
+      },
+    ).includes("open");
+    const other = box.nodes[(i + 1) % box.nodes.length]!;
+    let bandwidth = "—";
+    const limit = s?.spec.bandwidth?.find((b) => b.ip === pod.ip);
+    if (limit) {
+      const out = inNs(
+        pod.netns,
+        ["iperf3", "-c", other.pods[1]!.ip, "-p", "5201", "-t", "3", "-O", "1", "-J"],
+        true,
+      );
+      const mbps = out
+        ? (JSON.parse(out) as { end: { sum_received: { bits_per_second: number } } }).end
+            .sum_received.bits_per_second / 1e6
+        : 0;
+      const want = limit.egressBitsPerSecond / 1e6;
+      const ok = mbps > want * 0.9 && mbps < want * 1.05;
+      bandwidth = `${ok ? "✓" : "✗"} ${want}M: ${mbps.toFixed(1)}`;
+    }
+    let wireguard = "—";
+    const wgIf = `${box.prefix}wg${i + 1}`;
+    if (s?.spec.wireguard) {
+      const dev = await uapiGet(`/var/run/wireguard/${wgIf}.sock`).catch(() => undefined);
+      const ages = (dev?.peers ?? []).map((p) =>
+        p.lastHandshakeSeconds ? Math.round(Date.now() / 1000 - p.lastHandshakeSeconds) : undefined,
+      );
+      const all = ages.length === box.nodes.length - 1 && ages.every((a) => a !== undefined);
+      wireguard = all
+        ? `✓ ${ages.length} peers, handshake ${Math.max(...(ages as number[]))}s ago`
+        : `✗ ${ages.filter((a) => a !== undefined).length}/${box.nodes.length - 1} peers up`;
+    }
+    const strictCidrs = s?.spec.wireguard?.strictCIDRs ?? [];
+    rows.push({
+      node: n.name,
+      applied: !!s && applied(s),
+      egressDeny: denied ? `✓ ${METADATA_IP} blocked` : "✗ reachable",
+      bandwidth,
+      wireguard,
+      strict: strictCidrs.length ? `✓ ${strictCidrs.join(",")}` : "—",
+    });
+  }
+  return rows;
+}
+
+function table(rows: NodeRow[]): string {
+  const head = [
+    "NODE",
+    "APPLIED",
+    "EGRESS DENY",
+    "BANDWIDTH (Mbit/s goodput)",
+    "WIREGUARD",
+    "STRICT MODE",
+  ];
+  const data = rows.map((r) => [
+    r.node,
+    r.applied ? "✓" : "✗",
+    r.egressDeny,
+    r.bandwidth,
+    r.wireguard,
+    r.strict,
+  ]);
+  const widths = head.map((h, c) => Math.max(h.length, ...data.map((d) => [...d[c]!].length)));
+  const fmt = (cells: string[]) =>
+    cells.map((x, c) => x + " ".repeat(widths[c]! - [...x].length)).join("  ");
+  return [fmt(head), ...data.map(fmt)].join("\n");
 }
 
 /**
- * The cluster-in-a-box demo. Today: a real control plane, the CRDs and the samples, shown
- * with kubectl. The operator, simulated nodes and the datapath join as they land.
+ * `netloom demo up`: the cluster-in-a-box with the samples applied, then a summary of real
+ * measurements. Needs root for the kernel parts; says so and stops otherwise.
  */
-export async function demoUp(paths: DemoPaths, say: (line: string) => void): Promise<number> {
-  const running = readControlPlaneState(paths.clusterDir);
-  if (running && isAlive(running.apiServerPid)) {
+export async function demoUp(opts: DemoOptions, say: (line: string) => void): Promise<number> {
+  const existing = readBoxState(opts.dir);
+  const running =
+    existing &&
+    (listNetns(`${opts.prefix}-`).length > 0 ||
+      (existing.pids.operator !== undefined && isAlive(existing.pids.operator)));
+  if (running) {
     say(
-      `a demo is already running (kube-apiserver pid ${running.apiServerPid}, ${running.apiServerURL});`,
-    );
-    say(
-      "  use it with: kubectl --kubeconfig .netloom/kubeconfig get netloom -A   or stop it: make demo-down",
+      `a demo is already running (state in ${opts.dir}); use it, or stop it with: make demo-down`,
     );
     return 1;
   }
+  const why = realKernelUnavailable();
+  if (why) {
+    say(`NOTICE: no real kernel datapath here (${why}): the agents run with the in-memory driver.`);
+    say(
+      "        Everything else is real (etcd, kube-apiserver, operator, agents, status); nothing is measured.",
+    );
+  }
   const t0 = Date.now();
   const step = (what: string) => say(`[demo +${((Date.now() - t0) / 1000).toFixed(1)}s] ${what}`);
-  step("starting etcd and kube-apiserver");
-  const state = await startControlPlane({
-    dir: paths.clusterDir,
-    kubeconfigPath: paths.kubeconfigPath,
-    progress: (l) => step(`  ${l}`),
+  await boxDown(opts.dir, opts.prefix); // leftovers of a demo that was killed
+  const box = await boxUp({
+    dir: opts.dir,
+    prefix: opts.prefix,
+    underlayOctet: opts.underlayOctet,
+    nodes: 3,
+    pods: [{ app: "landing-page" }, { app: "api" }],
+    simulated: why !== undefined,
+    progress: (l) => step(l),
   });
-  const kc = new KubeConfig();
-  kc.loadFromFile(state.kubeconfigPath);
-  step("installing the Netloom CRDs");
-  await installCRDs(kc);
-  const samples = readManifests("config/samples");
-  step(`applying ${samples.length} samples from config/samples`);
-  await applyManifests(kc, samples, "netloom-demo");
+  if (box.simulated) return simulatedSummary(box, step, say);
+  boxSpawn(box, box.cloudNetns, "cloud-server", [
+    process.execPath,
+    "-e",
+    `require("net").createServer((s) => s.end("ok")).listen(${CLOUD_PORT})`,
+  ]);
+  for (const n of box.nodes)
+    boxSpawn(box, n.pods[1]!.netns, `iperf3-${n.name}`, ["iperf3", "-s", "-p", "5201"]);
+  step("waiting for the agents' first report");
+  await watchConvergence(box, say);
+  const samples = readManifests("config/samples").filter(
+    (m) => m.object.kind !== "ClusterMeshPeer",
+  );
+  step(
+    `applying ${samples.map((m) => m.object.kind).join(", ")} from config/samples (ClusterMeshPeer is not implemented yet)`,
+  );
+  await applyManifests(boxKubeConfig(box), samples, "netloom-demo");
+  step("nodes converging:");
+  await watchConvergence(box, say);
+  step("measuring on every node (egress deny, iperf3 through the limit, WireGuard handshakes)");
+  const rows = await measure(box);
   step("done");
-  if (state.kubectl) {
-    const out = execFileSync(
-      state.kubectl,
-      ["--kubeconfig", state.kubeconfigPath, "get", "netloom", "-A"],
-      {
-        encoding: "utf8",
-      },
-    );
-    process.stdout.write(`\n$ kubectl get netloom -A\n${out}\n`);
-  }
-  const kubectl = state.kubectl ?? "kubectl";
-  process.stdout.write(`Try next:
-  export KUBECONFIG=${resolve(state.kubeconfigPath)}
-  ${kubectl} get networkconfigs,encryptionprofiles,bandwidthpolicies,clustermeshpeers
-  ${kubectl} apply -f test/fixtures/invalid/bandwidthpolicy-rate-fast.yaml    # refused, naming the field
-  make demo-down                                                      # stop and remove everything
+  const kubectl = (await import("../cluster/binaries.js")).locateBinaries()?.kubectl ?? "kubectl";
+  const get = execFileSync(kubectl, ["--kubeconfig", box.kubeconfigPath, "get", "netloom", "-A"], {
+    encoding: "utf8",
+  });
+  process.stdout.write(`\n$ kubectl get netloom -A\n${get}\n${table(rows)}\n`);
+  const rel = (p: string) => p.replace(`${process.cwd()}/`, "");
+  process.stdout.write(`
+Try next:
+  export KUBECONFIG=${rel(box.kubeconfigPath)}
+  ${kubectl} get nlns -o wide                      # each node's applied generation, datapath, WireGuard
+  ${kubectl} describe networkconfig default        # conditions and events
+  node bin/netloom.js demo drift                   # delete a node's HTB class by hand and watch it heal
+  curl -s http://${box.nodes[0]!.ip}:9962/metrics | grep netloom_agent   # an agent's metrics
+  make demo-down                                   # remove every namespace, process, pin and file
+`);
+  const allOk = rows.every(
+    (r) => r.applied && !Object.values(r).some((v) => typeof v === "string" && v.startsWith("✗")),
+  );
+  return allOk ? 0 : 1;
+}
 
-Not yet in this demo: the operator, simulated nodes and the eBPF/WireGuard datapath
-(status columns stay empty until the operator lands).
+async function simulatedSummary(
+  box: BoxState,
+  step: (l: string) => void,
+  say: (l: string) => void,
+): Promise<number> {
+  step("waiting for the agents' first report");
+  await watchConvergence(box, say);
+  const samples = readManifests("config/samples").filter(
+    (m) => m.object.kind !== "ClusterMeshPeer",
+  );
+  step(`applying ${samples.map((m) => m.object.kind).join(", ")} from config/samples`);
+  await applyManifests(boxKubeConfig(box), samples, "netloom-demo");
+  await watchConvergence(box, say);
+  const kubectl = (await import("../cluster/binaries.js")).locateBinaries()?.kubectl ?? "kubectl";
+  const get = execFileSync(kubectl, ["--kubeconfig", box.kubeconfigPath, "get", "netloom", "-A"], {
+    encoding: "utf8",
+  });
+  process.stdout.write(`\n$ kubectl get netloom -A\n${get}
+SIMULATED: the agents applied every state to an in-memory datapath (run as root for eBPF and
+WireGuard on the real kernel). Stop it with: make demo-down
 `);
   return 0;
 }
 
-export async function demoDown(paths: DemoPaths, say: (line: string) => void): Promise<number> {
-  const stopped = await stopControlPlane(paths.clusterDir);
+/** `netloom demo drift`: an out-of-band change on one node, watched until the agent heals it. */
+export async function demoDrift(opts: DemoOptions, say: (line: string) => void): Promise<number> {
+  const box = readBoxState(opts.dir);
+  if (!box) {
+    say("no demo running: make demo");
+    return 1;
+  }
+  const node = box.nodes[0]!;
+  const kc = boxKubeConfig(box);
+  const nns = async () =>
+    (
+      await kubeRequest(kc, "GET", `/apis/netloom.io/v1alpha1/nodenetworkstates/${node.name}`)
+    ).json<NodeNetworkState>();
+  const before = (await nns()).status?.drift ?? {};
+  const classes = parseHtbClasses(inNs(node.netns, ["tc", "-s", "class", "show", "dev", "eth0"]));
+  const minor = [...classes.keys()][0];
+  if (minor === undefined) {
+    say(`${node.name} has no HTB class to delete (is the BandwidthPolicy sample applied?)`);
+    return 1;
+  }
+  const t0 = Date.now();
   say(
-    stopped
-      ? "[demo down] control plane stopped; .netloom data removed"
+    `$ tc class del dev eth0 classid 1:${minor.toString(16)}   (in ${node.netns}: the landing-page pod's 50M limit)`,
+  );
+  inNs(node.netns, ["tc", "class", "del", "dev", "eth0", "classid", `1:${minor.toString(16)}`]);
+  for (;;) {
+    await sleep(500);
+    const d = (await nns()).status?.drift ?? {};
+    const back = parseHtbClasses(
+      inNs(node.netns, ["tc", "-s", "class", "show", "dev", "eth0"]),
+    ).has(minor);
+    say(
+      `  +${((Date.now() - t0) / 1000).toFixed(1)}s class present: ${back ? "yes" : "no "}  detected ${d.detectedTotal ?? 0}  healed ${d.healedTotal ?? 0}${d.lastDriftReason ? `  (${d.lastDriftReason})` : ""}`,
+    );
+    if (back && (d.healedTotal ?? 0) > (before.healedTotal ?? 0)) break;
+    if (Date.now() - t0 > 30_000) {
+      say("not healed within 30s");
+      return 1;
+    }
+  }
+  say(
+    `healed; see: kubectl --kubeconfig ${join(box.dir, "kubeconfig")} get events -n default --field-selector reason=DriftHealed`,
+  );
+  return 0;
+}
+
+export async function demoDown(opts: DemoOptions, say: (line: string) => void): Promise<number> {
+  const had = readBoxState(opts.dir) !== undefined || listNetns(`${opts.prefix}-`).length > 0;
+  await boxDown(opts.dir, opts.prefix);
+  say(
+    had
+      ? "[demo down] every namespace, process, pin, socket and file of the demo removed"
       : "[demo down] no demo running",
   );
   return 0;
