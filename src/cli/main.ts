@@ -88,6 +88,11 @@ export async function run(argv: string[]): Promise<number> {
         say(USAGE);
         return 2;
       }
+      // Loaded on demand: the agent pulls in libbpf through koffi, which other commands need not.
+      case "operator":
+        return await (await import("./operator.js")).runOperator(rest);
+      case "agent":
+        return await (await import("./agent.js")).runAgent(rest);
       case "crds": {
         const dir = resolve(rest[0] ?? "crds");
         for (const f of writeCRDFiles(dir)) say(`wrote ${dir}/${f}`);

@@ -70,6 +70,7 @@ const applied = (s: NodeNetworkState) =>
 async function watchConvergence(
   box: BoxState,
   say: (l: string) => void,
+  rendered: (s: NodeNetworkState) => boolean = () => true,
   timeoutMs = 120_000,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -80,7 +81,7 @@ async function watchConvergence(
       .map((n) => {
         const s = all.find((x) => x.metadata.name === n.name);
         const wg = s?.status?.wireguard;
-        const mark = s && applied(s) ? "✓" : "…";
+        const mark = s && applied(s) && rendered(s) ? "✓" : "…";
         return `${n.name} ${mark} gen ${s?.status?.observedGeneration ?? "-"}/${s?.metadata.generation ?? "-"}${wg?.peersConfigured !== undefined ? ` peers ${wg.peersConfigured}/${wg.peers}` : ""}`;
       })
       .join("   ");
@@ -91,6 +92,7 @@ async function watchConvergence(
       all.every(
         (s) =>
           applied(s) &&
+          rendered(s) &&
           (box.simulated ||
             !s.spec.wireguard ||
             (s.status?.wireguard?.peersConfigured ?? -1) === box.nodes.length - 1),
@@ -102,9 +104,20 @@ async function watchConvergence(
   }
 }
 
+/** The operator rendered the samples into this node's state (not just the empty first state). */
+const samplesRendered = (s: NodeNetworkState) =>
+  s.spec.sources?.networkConfig !== undefined && s.spec.sources?.encryptionProfile !== undefined;
+
 /** Real measurements per node: the summary's table is what the kernel did, not what was asked. */
 async function measure(box: BoxState): Promise<NodeRow[]> {
   const all = await states(box);
+  // Pod-to-pod across every pair of nodes first: a connectivity check, and it gives every
+  // WireGuard peer a handshake to report.
+  for (const a of box.nodes) {
+    for (const b of box.nodes) {
+      if (a !== b) inNs(a.pods[0]!.netns, ["ping", "-c", "1", "-W", "2", b.pods[0]!.ip], true);
+    }
+  }
   const rows: NodeRow[] = [];
   for (const [i, n] of box.nodes.entries()) {
     const s = all.find((x) => x.metadata.name === n.name);
@@ -241,7 +254,7 @@ export async function demoUp(opts: DemoOptions, say: (line: string) => void): Pr
   );
   await applyManifests(boxKubeConfig(box), samples, "netloom-demo");
   step("nodes converging:");
-  await watchConvergence(box, say);
+  await watchConvergence(box, say, samplesRendered);
   step("measuring on every node (egress deny, iperf3 through the limit, WireGuard handshakes)");
   const rows = await measure(box);
   step("done");
@@ -278,7 +291,7 @@ async function simulatedSummary(
   );
   step(`applying ${samples.map((m) => m.object.kind).join(", ")} from config/samples`);
   await applyManifests(boxKubeConfig(box), samples, "netloom-demo");
-  await watchConvergence(box, say);
+  await watchConvergence(box, say, samplesRendered);
   const kubectl = (await import("../cluster/binaries.js")).locateBinaries()?.kubectl ?? "kubectl";
   const get = execFileSync(kubectl, ["--kubeconfig", box.kubeconfigPath, "get", "netloom", "-A"], {
     encoding: "utf8",
