@@ -78,9 +78,12 @@ export async function run(argv: string[]): Promise<number> {
         return await cluster(rest);
       case "demo": {
         const { DEFAULT_DEMO, demoDown, demoDrift, demoUp } = await import("../demo/demo.js");
+        // Tests run a second demo beside a person's: another directory, prefix and underlay.
+        const env = process.env;
         const demo = {
-          ...DEFAULT_DEMO,
-          ...(process.env.NETLOOM_DEMO_DIR ? { dir: resolve(process.env.NETLOOM_DEMO_DIR) } : {}),
+          dir: env.NETLOOM_DEMO_DIR ? resolve(env.NETLOOM_DEMO_DIR) : DEFAULT_DEMO.dir,
+          prefix: env.NETLOOM_DEMO_PREFIX ?? DEFAULT_DEMO.prefix,
+          underlayOctet: Number(env.NETLOOM_DEMO_UNDERLAY_OCTET ?? DEFAULT_DEMO.underlayOctet),
         };
         if (rest[0] === "up") return await demoUp(demo, say);
         if (rest[0] === "down") return await demoDown(demo, say);
