@@ -1,10 +1,4 @@
-import { spawn } from "node:child_process";
-import { createHash } from "node:crypto";
-import { existsSync } from "node:fs";
-import { access, constants, mkdir, readFile, rename, rm } from "node:fs/promises";
-import { homedir } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { goToolBinary, runTool } from "./go-tool.js";
 
 /** One object's kstatus verdict, as printed by test/tools/kstatus. */
 export interface KstatusResult {
@@ -23,93 +17,13 @@ export interface KstatusResult {
  */
 export async function kstatus(objects: object[]): Promise<KstatusResult[]> {
   const binary = await kstatusBinary();
-  const stdout = await run(binary, JSON.stringify(objects));
+  const stdout = await runTool("kstatus", binary, JSON.stringify(objects));
   return parseResults(stdout, objects.length);
 }
 
-let binaryPromise: Promise<string> | undefined;
-
-/** Path of the built kstatus tool; builds it on first use (memoized per process). */
+/** Path of the built tool; builds it on first use (memoized per process). */
 export function kstatusBinary(): Promise<string> {
-  binaryPromise ??= buildBinary().catch((err: unknown) => {
-    binaryPromise = undefined;
-    throw err;
-  });
-  return binaryPromise;
-}
-
-function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(join(dir, "package.json"))) return dir;
-    const parent = dirname(dir);
-    if (parent === dir)
-      throw new Error(`kstatus: no package.json above ${fileURLToPath(import.meta.url)}`);
-    dir = parent;
-  }
-}
-
-async function buildBinary(): Promise<string> {
-  const srcDir = join(repoRoot(), "test", "tools", "kstatus");
-  const hash = createHash("sha256");
-  for (const file of ["main.go", "go.mod", "go.sum"]) {
-    hash.update(await readFile(join(srcDir, file)));
-  }
-  const cacheHome = process.env.XDG_CACHE_HOME || join(homedir(), ".cache");
-  const toolsDir = join(cacheHome, "netloom", "tools");
-  const binary = join(toolsDir, `kstatus-${hash.digest("hex").slice(0, 12)}`);
-  try {
-    await access(binary, constants.X_OK);
-    return binary;
-  } catch {
-    // not built yet
-  }
-  await mkdir(toolsDir, { recursive: true });
-  // Unique temp name in the same directory, so the rename is atomic and concurrent
-  // test processes each build their own file; the last rename wins with identical content.
-  const tmp = `${binary}.tmp-${process.pid}-${Date.now()}`;
-  process.stderr.write(`kstatus: building test/tools/kstatus -> ${binary}\n`);
-  try {
-    await run("go", ["build", "-o", tmp, "."], { cwd: srcDir, env: { GOWORK: "off" } });
-    await rename(tmp, binary);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
-  }
-  return binary;
-}
-
-function run(
-  command: string,
-  argsOrStdin: string[] | string,
-  opts: { cwd?: string; env?: Record<string, string> } = {},
-): Promise<string> {
-  const args = Array.isArray(argsOrStdin) ? argsOrStdin : [];
-  const stdin = Array.isArray(argsOrStdin) ? undefined : argsOrStdin;
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, {
-      cwd: opts.cwd,
-      env: { ...process.env, ...opts.env },
-      stdio: ["pipe", "pipe", "pipe"],
-    });
-    const out: Buffer[] = [];
-    const errOut: Buffer[] = [];
-    child.stdout.on("data", (chunk: Buffer) => out.push(chunk));
-    child.stderr.on("data", (chunk: Buffer) => errOut.push(chunk));
-    child.on("error", (err) => reject(new Error(`kstatus: cannot run ${command}: ${err.message}`)));
-    child.on("close", (code, signal) => {
-      if (code === 0) {
-        resolve(Buffer.concat(out).toString("utf8"));
-        return;
-      }
-      const stderr = Buffer.concat(errOut).toString("utf8").trim();
-      const how = signal ? `signal ${signal}` : `exit code ${code}`;
-      reject(new Error(`kstatus: ${command} ${args.join(" ")} failed (${how}): ${stderr}`));
-    });
-    // The tool may exit early on bad input; its stderr explains, so ignore EPIPE here.
-    child.stdin.on("error", () => {});
-    child.stdin.end(stdin ?? "");
-  });
+  return goToolBinary("kstatus");
 }
 
 function parseResults(stdout: string, expected: number): KstatusResult[] {

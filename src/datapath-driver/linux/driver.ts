@@ -15,6 +15,7 @@ import {
   classIdFor,
   classMinorFor,
   defaultRouteDevice,
+  type HtbClass,
   probeFq,
   probeWireguardKernel,
   readHtbClasses,
@@ -23,6 +24,15 @@ import {
 } from "./htb.js";
 
 export const BPF_OBJECT = join(REPO_ROOT, "dist", "bpf", "netloom.bpf.o");
+
+/** Pure: one HTB class per limited pod, the same on every device its packets leave by. */
+export function htbClasses(spec: NodeNetworkStateSpec): HtbClass[] {
+  return (spec.bandwidth ?? []).map((b) => ({
+    minor: classMinorFor(b.ip),
+    rateBitsPerSecond: b.egressBitsPerSecond,
+    ...(b.burstBytes ? { burstBytes: b.burstBytes } : {}),
+  }));
+}
 
 export interface LinuxDriverOptions {
   /** Pins (maps, links) live here; an agent restart re-adopts them. */
@@ -92,16 +102,7 @@ export class LinuxDriver implements DatapathDriver {
     bpf.syncEgressDeny(spec.egressDeny ?? []);
     bpf.syncStrictCidrs(spec.wireguard?.strictCIDRs ?? []);
     const classes = new Map((spec.bandwidth ?? []).map((b) => [b.ip, classIdFor(b.ip)]));
-    for (const dev of devices) {
-      syncHtb(
-        dev,
-        (spec.bandwidth ?? []).map((b) => ({
-          minor: classMinorFor(b.ip),
-          rateBitsPerSecond: b.egressBitsPerSecond,
-          ...(b.burstBytes ? { burstBytes: b.burstBytes } : {}),
-        })),
-      );
-    }
+    for (const dev of devices) syncHtb(dev, htbClasses(spec));
     bpf.syncPodClasses(classes);
     for (const dev of devices) {
       bpf.attach(dev, "netloom_egress", this.mode());
@@ -163,14 +164,7 @@ export class LinuxDriver implements DatapathDriver {
       peers,
     });
     this.wgIfname = ifname;
-    syncHtb(
-      ifname,
-      (spec.bandwidth ?? []).map((b) => ({
-        minor: classMinorFor(b.ip),
-        rateBitsPerSecond: b.egressBitsPerSecond,
-        ...(b.burstBytes ? { burstBytes: b.burstBytes } : {}),
-      })),
-    );
+    syncHtb(ifname, htbClasses(spec));
     bpf.attach(ifname, "netloom_tunnel_egress", this.mode());
     return {
       backend: this.wireguard.backend,
