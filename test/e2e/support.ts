@@ -35,16 +35,28 @@ export async function startBox(opts: Omit<BoxOptions, "dir">): Promise<BoxState>
   }
 }
 
-/** TCP connect from a namespace; true when the handshake completed within timeoutSec. */
-export function canConnect(ns: string, host: string, port: number, timeoutSec = 2): boolean {
-  const out = inNs(
-    ns,
-    ["timeout", String(timeoutSec), "bash", "-c", `</dev/tcp/${host}/${port} && echo connected`],
-    true,
-  );
-  return out.includes("connected");
+/**
+ * TCP connect from a namespace; true when a handshake completed within timeoutSec. Tries up to
+ * `attempts` times, so a loaded machine does not turn a slow start into "blocked"; a blocked
+ * destination fails every attempt.
+ */
+export function canConnect(
+  ns: string,
+  host: string,
+  port: number,
+  timeoutSec = 2,
+  attempts = 3,
+): boolean {
+  for (let i = 0; i < attempts; i++) {
+    const out = inNs(
+      ns,
+      ["timeout", String(timeoutSec), "bash", "-c", `</dev/tcp/${host}/${port} && echo connected`],
+      true,
+    );
+    if (out.includes("connected")) return true;
+  }
+  return false;
 }
-
 export async function waitFor<T>(
   what: string,
   check: () => Promise<T | undefined> | T | undefined,
