@@ -281,6 +281,17 @@ describe(`reconcilers with ${NODES} simulated agents on a real API server`, () =
     assert.equal((await kstatus([ready]))[0]?.status, "Current");
   });
 
+  it("a Node deleted takes its NodeNetworkState with it", async () => {
+    const gone = nodeName(NODES);
+    env.sim.removeNode(gone);
+    await env.core.deleteNode({ name: gone });
+    await eventually(`NodeNetworkState ${gone} deleted`, async () =>
+      (await kubeRequest(env.kc, "GET", `${base}/nodenetworkstates/${gone}`)).status === 404
+        ? true
+        : undefined,
+    );
+  });
+
   it("deleting a NetworkConfig removes its effect from every node before the object goes", async () => {
     const del = await kubeRequest(env.kc, "DELETE", `${base}/networkconfigs/default`);
     assert.equal(del.status, 200, del.body);
@@ -293,7 +304,7 @@ describe(`reconcilers with ${NODES} simulated agents on a real API server`, () =
       60_000,
     );
     const all = await states();
-    assert.equal(all.length, NODES + 1);
+    assert.equal(all.length, NODES);
     for (const s of all) {
       assert.equal(s.spec.egressDeny, undefined, `${s.metadata.name} still denies`);
       assert.equal(s.spec.sources?.networkConfig, undefined);
