@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { after, describe, it } from "node:test";
 import { REPO_ROOT } from "../../src/api/fixtures.js";
 import type { BoxState } from "../../src/box/box.js";
@@ -26,7 +26,10 @@ const netloom = (...args: string[]) =>
   });
 
 describe("make demo, end to end (netloom demo up / drift / down)", { skip: unavailable }, () => {
-  after(() => void netloom("demo", "down"));
+  after(() => {
+    netloom("demo", "down");
+    rmSync(dirname(dir), { recursive: true, force: true });
+  });
 
   it("comes up with every resource Ready and a summary of real measurements", () => {
     const up = netloom("demo", "up");
