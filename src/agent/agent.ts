@@ -137,8 +137,7 @@ export class NodeAgent {
     // Peers coming and going change no spec: their count rides on the next heartbeat, so a node
     // joining does not make every other node write at once.
     const peersOnly =
-      this.appliedKey !== undefined &&
-      this.appliedKey.startsWith(`${generation}/${specHash ?? ""}/`) &&
+      this.appliedKey?.startsWith(`${generation}/${specHash ?? ""}/`) &&
       this.status?.wireguard?.publicKey === wg?.publicKey;
     let result: Parameters<typeof statusAfterApply>[1]["result"];
     const started = performance.now();

@@ -1,18 +1,16 @@
-import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { CoreV1Api, KubeConfig } from "@kubernetes/client-node";
 import { REPO_ROOT } from "../api/fixtures.js";
 import {
   type ControlPlaneState,
-  isAlive,
   startControlPlane,
   stopControlPlane,
 } from "../cluster/control-plane.js";
 import { installCRDs } from "../kube/crds.js";
 import { kubeRequest } from "../kube/raw.js";
-import { inNs, ip, listNetns, netnsExists, sh, spawnInNs, sysctl } from "./netns.js";
+import { spawnDaemon, terminate } from "../util/process.js";
+import { inNs, ip, listNetns, netnsExists, sh, sysctl } from "./netns.js";
 
 export interface BoxPod {
   name: string;
@@ -215,11 +213,10 @@ async function registerObjects(kc: KubeConfig, s: BoxState): Promise<void> {
 }
 
 function launch(s: BoxState, name: string, cmd: string, args: string[], ns?: string): number {
-  const log = openSync(join(s.dir, `${name}.log`), "a");
+  const log = join(s.dir, `${name}.log`);
   const child = ns
-    ? spawnInNs(ns, [cmd, ...args], { detached: true, stdio: ["ignore", log, log] })
-    : spawn(cmd, args, { detached: true, stdio: ["ignore", log, log] });
-  child.unref();
+    ? spawnDaemon("nsenter", [`--net=/run/netns/${ns}`, cmd, ...args], log)
+    : spawnDaemon(cmd, args, log);
   return child.pid ?? 0;
 }
 
@@ -268,26 +265,6 @@ export function startAgent(s: BoxState, node: BoxNode, extraArgs: string[] = [])
   s.pids.agents[node.name] = pid;
   saveState(s);
   return pid;
-}
-
-export async function stopPid(
-  pid: number | undefined,
-  signal: NodeJS.Signals = "SIGTERM",
-  graceMs = 10_000,
-): Promise<void> {
-  if (!pid || !isAlive(pid)) return;
-  try {
-    process.kill(pid, signal);
-  } catch {
-    return;
-  }
-  const deadline = Date.now() + graceMs;
-  while (isAlive(pid) && Date.now() < deadline) await sleep(50);
-  if (isAlive(pid)) {
-    try {
-      process.kill(pid, "SIGKILL");
-    } catch {}
-  }
 }
 
 /**
@@ -363,9 +340,9 @@ export async function boxDown(dir: string, prefixHint?: string): Promise<void> {
   const s = readBoxState(dir);
   const prefix = s?.prefix ?? prefixHint;
   if (s) {
-    await Promise.all(Object.values(s.pids.agents).map((p) => stopPid(p)));
-    await stopPid(s.pids.operator);
-    await Promise.all(s.pids.extra.map((p) => stopPid(p, "SIGKILL")));
+    await Promise.all(Object.values(s.pids.agents).map((p) => terminate(p)));
+    await terminate(s.pids.operator);
+    await Promise.all(s.pids.extra.map((p) => terminate(p, "SIGKILL")));
   }
   if (prefix) {
     // Anything still running inside the box's namespaces (servers started by tests).

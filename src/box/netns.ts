@@ -46,3 +46,26 @@ export function missingTools(tools = ["ip", "nsenter", "tc", "sysctl"]): string[
     (t) => sh("sh", ["-c", `command -v ${t}`], { allowFail: true }).trim() === "",
   );
 }
+
+/**
+ * TCP connect from a namespace; true when a handshake completed within timeoutSec. Tries up to
+ * `attempts` times, so a loaded machine does not turn a slow start into "blocked"; a blocked
+ * destination fails every attempt.
+ */
+export function canConnect(
+  ns: string,
+  host: string,
+  port: number,
+  timeoutSec = 2,
+  attempts = 3,
+): boolean {
+  for (let i = 0; i < attempts; i++) {
+    const out = inNs(
+      ns,
+      ["timeout", String(timeoutSec), "bash", "-c", `</dev/tcp/${host}/${port} && echo connected`],
+      true,
+    );
+    if (out.includes("connected")) return true;
+  }
+  return false;
+}

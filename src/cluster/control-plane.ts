@@ -1,11 +1,13 @@
-import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { request as httpsRequest } from "node:https";
 import { createServer } from "node:net";
 import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { isAlive, spawnDaemon, terminate } from "../util/process.js";
 import { ensureBinaries } from "./binaries.js";
 import { generateClusterCerts } from "./certs.js";
+
+export { isAlive };
 
 export interface ControlPlaneOptions {
   /** Everything the control plane writes lives here; removed on stop. */
@@ -50,41 +52,6 @@ export async function freePort(): Promise<number> {
       srv.close(() => resolvePort(addr.port));
     });
   });
-}
-
-function spawnDaemon(bin: string, args: string[], logPath: string): ChildProcess {
-  const out = openSync(logPath, "a");
-  // Detached: a daemon of `netloom cluster up` outlives the CLI; `cluster down` stops it.
-  const child = spawn(bin, args, { detached: true, stdio: ["ignore", out, out] });
-  child.unref();
-  return child;
-}
-
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function terminate(pid: number, graceMs = 10_000): Promise<void> {
-  if (!isAlive(pid)) return;
-  try {
-    process.kill(pid, "SIGTERM");
-  } catch {
-    return;
-  }
-  const deadline = Date.now() + graceMs;
-  while (Date.now() < deadline) {
-    if (!isAlive(pid)) return;
-    await sleep(50);
-  }
-  try {
-    process.kill(pid, "SIGKILL");
-  } catch {}
-  while (isAlive(pid)) await sleep(20);
 }
 
 async function waitFor(

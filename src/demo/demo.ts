@@ -13,7 +13,7 @@ import {
   METADATA_IP,
   readBoxState,
 } from "../box/box.js";
-import { inNs, isRoot, listNetns, missingTools, sh } from "../box/netns.js";
+import { canConnect, inNs, isRoot, listNetns, missingTools } from "../box/netns.js";
 import { isAlive } from "../cluster/control-plane.js";
 import { BPF_OBJECT } from "../datapath-driver/linux/driver.js";
 import { parseHtbClasses } from "../datapath-driver/linux/htb.js";
@@ -122,20 +122,7 @@ async function measure(box: BoxState): Promise<NodeRow[]> {
   for (const [i, n] of box.nodes.entries()) {
     const s = all.find((x) => x.metadata.name === n.name);
     const pod = n.pods[0]!;
-    const denied = !sh(
-      "nsenter",
-      [
-        `--net=/run/netns/${pod.netns}`,
-        "timeout",
-        "2",
-        "bash",
-        "-c",
-        `</dev/tcp/${METADATA_IP}/${CLOUD_PORT} && echo open`,
-      ],
-      {
-        allowFail: true,
-      },
-    ).includes("open");
+    const denied = !canConnect(pod.netns, METADATA_IP, CLOUD_PORT, 2, 1);
     const other = box.nodes[(i + 1) % box.nodes.length]!;
     let bandwidth = "—";
     const limit = s?.spec.bandwidth?.find((b) => b.ip === pod.ip);

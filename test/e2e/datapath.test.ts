@@ -11,12 +11,12 @@ import {
   boxSpawn,
   METADATA_IP,
   startAgent,
-  stopPid,
 } from "../../src/box/box.js";
 import { inNs, spawnInNs } from "../../src/box/netns.js";
 import { classMinorFor, parseHtbClasses } from "../../src/datapath-driver/linux/htb.js";
 import { applyManifests } from "../../src/kube/apply.js";
 import { kubeRequest } from "../../src/kube/raw.js";
+import { terminate } from "../../src/util/process.js";
 import {
   allApplied,
   canConnect,
@@ -204,7 +204,7 @@ describe("datapath on the real kernel (cluster-in-a-box, 2 nodes)", { skip: unav
     ping.stdout?.on("data", (d: Buffer) => (out += d.toString()));
     const done = new Promise<void>((resolve) => ping.on("exit", () => resolve()));
     await sleep(1500);
-    await stopPid(box.pids.agents[n.name]);
+    await terminate(box.pids.agents[n.name]);
     await sleep(500);
     startAgent(box, n);
     await done;

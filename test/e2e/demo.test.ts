@@ -34,10 +34,10 @@ describe("make demo, end to end (netloom demo up / drift / down)", { skip: unava
   it("comes up with every resource Ready and a summary of real measurements", () => {
     const up = netloom("demo", "up");
     process.stderr.write(
-      up.stdout
+      `${up.stdout
         .split("\n")
         .filter((l) => l.startsWith("nle-node"))
-        .join("\n") + "\n",
+        .join("\n")}\n`,
     );
     assert.equal(up.status, 0, `demo up failed:\n${up.stderr}\n${up.stdout}`);
     for (const kind of ["networkconfig", "encryptionprofile", "bandwidthpolicy"]) {

@@ -1,7 +1,6 @@
 import { existsSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import {
   type BoxOptions,
   type BoxState,
@@ -9,9 +8,10 @@ import {
   boxKubeConfig,
   boxUp,
 } from "../../src/box/box.js";
-import { inNs, isRoot, missingTools, sh } from "../../src/box/netns.js";
+import { canConnect, isRoot, missingTools, sh } from "../../src/box/netns.js";
 import { BPF_OBJECT } from "../../src/datapath-driver/linux/driver.js";
 import { kubeRequest } from "../../src/kube/raw.js";
+import { eventually } from "../support/eventually.js";
 
 /** Why the real-kernel suite cannot run here, or undefined when it can. */
 export function e2eUnavailable(extraTools: string[] = []): string | undefined {
@@ -35,46 +35,13 @@ export async function startBox(opts: Omit<BoxOptions, "dir">): Promise<BoxState>
   }
 }
 
-/**
- * TCP connect from a namespace; true when a handshake completed within timeoutSec. Tries up to
- * `attempts` times, so a loaded machine does not turn a slow start into "blocked"; a blocked
- * destination fails every attempt.
- */
-export function canConnect(
-  ns: string,
-  host: string,
-  port: number,
-  timeoutSec = 2,
-  attempts = 3,
-): boolean {
-  for (let i = 0; i < attempts; i++) {
-    const out = inNs(
-      ns,
-      ["timeout", String(timeoutSec), "bash", "-c", `</dev/tcp/${host}/${port} && echo connected`],
-      true,
-    );
-    if (out.includes("connected")) return true;
-  }
-  return false;
-}
-export async function waitFor<T>(
+/** eventually() with the e2e defaults: a minute, polled every 200 ms. */
+export function waitFor<T>(
   what: string,
-  check: () => Promise<T | undefined> | T | undefined,
+  check: () => Promise<T | undefined | false> | T | undefined | false,
   timeoutMs = 60_000,
 ): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await check();
-      if (v !== undefined && v !== false) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline)
-      throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
-    await sleep(200);
-  }
+  return eventually(what, check, timeoutMs, 200);
 }
 
 export interface StateView {
@@ -137,4 +104,4 @@ export function pingLoss(out: string): { sent: number; received: number } {
   return { sent: Number(m[1]), received: Number(m[2]) };
 }
 
-export { sh };
+export { canConnect, sh };

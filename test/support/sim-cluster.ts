@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from "node:timers/promises";
 import { CoreV1Api, type KubeConfig } from "@kubernetes/client-node";
 import { pino } from "pino";
 import { AgentSimulator } from "../../src/agent/simulator.js";
@@ -6,6 +5,7 @@ import { installCRDs } from "../../src/kube/crds.js";
 import { kubeRequest } from "../../src/kube/raw.js";
 import { createOperator } from "../../src/reconcilers/operator.js";
 import { startTestCluster, type TestCluster } from "./cluster.js";
+import { eventually } from "./eventually.js";
 
 export interface SimCluster {
   cluster: TestCluster;
@@ -116,24 +116,4 @@ export async function startSimCluster(
   };
 }
 
-/** Polls until check returns a value (not undefined), or fails with the last observation. */
-export async function eventually<T>(
-  what: string,
-  check: () => Promise<T | undefined>,
-  timeoutMs = 30_000,
-  intervalMs = 100,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await check();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline)
-      throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
-    await sleep(intervalMs);
-  }
-}
+export { eventually };
