@@ -381,3 +381,23 @@ export function boxSpawn(s: BoxState, ns: string, name: string, cmd: string[]): 
 }
 
 export { netnsExists };
+
+/**
+ * A TCP server in a namespace, remembered for teardown: "ok" answers and closes (the cloud),
+ * "echo" sends back what it gets. Clients that reset the connection (bash's /dev/tcp closes at
+ * once) must not crash it, so socket errors are ignored.
+ */
+export function boxTcpServer(
+  s: BoxState,
+  ns: string,
+  name: string,
+  port: number,
+  mode: "ok" | "echo",
+): number {
+  const handler = mode === "ok" ? 's.end("ok")' : "s.pipe(s)";
+  return boxSpawn(s, ns, name, [
+    process.execPath,
+    "-e",
+    `require("net").createServer((s) => { s.on("error", () => {}); ${handler}; }).listen(${port})`,
+  ]);
+}

@@ -9,6 +9,7 @@ import {
   boxDown,
   boxKubeConfig,
   boxSpawn,
+  boxTcpServer,
   boxUp,
   METADATA_IP,
   readBoxState,
@@ -224,11 +225,7 @@ export async function demoUp(opts: DemoOptions, say: (line: string) => void): Pr
     progress: (l) => step(l),
   });
   if (box.simulated) return simulatedSummary(box, step, say);
-  boxSpawn(box, box.cloudNetns, "cloud-server", [
-    process.execPath,
-    "-e",
-    `require("net").createServer((s) => s.end("ok")).listen(${CLOUD_PORT})`,
-  ]);
+  boxTcpServer(box, box.cloudNetns, "cloud-server", CLOUD_PORT, "ok");
   for (const n of box.nodes)
     boxSpawn(box, n.pods[1]!.netns, `iperf3-${n.name}`, ["iperf3", "-s", "-p", "5201"]);
   step("waiting for the agents' first report");

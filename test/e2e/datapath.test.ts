@@ -9,6 +9,7 @@ import {
   boxDown,
   boxKubeConfig,
   boxSpawn,
+  boxTcpServer,
   METADATA_IP,
   startAgent,
 } from "../../src/box/box.js";
@@ -47,11 +48,7 @@ describe("datapath on the real kernel (cluster-in-a-box, 2 nodes)", { skip: unav
       nodes: 2,
       pods: [{ app: "landing-page" }, { app: "api" }],
     });
-    boxSpawn(box, box.cloudNetns, "cloud-server", [
-      process.execPath,
-      "-e",
-      `require("net").createServer((s) => s.end("ok")).listen(${CLOUD_PORT})`,
-    ]);
+    boxTcpServer(box, box.cloudNetns, "cloud-server", CLOUD_PORT, "ok");
     for (const pod of node2().pods)
       boxSpawn(box, pod.netns, `iperf3-${pod.name}`, ["iperf3", "-s", "-p", "5201"]);
     await allApplied(box, (s) => s.status?.datapath?.driver === "linux");

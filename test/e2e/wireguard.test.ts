@@ -5,7 +5,13 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { readManifests } from "../../src/api/fixtures.js";
-import { type BoxState, boxDown, boxKubeConfig, boxSpawn } from "../../src/box/box.js";
+import {
+  type BoxState,
+  boxDown,
+  boxKubeConfig,
+  boxSpawn,
+  boxTcpServer,
+} from "../../src/box/box.js";
 import { inNs, sh, spawnInNs } from "../../src/box/netns.js";
 import { keyToHex } from "../../src/datapath-driver/wireguard/keys.js";
 import { applyManifests } from "../../src/kube/apply.js";
@@ -98,11 +104,7 @@ describe("WireGuard between nodes on the real kernel (cluster-in-a-box, 3 nodes)
       pods: [{ app: "landing-page" }, { app: "api" }],
     });
     for (const node of box.nodes) {
-      boxSpawn(box, node.pods[0]!.netns, `echo-${node.name}`, [
-        process.execPath,
-        "-e",
-        `require("net").createServer((s) => s.pipe(s)).listen(${ECHO_PORT})`,
-      ]);
+      boxTcpServer(box, node.pods[0]!.netns, `echo-${node.name}`, ECHO_PORT, "echo");
       boxSpawn(box, node.pods[1]!.netns, `iperf3-${node.name}`, ["iperf3", "-s", "-p", "5201"]);
     }
     // The sample NetworkConfig sets a 10 s drift interval (healing below relies on it).
