@@ -5,6 +5,7 @@ import { diffDatapath } from "../datapath-driver/driver.js";
 import { MemoryDriver } from "../datapath-driver/memory.js";
 import { NodeAgent } from "./agent.js";
 import { KeyStore } from "./keystore.js";
+import { ROTATION_GUARD_MS } from "./rotation.js";
 
 function state(generation: number, mode: "Heal" | "Report"): NodeNetworkState {
   return {
@@ -134,11 +135,77 @@ describe("NodeAgent key rotation (memory driver)", () => {
     agent.stop();
     const keys = [...new Set(published.map((p) => p.key))];
     assert.ok(keys.length >= 3, `at least two rotations: ${keys.length - 1}`);
-    // Every new key was announced as "next" before it became current.
+    // Every new key was announced as "next" before it became current, and once current the
+    // announcement is gone (peers take a current key as the node's word that it switched).
     for (const k of keys.slice(1)) {
       const announced = published.findIndex((p) => p.next === k);
       const current = published.findIndex((p) => p.key === k);
       assert.ok(announced >= 0 && announced < current, "announced before use");
+      assert.equal(published[current]?.next, undefined, "no announcement once switched");
+    }
+  });
+});
+
+describe("NodeAgent key rotation across peers (memory driver)", () => {
+  it("two peers whose schedules clash never switch within the guard of each other, and both rotate", async () => {
+    const names = ["n1", "n2"];
+    const states = new Map<string, NodeNetworkState>();
+    const switches: { node: string; at: number }[] = [];
+    const agents: NodeAgent[] = [];
+    const nns = (name: string, status?: NodeNetworkStateStatus): NodeNetworkState => ({
+      apiVersion: "netloom.io/v1alpha1",
+      kind: "NodeNetworkState",
+      metadata: { name, generation: 1, annotations: { "netloom.io/spec-hash": "h1" } },
+      spec: {
+        nodeName: name,
+        podCIDRs: [name === "n1" ? "10.244.1.0/24" : "10.244.2.0/24"],
+        // 3 s: shorter than two guards, so the two schedules clash on every round.
+        wireguard: {
+          profile: "p",
+          interfaceName: "wg0",
+          listenPort: 51871,
+          keyRotationIntervalSeconds: 3,
+        },
+      },
+      ...(status ? { status } : {}),
+    });
+    for (const name of names) {
+      let lastKey: string | undefined;
+      const agent = new NodeAgent({
+        node: name,
+        driver: new MemoryDriver(),
+        keys: new KeyStore(undefined),
+        nodeIP: name === "n1" ? "192.0.2.1" : "192.0.2.2",
+        rotationLeadMs: 300,
+        writeStatus: async (s) => {
+          if (lastKey && s.wireguard?.publicKey !== lastKey)
+            switches.push({ node: name, at: Date.now() });
+          lastKey = s.wireguard?.publicKey;
+          states.set(name, nns(name, s));
+          // Each agent watches the other's status, as through the API.
+          for (const other of agents)
+            if (other.node !== name) void other.observePeers([...states.values()]);
+        },
+      });
+      agents.push(agent);
+    }
+    for (const a of agents) await a.observe(nns(a.node));
+    await new Promise((r) => setTimeout(r, 8000));
+    for (const a of agents) a.stop();
+    for (const name of names)
+      assert.ok(
+        switches.some((s) => s.node === name),
+        `${name} rotated: ${JSON.stringify(switches)}`,
+      );
+    const sorted = switches.sort((a, b) => a.at - b.at);
+    for (let i = 1; i < sorted.length; i++) {
+      const [a, b] = [sorted[i - 1]!, sorted[i]!];
+      if (a.node === b.node) continue;
+      // The guard is measured between announced times; allow the timers' few ms of jitter.
+      assert.ok(
+        b.at - a.at >= ROTATION_GUARD_MS - 50,
+        `${a.node}→${b.node} ${b.at - a.at} ms apart`,
+      );
     }
   });
 });

@@ -13,6 +13,12 @@ import { SPEC_HASH_ANNOTATION } from "../reconcilers/nodenetworkstate/names.js";
 import { contentHash } from "../reconcilers/shared/hash.js";
 import type { KeyStore } from "./keystore.js";
 import { planPeers } from "./peers.js";
+import {
+  type Announcement,
+  firstRotationDue,
+  ROTATION_GUARD_MS,
+  rotationClash,
+} from "./rotation.js";
 import { statusAfterApply, statusAfterDriftCheck } from "./status.js";
 
 export interface NodeAgentOptions {
@@ -57,6 +63,11 @@ export class NodeAgent {
   private peerStates: NodeNetworkState[] = [];
   private switchTimer: NodeJS.Timeout | undefined;
   private rotationTimer: NodeJS.Timeout | undefined;
+  private ownSwitchTimer: NodeJS.Timeout | undefined;
+  /** Not before this switch time: a peer's clashing switch comes first. */
+  private rotationDeferredTo: number | undefined;
+  /** Keys and peers last pushed to the tunnel (by an apply or the rotation fast path). */
+  private pushedWireguard: string | undefined;
   private rotationDueAt: number | undefined;
   private rotationAnchor: number | undefined;
   private rotationInterval: number | undefined;
@@ -84,7 +95,11 @@ export class NodeAgent {
   observePeers(states: NodeNetworkState[]): Promise<void> {
     this.peerStates = states;
     if (!this.state?.spec.wireguard) return Promise.resolve();
-    return this.serial(() => this.converge());
+    return this.serial(async () => {
+      await this.fastSwitch();
+      await this.yieldOnClash();
+      await this.converge();
+    });
   }
 
   /** Re-read the kernel now (the real agent calls this on SIGHUP too). */
@@ -105,6 +120,7 @@ export class NodeAgent {
     clearTimeout(this.retryTimer);
     clearTimeout(this.switchTimer);
     clearTimeout(this.rotationTimer);
+    clearTimeout(this.ownSwitchTimer);
   }
 
   private serial(fn: () => Promise<void>): Promise<void> {
@@ -132,7 +148,7 @@ export class NodeAgent {
     const generation = nns.metadata.generation ?? 0;
     const specHash = nns.metadata.annotations?.[SPEC_HASH_ANNOTATION];
     const wg = this.wireguardContext(nns.spec);
-    const key = `${generation}/${specHash ?? ""}/${wg ? contentHash({ p: wg.ctx.peers, k: wg.publicKey }) : ""}`;
+    const key = `${generation}/${specHash ?? ""}/${wg ? this.wireguardHash(wg) : ""}`;
     if (key === this.appliedKey && this.status?.observedGeneration === generation) return;
     // Peers coming and going change no spec: their count rides on the next heartbeat, so a node
     // joining does not make every other node write at once.
@@ -147,6 +163,7 @@ export class NodeAgent {
         report: await this.opts.driver.apply(nns.spec, wg ? { wireguard: wg.ctx } : {}),
       };
       this.appliedKey = key;
+      this.pushedWireguard = wg ? this.wireguardHash(wg) : undefined;
       this.failures = 0;
       this.log.info({ generation }, "applied");
     } catch (err) {
@@ -213,23 +230,29 @@ export class NodeAgent {
       peers: wg.expected,
       peersConfigured: configured,
       ...(next
-        ? { nextPublicKey: next.publicKey, nextKeySwitchTime: formatTime(next.switchAt) }
+        ? { nextPublicKey: next.publicKey, nextKeySwitchTime: next.switchAt.toISOString() }
         : {}),
       ...(this.lastRotation ? { lastRotationTime: this.lastRotation } : {}),
     };
   }
 
   /** The rotation fast path: keys and peers straight to the tunnel, the rest follows. */
-  private async fastSwitch(ownKey = false): Promise<void> {
+  private async fastSwitch(): Promise<void> {
     const spec = this.state?.spec;
     const wg = spec ? this.wireguardContext(spec) : undefined;
     if (!spec?.wireguard || !wg || !this.opts.driver.switchKeys) return;
-    // After our own switch we start the handshakes: a peer that switched a moment earlier has no
-    // traffic of ours to answer and would otherwise wait WireGuard's 5 s rekey timeout.
-    await this.opts.driver.switchKeys(spec.wireguard.listenPort, wg.ctx, ownKey);
+    // Only on a running tunnel, and only when keys or peers changed (not on every heartbeat).
+    const pushed = this.wireguardHash(wg);
+    if (this.appliedKey === undefined || this.pushedWireguard === pushed) return;
+    await this.opts.driver.switchKeys(spec.wireguard.listenPort, wg.ctx);
+    this.pushedWireguard = pushed;
   }
 
-  /** Re-converge at a key switch time (ours or a peer's), to the millisecond. */
+  private wireguardHash(wg: NonNullable<ReturnType<NodeAgent["wireguardContext"]>>): string {
+    return contentHash({ p: wg.ctx.peers, k: wg.publicKey });
+  }
+
+  /** Re-converge when a peer's announced key is due even without its confirmation. */
   private scheduleAt(at: Date, why: string): void {
     clearTimeout(this.switchTimer);
     if (this.stopped) return;
@@ -248,7 +271,7 @@ export class NodeAgent {
 
   /**
    * Scheduled rotation: announce the next public key with a switch time rotationLeadMs ahead;
-   * at that time peers (watching our status) and this node switch together.
+   * at that time this node switches, and its peers follow once its status says so (peerKeyAt).
    */
   private scheduleRotation(spec: NodeNetworkStateSpec): void {
     const interval = spec.wireguard?.keyRotationIntervalSeconds;
@@ -257,35 +280,64 @@ export class NodeAgent {
       this.rotationDueAt = undefined;
       this.rotationAnchor = undefined;
       this.rotationInterval = undefined;
+      this.rotationDeferredTo = undefined;
       return;
     }
-    // The first rotation counts from when rotation was switched on, staggered by node name (up
-    // to a tenth of the interval) so that a switch involves one node and its peers at a time.
+    const intervalMs = interval * 1000;
     if (this.rotationInterval !== interval) {
       this.rotationInterval = interval;
-      this.rotationAnchor =
-        this.now().getTime() +
-        (Number.parseInt(contentHash(this.node).slice(0, 6), 16) % 100) * interval;
+      this.rotationAnchor = firstRotationDue(this.node, this.now().getTime(), intervalMs);
     }
     const last = this.lastRotation ? new Date(this.lastRotation).getTime() : 0;
-    const base = Math.max(last, this.rotationAnchor ?? 0);
-    const due = base + interval * 1000;
-    if (this.rotationDueAt === due) return;
-    this.rotationDueAt = due;
+    // Switch every interval; announce rotationLead before the switch.
+    const switchDue = Math.max(
+      last + intervalMs,
+      this.rotationAnchor ?? 0,
+      this.rotationDeferredTo ?? 0,
+    );
+    this.armRotation(switchDue - this.lead());
+  }
+
+  private lead(): number {
+    return this.opts.rotationLeadMs ?? 5000;
+  }
+
+  private armRotation(announceAt: number): void {
+    if (this.rotationDueAt === announceAt) return;
+    this.rotationDueAt = announceAt;
     clearTimeout(this.rotationTimer);
     this.rotationTimer = setTimeout(
       () => void this.serial(() => this.rotate()),
-      Math.max(0, due - this.now().getTime()),
+      Math.max(0, announceAt - this.now().getTime()),
     );
     this.rotationTimer.unref();
+  }
+
+  /** A clashing peer switch: try again so that ours comes ROTATION_GUARD_MS after it. */
+  private deferRotation(clash: Announcement): void {
+    // A few ms more, as timers may fire a millisecond early.
+    this.rotationDeferredTo = clash.switchAt.getTime() + ROTATION_GUARD_MS + 10;
+    this.log.info(
+      { peer: clash.node, peerSwitchAt: clash.switchAt.toISOString() },
+      "deferring key rotation: a peer switches at nearly the same time",
+    );
+    this.armRotation(this.rotationDeferredTo - this.lead());
   }
 
   private async rotate(): Promise<void> {
     const keys = this.opts.keys;
     const spec = this.state?.spec;
-    if (!keys || !spec?.wireguard) return;
+    if (!keys || !spec?.wireguard || keys.next) return;
     const ifname = this.opts.interfaceName ?? spec.wireguard.interfaceName;
-    const switchAt = new Date(this.now().getTime() + (this.opts.rotationLeadMs ?? 5000));
+    const switchAt = new Date(this.now().getTime() + this.lead());
+    const clash = rotationClash(
+      this.node,
+      spec.wireguard.profile,
+      this.peerStates,
+      switchAt,
+      false,
+    );
+    if (clash) return this.deferRotation(clash);
     keys.prepare(switchAt);
     this.log.info({ switchAt: switchAt.toISOString() }, "announcing the next WireGuard key");
     if (this.status?.wireguard) {
@@ -294,22 +346,69 @@ export class NodeAgent {
         wireguard: {
           ...this.status.wireguard,
           nextPublicKey: keys.next!.publicKey,
-          nextKeySwitchTime: formatTime(switchAt),
+          // Milliseconds kept: peers time their fallback from it.
+          nextKeySwitchTime: switchAt.toISOString(),
         },
       });
     }
-    const t = setTimeout(
-      () =>
-        void this.serial(async () => {
-          keys.commit(ifname);
-          await this.fastSwitch(true);
-          this.lastRotation = formatTime(this.now());
-          this.appliedKey = undefined;
-          await this.converge();
-        }),
+    clearTimeout(this.ownSwitchTimer);
+    this.ownSwitchTimer = setTimeout(
+      () => void this.serial(() => this.switchOwnKey(ifname)),
       Math.max(0, switchAt.getTime() - this.now().getTime()),
     );
-    t.unref();
+    this.ownSwitchTimer.unref();
+  }
+
+  /**
+   * Both ends announced switches that clash (each announced before it saw the other's): the
+   * one that goes second withdraws its announcement — nobody has configured the key yet —
+   * and tries again after the other's switch.
+   */
+  private async yieldOnClash(): Promise<void> {
+    const next = this.opts.keys?.next;
+    const spec = this.state?.spec;
+    if (!next || !spec?.wireguard || this.now() >= next.switchAt) return;
+    const clash = rotationClash(
+      this.node,
+      spec.wireguard.profile,
+      this.peerStates,
+      next.switchAt,
+      true,
+    );
+    if (!clash) return;
+    clearTimeout(this.ownSwitchTimer);
+    this.opts.keys!.cancel();
+    if (this.status?.wireguard) {
+      const { nextPublicKey: _n, nextKeySwitchTime: _t, ...wireguard } = this.status.wireguard;
+      await this.publish({ ...this.status, wireguard });
+    }
+    this.deferRotation(clash);
+  }
+
+  /**
+   * The switch itself: the new private key goes to the tunnel first, then out in our status as
+   * current — the signal peers wait for before they move to it (see peerKeyAt), so that no
+   * packet on either session meets a peer that no longer or not yet accepts it.
+   */
+  private async switchOwnKey(ifname: string): Promise<void> {
+    const keys = this.opts.keys!;
+    keys.commit(ifname);
+    await this.fastSwitch();
+    this.lastRotation = this.now().toISOString();
+    this.log.info("switched to the announced WireGuard key");
+    if (this.status?.wireguard) {
+      const { nextPublicKey: _n, nextKeySwitchTime: _t, ...wireguard } = this.status.wireguard;
+      await this.publish({
+        ...this.status,
+        wireguard: {
+          ...wireguard,
+          publicKey: keys.current(ifname).publicKey,
+          lastRotationTime: this.lastRotation,
+        },
+      });
+    }
+    this.appliedKey = undefined;
+    await this.converge();
   }
 
   private scheduleRetry(): void {

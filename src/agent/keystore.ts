@@ -50,6 +50,11 @@ export class KeyStore {
     return this.pending.keys.publicKey;
   }
 
+  /** Forgets an announced pair that was withdrawn before its switch (never used). */
+  cancel(): void {
+    this.pending = undefined;
+  }
+
   /** Switches to the announced pair (persisted first, so a crash keeps the key peers expect). */
   commit(ifname: string): void {
     if (!this.pending) return;

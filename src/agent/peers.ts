@@ -5,25 +5,38 @@ export interface PeerPlan {
   peers: PeerConfig[];
   /** Other nodes of the same profile, keyed or not: what "all peers configured" means. */
   expected: number;
-  /** The soonest future key switch among peers: reconverge then. */
+  /** The soonest future fallback switch among peers: reconverge then. */
   nextSwitch?: Date;
 }
 
-/** A peer's key at `now`: its announced next key once the switch time has come. */
 /**
- * Peers follow a rotating node a few milliseconds after its switch: the node's new handshake is
- * already accepted (standby peer), while a peer that switched first would start a handshake
- * the node cannot answer yet and wait WireGuard's 5 s rekey timeout.
+ * How long after an announced switch time a peer takes up the new key even though the rotating
+ * node has not yet published it as current (its status write is late or lost). Normally the
+ * peer switches as soon as that status arrives; until then WireGuard queues the rotating
+ * node's packets (128 per peer), so this bounds the queueing, not the loss.
  */
-export const PEER_SWITCH_DELAY_MS = 5;
+export const PEER_SWITCH_FALLBACK_MS = 1000;
 
-export function peerSwitchTime(announced: string): Date {
-  return new Date(new Date(announced).getTime() + PEER_SWITCH_DELAY_MS);
+export function peerFallbackTime(announced: string): Date {
+  return new Date(new Date(announced).getTime() + PEER_SWITCH_FALLBACK_MS);
 }
 
+/**
+ * Pure: the key to configure for a peer node at `now`.
+ *
+ * Make before break, ordered by the rotating node itself: it switches its private key first
+ * (its sessions can then only receive, and its outgoing packets wait in WireGuard's queue for a
+ * new handshake), then publishes the new key as current; only then does a peer replace the old
+ * key by the new one and handshake. A peer that switched earlier would drop the node's packets
+ * still sent on the old session, and its own handshake would go to a key the node cannot
+ * answer yet (then WireGuard waits its 5 s rekey timeout). So the announced key is never
+ * configured ahead of time (a standby peer would accept the node's new session while the
+ * allowed IPs still point at the old key, and its packets would be dropped), except as a
+ * fallback once PEER_SWITCH_FALLBACK_MS have passed after the announced switch time.
+ */
 export function peerKeyAt(state: NodeNetworkState, now: Date): string | undefined {
   const wg = state.status?.wireguard;
-  if (wg?.nextPublicKey && wg.nextKeySwitchTime && now >= peerSwitchTime(wg.nextKeySwitchTime)) {
+  if (wg?.nextPublicKey && wg.nextKeySwitchTime && now >= peerFallbackTime(wg.nextKeySwitchTime)) {
     return wg.nextPublicKey;
   }
   return wg?.publicKey;
@@ -60,13 +73,9 @@ export function planPeers(
       ...(keepaliveSeconds !== undefined ? { persistentKeepaliveSeconds: keepaliveSeconds } : {}),
     });
     const sw = s.status?.wireguard?.nextKeySwitchTime;
-    const next = s.status?.wireguard?.nextPublicKey;
-    if (next && sw && peerSwitchTime(sw) > now) {
-      const at = peerSwitchTime(sw);
+    if (s.status?.wireguard?.nextPublicKey && sw && peerFallbackTime(sw) > now) {
+      const at = peerFallbackTime(sw);
       if (!nextSwitch || at < nextSwitch) nextSwitch = at;
-      // Make before break: the announced key is a peer already (no allowed IPs yet), so its
-      // first handshake is accepted even if our switch timer fires a few ms after the peer's.
-      peers.push({ publicKey: next, endpoint, allowedIPs: [] });
     }
   }
   peers.sort((a, b) => (a.publicKey < b.publicKey ? -1 : 1));

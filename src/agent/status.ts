@@ -97,9 +97,15 @@ export function statusAfterDriftCheck(
 }
 
 /**
- * The merge patch that makes /status equal to `status`: sections the agent no longer reports
- * (WireGuard after the profile went) are sent as null, which a merge patch deletes.
+ * The merge patch that makes /status equal to `status`: what the agent no longer reports
+ * (WireGuard after the profile went, a finished key announcement) is sent as null, which a
+ * merge patch deletes.
  */
 export function statusPatch(status: NodeNetworkStateStatus): Record<string, unknown> {
-  return { ...status, wireguard: status.wireguard ?? null };
+  if (!status.wireguard) return { ...status, wireguard: null };
+  // A rotation's announcement ends when the key is switched: a merge patch must delete it.
+  return {
+    ...status,
+    wireguard: { nextPublicKey: null, nextKeySwitchTime: null, ...status.wireguard },
+  };
 }

@@ -57,13 +57,10 @@ export interface DatapathDriver {
   read(): Promise<DatapathState>;
   /**
    * Key switches only: push keys and peers to a running tunnel at once, before the slower full
-   * apply, so both ends of a rotation switch within milliseconds of each other.
+   * apply (programs, qdiscs, routes), so a rotation's packets wait in WireGuard's queue as
+   * briefly as possible.
    */
-  switchKeys?(
-    listenPort: number,
-    wg: NonNullable<ApplyContext["wireguard"]>,
-    kick?: boolean,
-  ): Promise<void>;
+  switchKeys?(listenPort: number, wg: NonNullable<ApplyContext["wireguard"]>): Promise<void>;
   /** Remove everything this driver installed (profile deleted, agent uninstalled). */
   teardown(): Promise<void>;
 }

@@ -15,9 +15,14 @@ export function isAlive(pid: number): boolean {
  * A detached process with stdout and stderr appended to logPath: it outlives the command that
  * started it (`cluster up`, `demo up`); whoever stops it uses terminate with its pid.
  */
-export function spawnDaemon(bin: string, args: string[], logPath: string): ChildProcess {
+export function spawnDaemon(
+  bin: string,
+  args: string[],
+  logPath: string,
+  env: NodeJS.ProcessEnv = process.env,
+): ChildProcess {
   const out = openSync(logPath, "a");
-  const child = spawn(bin, args, { detached: true, stdio: ["ignore", out, out] });
+  const child = spawn(bin, args, { detached: true, stdio: ["ignore", out, out], env });
   child.unref();
   return child;
 }

@@ -224,7 +224,7 @@ describe("WireGuard between nodes on the real kernel (cluster-in-a-box, 3 nodes)
     );
   });
 
-  it("scheduled key rotation: three rotations per node under a 10 ms ping, keys change each time, traffic flows throughout (loss printed; target 0 not reached yet)", async () => {
+  it("scheduled key rotation: at least three rotations per node under a 10 ms ping across nodes lose no packet, and every published key is new", async () => {
     const res = await kubeRequest(kc(), "PATCH", epPath, {
       body: { spec: { wireguard: { keyRotationInterval: "10s" } } },
       contentType: "application/merge-patch+json",
@@ -240,7 +240,7 @@ describe("WireGuard between nodes on the real kernel (cluster-in-a-box, 3 nodes)
     ]);
     const ping = spawnInNs(
       n(0).pods[0]!.netns,
-      ["ping", "-D", "-i", "0.01", "-c", "3800", "-W", "1", n(2).pods[0]!.ip],
+      ["ping", "-D", "-i", "0.01", "-c", "4500", "-W", "1", n(2).pods[0]!.ip],
       {
         stdio: ["ignore", "pipe", "pipe"],
       },
@@ -263,20 +263,17 @@ describe("WireGuard between nodes on the real kernel (cluster-in-a-box, 3 nodes)
     writeFileSync(join(box.dir, "rotation-ping.txt"), out);
     const { sent, received } = pingLoss(out);
     const rotations = [...keys.values()].map((k) => k.length - 1);
+    // Packets wait in WireGuard's queue while a switch settles: the worst round trip shows how long.
+    const maxRtt = Math.max(...[...out.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1])));
     process.stderr.write(
-      `rotation: ping ${received}/${sent} received, published key changes per node ${rotations.join(", ")}\n`,
+      `rotation: ping ${received}/${sent} received, slowest round trip ${maxRtt} ms, published key changes per node ${rotations.join(", ")}\n`,
     );
     await kubeRequest(kc(), "PATCH", epPath, {
       body: { spec: { wireguard: { keyRotationInterval: "24h" } } },
       contentType: "application/merge-patch+json",
     });
-    // The issue's target is zero loss, which this backend does not reach yet (docs/wireguard.md):
-    // runs lose 1-13 packets, and some hit wireguard-go's 5 s rekey stall once (~200-400). The
-    // test holds what is true every run: the tunnel keeps carrying traffic through every switch.
-    assert.ok(
-      sent - received <= sent * 0.2,
-      `lost ${sent - received} of ${sent}: the tunnel broke`,
-    );
+    assert.equal(sent, 4500, "ping ran to the end");
+    assert.equal(received, sent, `lost ${sent - received} of ${sent} packets across the rotations`);
     await waitFor(
       "traffic to flow after the rotations",
       () =>

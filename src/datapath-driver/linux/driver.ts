@@ -123,16 +123,14 @@ export class LinuxDriver implements DatapathDriver {
     };
   }
 
-  async switchKeys(
-    listenPort: number,
-    wg: NonNullable<ApplyContext["wireguard"]>,
-    kick = false,
-  ): Promise<void> {
+  async switchKeys(listenPort: number, wg: NonNullable<ApplyContext["wireguard"]>): Promise<void> {
     if (this.wgIfname !== wg.ifname) return;
-    await this.wireguard.updatePeers(
-      { ifname: wg.ifname, privateKey: wg.privateKey, listenPort, peers: wg.peers },
-      kick,
-    );
+    await this.wireguard.updatePeers({
+      ifname: wg.ifname,
+      privateKey: wg.privateKey,
+      listenPort,
+      peers: wg.peers,
+    });
   }
 
   /**

@@ -1,6 +1,8 @@
 import { existsSync, rmSync } from "node:fs";
+import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { sh } from "../../util/exec.js";
+import { spawnDaemon } from "../../util/process.js";
 import {
   type DeviceState,
   type PeerConfig,
@@ -53,33 +55,33 @@ export class UserspaceWireguard {
     // A dead daemon leaves its socket and possibly its TUN device: clear both first.
     if (this.linkExists(ifname)) sh("ip", ["link", "del", ifname], { allowFail: true });
     rmSync(this.sock(ifname), { force: true });
-    sh("wireguard-go", [ifname]); // daemonizes once the device and socket exist
+    const logDir = process.env.NETLOOM_WIREGUARD_LOG_DIR;
+    // Debugging handshakes: the daemon in the foreground, detached, with its verbose log kept.
+    if (logDir)
+      spawnDaemon("wireguard-go", ["-f", ifname], join(logDir, `${ifname}.log`), {
+        ...process.env,
+        LOG_LEVEL: "verbose",
+      });
+    else sh("wireguard-go", [ifname]); // daemonizes once the device and socket exist
     for (let i = 0; i < 50 && !(await this.alive(ifname)); i++) await sleep(100);
     if (!(await this.alive(ifname))) throw new Error(`wireguard-go did not bring up ${ifname}`);
   }
 
   /**
-   * Keys and peers only, on a running interface (the rotation fast path). With `kick`, every
-   * peer is handshaken at once with the new key, rather than when traffic or a timer asks.
+   * Keys and peers, changed ones only, then a handshake at once with every peer just added (a
+   * node joining, the successor of a rotated key), or with all after our own key changed:
+   * the other end may have packets queued for us and nothing to make it retry for 5 s.
    */
-  async updatePeers(cfg: Omit<WireguardDeviceConfig, "mtu">, kick = false): Promise<void> {
-    await uapiUpdate(this.sock(cfg.ifname), cfg);
-    if (kick)
-      await uapiKick(
-        this.sock(cfg.ifname),
-        cfg.peers.filter((p) => p.allowedIPs.length > 0),
-      );
+  async updatePeers(cfg: Omit<WireguardDeviceConfig, "mtu">): Promise<void> {
+    const added = await uapiUpdate(this.sock(cfg.ifname), cfg);
+    await uapiKick(this.sock(cfg.ifname), added);
   }
 
   /** Converges the interface: keys, port, peers (changed ones only), MTU, routes. */
   async apply(cfg: WireguardDeviceConfig): Promise<void> {
     await this.ensureDevice(cfg.ifname);
-    await uapiUpdate(this.sock(cfg.ifname), {
-      privateKey: cfg.privateKey,
-      listenPort: cfg.listenPort,
-      peers: cfg.peers,
-    });
     sh("ip", ["link", "set", "dev", cfg.ifname, "mtu", String(cfg.mtu), "up"]);
+    await this.updatePeers(cfg);
     this.syncRoutes(
       cfg.ifname,
       cfg.peers.flatMap((p) => p.allowedIPs),

@@ -36,25 +36,6 @@ export interface DeviceState {
 export const socketPath = (ifname: string, runDir = "/var/run/wireguard") =>
   `${runDir}/${ifname}.sock`;
 
-/** Pure: the "set" request that makes the device exactly `config` (peers replaced). */
-export function setRequest(config: DeviceConfig): string {
-  const lines = [
-    "set=1",
-    `private_key=${keyToHex(config.privateKey)}`,
-    `listen_port=${config.listenPort}`,
-    "replace_peers=true",
-  ];
-  for (const p of config.peers) {
-    lines.push(`public_key=${keyToHex(p.publicKey)}`);
-    if (p.endpoint) lines.push(`endpoint=${p.endpoint}`);
-    if (p.persistentKeepaliveSeconds !== undefined)
-      lines.push(`persistent_keepalive_interval=${p.persistentKeepaliveSeconds}`);
-    lines.push("replace_allowed_ips=true");
-    for (const ip of p.allowedIPs) lines.push(`allowed_ip=${ip}`);
-  }
-  return `${lines.join("\n")}\n\n`;
-}
-
 /** Pure: parses a "get" response. */
 export function parseGet(text: string): DeviceState {
   const state: DeviceState = { listenPort: 0, peers: [] };
@@ -142,11 +123,6 @@ export function updateRequest(current: DeviceState, want: DeviceConfig): string 
   if (current.privateKey !== want.privateKey)
     lines.push(`private_key=${keyToHex(want.privateKey)}`);
   if (current.listenPort !== want.listenPort) lines.push(`listen_port=${want.listenPort}`);
-  const wanted = new Set(want.peers.map((p) => p.publicKey));
-  // Removals first: allowed IPs an old key held are free for its successor below.
-  for (const p of current.peers) {
-    if (!wanted.has(p.publicKey)) lines.push(`public_key=${keyToHex(p.publicKey)}`, "remove=true");
-  }
   for (const p of want.peers) {
     const have = current.peers.find((c) => c.publicKey === p.publicKey);
     const endpointChanged = p.endpoint !== undefined && have?.endpoint !== p.endpoint;
@@ -159,49 +135,71 @@ export function updateRequest(current: DeviceState, want: DeviceConfig): string 
     if (ipsChanged)
       lines.push("replace_allowed_ips=true", ...p.allowedIPs.map((ip) => `allowed_ip=${ip}`));
   }
+  // Removals last: a rotated key's successor has taken over its allowed IPs above (WireGuard
+  // moves an allowed IP to the peer that names it), so no packet meets a gap with no peer.
+  const wanted = new Set(want.peers.map((p) => p.publicKey));
+  for (const p of current.peers) {
+    if (!wanted.has(p.publicKey)) lines.push(`public_key=${keyToHex(p.publicKey)}`, "remove=true");
+  }
   return lines.length ? `set=1\n${lines.join("\n")}\n\n` : undefined;
 }
 
 /**
- * Pure: a request that makes the device send a keepalive to each peer now, which starts a
- * handshake where there is no session (wireguard-go sends one when a peer's persistent
- * keepalive goes from 0 to non-zero), then restores each peer's keepalive setting.
+ * Pure: the peers to handshake with right after `want` is applied: those the device does not
+ * have yet, or every peer when our own key changes (all sessions then stop sending).
+ *
+ * During a rotation this orders the handshakes: the rotating node initiates to every peer at
+ * once — before its new key is published, so each peer still drops it, and WireGuard will not
+ * initiate again for 5 s — then each peer, on taking up the new key, initiates alone. Two
+ * initiations crossing would leave both ends with a session the other refused (each answered
+ * the other's, which discards its own), and traffic would wait for the 5 s retry.
  */
-export function kickRequest(peers: PeerConfig[]): string | undefined {
-  if (peers.length === 0) return undefined;
-  const lines = ["set=1"];
-  for (const p of peers) {
-    lines.push(
-      `public_key=${keyToHex(p.publicKey)}`,
-      "persistent_keepalive_interval=0",
-      "persistent_keepalive_interval=1",
-      `persistent_keepalive_interval=${p.persistentKeepaliveSeconds ?? 0}`,
-    );
-  }
-  return `${lines.join("\n")}\n\n`;
+export function peersToHandshake(current: DeviceState, want: DeviceConfig): PeerConfig[] {
+  if (current.privateKey !== want.privateKey) return want.peers;
+  const have = new Set(current.peers.map((p) => p.publicKey));
+  return want.peers.filter((p) => !have.has(p.publicKey));
 }
 
-export async function uapiKick(path: string, peers: PeerConfig[]): Promise<void> {
-  const body = kickRequest(peers);
-  if (body === undefined) return;
+/**
+ * Pure: two requests that make the device handshake with each peer now rather than when
+ * traffic or a timer asks. WireGuard sends a keepalive (and, with no session, a handshake
+ * initiation) when a peer's persistent keepalive goes from 0 to non-zero as the last setting
+ * of a request; the second request restores the configured interval.
+ */
+export function kickRequests(peers: PeerConfig[]): [string, string] | undefined {
+  if (peers.length === 0) return undefined;
+  const kick = ["set=1"];
+  const restore = ["set=1"];
+  for (const p of peers) {
+    const pk = `public_key=${keyToHex(p.publicKey)}`;
+    kick.push(pk, "persistent_keepalive_interval=0", "persistent_keepalive_interval=1");
+    restore.push(pk, `persistent_keepalive_interval=${p.persistentKeepaliveSeconds ?? 0}`);
+  }
+  return [`${kick.join("\n")}\n\n`, `${restore.join("\n")}\n\n`];
+}
+
+async function setOrThrow(path: string, body: string, what: string): Promise<void> {
   const answer = await request(path, body);
   const errno = /errno=(-?\d+)/.exec(answer)?.[1];
   if (errno !== "0")
-    throw new Error(`wireguard UAPI kick on ${path} failed: errno=${errno ?? "?"}`);
+    throw new Error(`wireguard UAPI ${what} on ${path} failed: errno=${errno ?? "?"}`);
 }
 
-export async function uapiUpdate(path: string, config: DeviceConfig): Promise<void> {
-  const body = updateRequest(await uapiGet(path), config);
-  if (body === undefined) return;
-  const answer = await request(path, body);
-  const errno = /errno=(-?\d+)/.exec(answer)?.[1];
-  if (errno !== "0") throw new Error(`wireguard UAPI set on ${path} failed: errno=${errno ?? "?"}`);
+/** Handshakes with `peers` now rather than when traffic or a timer asks. */
+export async function uapiKick(path: string, peers: PeerConfig[]): Promise<void> {
+  const bodies = kickRequests(peers);
+  if (!bodies) return;
+  await setOrThrow(path, bodies[0], "kick");
+  await setOrThrow(path, bodies[1], "keepalive restore");
 }
 
-export async function uapiSet(path: string, config: DeviceConfig): Promise<void> {
-  const answer = await request(path, setRequest(config));
-  const errno = /errno=(-?\d+)/.exec(answer)?.[1];
-  if (errno !== "0") throw new Error(`wireguard UAPI set on ${path} failed: errno=${errno ?? "?"}`);
+/** Applies the difference to `config`; returns the peers to handshake with now. */
+export async function uapiUpdate(path: string, config: DeviceConfig): Promise<PeerConfig[]> {
+  const current = await uapiGet(path);
+  const body = updateRequest(current, config);
+  if (body === undefined) return [];
+  await setOrThrow(path, body, "set");
+  return peersToHandshake(current, config);
 }
 
 export async function uapiGet(path: string): Promise<DeviceState> {

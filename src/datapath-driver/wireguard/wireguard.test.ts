@@ -12,7 +12,7 @@ import {
   loadOrCreateKey,
   publicKeyOf,
 } from "./keys.js";
-import { parseGet, setRequest, updateRequest } from "./uapi.js";
+import { kickRequests, parseGet, peersToHandshake, updateRequest } from "./uapi.js";
 
 const hasWg = (() => {
   try {
@@ -60,21 +60,6 @@ describe("WireGuard keys", () => {
 });
 
 describe("WireGuard UAPI", () => {
-  it("writes a set request that replaces peers and allowed IPs", () => {
-    const k = generateKeyPair();
-    const p = generateKeyPair();
-    const req = setRequest({
-      privateKey: k.privateKey,
-      listenPort: 51871,
-      peers: [
-        { publicKey: p.publicKey, endpoint: "192.168.50.12:51871", allowedIPs: ["10.244.2.0/24"] },
-      ],
-    });
-    assert.equal(
-      req,
-      `set=1\nprivate_key=${keyToHex(k.privateKey)}\nlisten_port=51871\nreplace_peers=true\npublic_key=${keyToHex(p.publicKey)}\nendpoint=192.168.50.12:51871\nreplace_allowed_ips=true\nallowed_ip=10.244.2.0/24\n\n`,
-    );
-  });
   it("parses a get answer", () => {
     const p = generateKeyPair();
     const s = parseGet(
@@ -136,27 +121,62 @@ describe("WireGuard UAPI incremental update", () => {
       undefined,
     );
   });
-  it("on a peer's key switch removes the old key and moves its allowed IPs, leaving other peers alone", () => {
-    const req = updateRequest(current, {
-      privateKey: a.privateKey,
-      listenPort: 51871,
-      peers: [
-        { publicKey: p1.publicKey, endpoint: "192.168.50.11:51871", allowedIPs: ["10.244.1.0/24"] },
-        {
-          publicKey: p2next.publicKey,
-          endpoint: "192.168.50.12:51871",
-          allowedIPs: ["10.244.2.0/24"],
-        },
-      ],
-    });
+  const switched = {
+    privateKey: a.privateKey,
+    listenPort: 51871,
+    peers: [
+      { publicKey: p1.publicKey, endpoint: "192.168.50.11:51871", allowedIPs: ["10.244.1.0/24"] },
+      {
+        publicKey: p2next.publicKey,
+        endpoint: "192.168.50.12:51871",
+        allowedIPs: ["10.244.2.0/24"],
+      },
+    ],
+  };
+  it("on a peer's key switch gives the successor the allowed IPs first, then removes the old key, leaving other peers alone", () => {
+    const req = updateRequest(current, switched);
+    // Successor first: its allowed_ip line moves the prefix, so there is no moment without a peer.
     assert.equal(
       req,
-      `set=1\npublic_key=${keyToHex(p2.publicKey)}\nremove=true\npublic_key=${keyToHex(p2next.publicKey)}\nendpoint=192.168.50.12:51871\nreplace_allowed_ips=true\nallowed_ip=10.244.2.0/24\n\n`,
+      `set=1\npublic_key=${keyToHex(p2next.publicKey)}\nendpoint=192.168.50.12:51871\nreplace_allowed_ips=true\nallowed_ip=10.244.2.0/24\npublic_key=${keyToHex(p2.publicKey)}\nremove=true\n\n`,
     );
     assert.equal(
       req?.includes(keyToHex(p1.publicKey)),
       false,
       "the untouched peer keeps its session",
     );
+  });
+  it("handshakes with the successor alone after a peer's switch, with every peer after our own", () => {
+    assert.deepEqual(
+      peersToHandshake(current, switched).map((p) => p.publicKey),
+      [p2next.publicKey],
+    );
+    const own = generateKeyPair();
+    const ownSwitch = { ...switched, privateKey: own.privateKey };
+    assert.deepEqual(
+      peersToHandshake({ ...current, peers: current.peers.slice(0, 1) }, ownSwitch).map(
+        (p) => p.publicKey,
+      ),
+      [p1.publicKey, p2next.publicKey],
+    );
+  });
+});
+
+describe("WireGuard UAPI handshake kick", () => {
+  it("ends the kick with keepalive 0 → 1 (what makes WireGuard send now), then restores the configured interval", () => {
+    const p = generateKeyPair();
+    const q = generateKeyPair();
+    const [kick, restore] = kickRequests([
+      { publicKey: p.publicKey, allowedIPs: [] },
+      { publicKey: q.publicKey, allowedIPs: [], persistentKeepaliveSeconds: 25 },
+    ])!;
+    const pk = (k: string) => `public_key=${keyToHex(k)}`;
+    const on = "persistent_keepalive_interval=0\npersistent_keepalive_interval=1";
+    assert.equal(kick, `set=1\n${pk(p.publicKey)}\n${on}\n${pk(q.publicKey)}\n${on}\n\n`);
+    assert.equal(
+      restore,
+      `set=1\n${pk(p.publicKey)}\npersistent_keepalive_interval=0\n${pk(q.publicKey)}\npersistent_keepalive_interval=25\n\n`,
+    );
+    assert.equal(kickRequests([]), undefined);
   });
 });
