@@ -9,6 +9,7 @@ import { parseDuration } from "../api/quantity.js";
 import { formatTime } from "../controllers/conditions.js";
 import type { Capabilities, DatapathDriver } from "../datapath-driver/driver.js";
 import { type DriftItem, desiredDatapath, diffDatapath } from "../datapath-driver/driver.js";
+import type { PeerState } from "../datapath-driver/wireguard/uapi.js";
 import { SPEC_HASH_ANNOTATION } from "../reconcilers/nodenetworkstate/names.js";
 import { contentHash } from "../reconcilers/shared/hash.js";
 import type { KeyStore } from "./keystore.js";
@@ -20,6 +21,7 @@ import {
   rotationClash,
 } from "./rotation.js";
 import { statusAfterApply, statusAfterDriftCheck } from "./status.js";
+import { type TunnelHealth, tunnelHealth } from "./tunnel-health.js";
 
 export interface NodeAgentOptions {
   node: string;
@@ -28,6 +30,14 @@ export interface NodeAgentOptions {
   writeStatus(status: NodeNetworkStateStatus): Promise<void>;
   /** Each apply's duration in seconds (a metric in the real agent). */
   onApply?(seconds: number, ok: boolean): void;
+  /** The tunnel's sessions, on every heartbeat: metrics in the real agent. */
+  onTunnel?(
+    peers: readonly PeerState[],
+    nodeOf: ReadonlyMap<string, string>,
+    health: TunnelHealth,
+  ): void;
+  /** This node switched to a new WireGuard key (a metric in the real agent). */
+  onRotation?(): void;
   /** Reported on drift: an Event and a metric in the real agent. */
   onDrift?(items: DriftItem[], healed: boolean): void;
   heartbeatMs?: number;
@@ -66,6 +76,12 @@ export class NodeAgent {
   private ownSwitchTimer: NodeJS.Timeout | undefined;
   /** Not before this switch time: a peer's clashing switch comes first. */
   private rotationDeferredTo: number | undefined;
+  private readonly configuredAt = new Map<string, number>();
+  /** The last session check (tunnelStatus), repeated in every status write until the next. */
+  private tunnel: Pick<
+    NonNullable<NodeNetworkStateStatus["wireguard"]>,
+    "peersHandshaken" | "peersWithoutSession" | "peerProblems"
+  > = {};
   /** Keys and peers last pushed to the tunnel (by an apply or the rotation fast path). */
   private pushedWireguard: string | undefined;
   private rotationDueAt: number | undefined;
@@ -82,6 +98,11 @@ export class NodeAgent {
 
   get node(): string {
     return this.opts.node;
+  }
+
+  /** The status last written (or about to be). */
+  currentStatus(): NodeNetworkStateStatus | undefined {
+    return this.status;
   }
 
   /** Feed the current NodeNetworkState of this node (undefined when it was deleted). */
@@ -164,6 +185,7 @@ export class NodeAgent {
       };
       this.appliedKey = key;
       this.pushedWireguard = wg ? this.wireguardHash(wg) : undefined;
+      if (wg) this.notePeersConfigured(wg.ctx.peers);
       this.failures = 0;
       this.log.info({ generation }, "applied");
     } catch (err) {
@@ -183,6 +205,7 @@ export class NodeAgent {
         ...(this.opts.nodeIP ? { nodeIP: this.opts.nodeIP } : {}),
       },
     );
+    if (!wg) this.tunnel = {};
     status.wireguard =
       wg && result.ok
         ? this.wireguardStatus(nns.spec, wg, result.report.wireguard?.peersConfigured ?? 0)
@@ -211,6 +234,8 @@ export class NodeAgent {
       publicKey: keys.publicKey,
       expected: plan.expected,
       nextSwitch: plan.nextSwitch,
+      nodeOf: plan.nodeOf,
+      keepaliveSeconds: w.persistentKeepaliveSeconds,
     };
   }
 
@@ -229,6 +254,7 @@ export class NodeAgent {
         : {}),
       peers: wg.expected,
       peersConfigured: configured,
+      ...this.tunnel,
       ...(next
         ? { nextPublicKey: next.publicKey, nextKeySwitchTime: next.switchAt.toISOString() }
         : {}),
@@ -395,6 +421,7 @@ export class NodeAgent {
     keys.commit(ifname);
     await this.fastSwitch();
     this.lastRotation = this.now().toISOString();
+    this.opts.onRotation?.();
     this.log.info("switched to the announced WireGuard key");
     if (this.status?.wireguard) {
       const { nextPublicKey: _n, nextKeySwitchTime: _t, ...wireguard } = this.status.wireguard;
@@ -453,6 +480,9 @@ export class NodeAgent {
       if (mode === "Heal") {
         await this.opts.driver.apply(nns.spec, wg ? { wireguard: wg.ctx } : {});
         healed = true;
+        // Re-added peers start over: they get the first-handshake grace again.
+        this.configuredAt.clear();
+        if (wg) this.notePeersConfigured(wg.ctx.peers);
       }
       this.opts.onDrift?.(items, healed);
     }
@@ -465,7 +495,44 @@ export class NodeAgent {
 
   private async heartbeat(): Promise<void> {
     if (!this.status || !this.state) return;
-    await this.publish({ ...this.status, heartbeatTime: formatTime(this.now()) });
+    const wireguard = await this.tunnelStatus();
+    await this.publish({
+      ...this.status,
+      ...(wireguard ? { wireguard } : {}),
+      heartbeatTime: formatTime(this.now()),
+    });
+  }
+
+  /** Since when each peer key is configured: a new one gets a grace for its first handshake. */
+  private notePeersConfigured(peers: readonly { publicKey: string }[]): void {
+    const keys = new Set(peers.map((p) => p.publicKey));
+    for (const k of this.configuredAt.keys()) if (!keys.has(k)) this.configuredAt.delete(k);
+    for (const k of keys)
+      if (!this.configuredAt.has(k)) this.configuredAt.set(k, this.now().getTime());
+  }
+
+  /** The sessions as the tunnel reports them, folded into the status (rides on the heartbeat). */
+  private async tunnelStatus(): Promise<NodeNetworkStateStatus["wireguard"]> {
+    const current = this.status?.wireguard;
+    const spec = this.state?.spec;
+    const wg = spec ? this.wireguardContext(spec) : undefined;
+    if (!current || !wg || !this.opts.driver.wireguardPeers) return current;
+    const peers = await this.opts.driver.wireguardPeers();
+    if (!peers) return current;
+    const health = tunnelHealth(
+      peers,
+      wg.nodeOf,
+      this.configuredAt,
+      this.now(),
+      wg.keepaliveSeconds,
+    );
+    this.opts.onTunnel?.(peers, wg.nodeOf, health);
+    this.tunnel = {
+      peersHandshaken: health.handshaken,
+      peersWithoutSession: health.problemCount,
+      peerProblems: health.problems,
+    };
+    return { ...current, ...this.tunnel };
   }
 
   private async publish(status: NodeNetworkStateStatus): Promise<void> {

@@ -7,6 +7,8 @@ export interface PeerPlan {
   expected: number;
   /** The soonest future fallback switch among peers: reconverge then. */
   nextSwitch?: Date;
+  /** Each peer key's node name (for status and metrics). */
+  nodeOf: Map<string, string>;
 }
 
 /**
@@ -61,11 +63,13 @@ export function planPeers(
       !s.metadata.deletionTimestamp,
   );
   const peers: PeerConfig[] = [];
+  const nodeOf = new Map<string, string>();
   let nextSwitch: Date | undefined;
   for (const s of others) {
     const key = peerKeyAt(s, now);
     const endpoint = s.status?.wireguard?.endpoint;
     if (!key || !endpoint || !s.spec.podCIDRs?.length) continue;
+    nodeOf.set(key, s.metadata.name ?? "");
     peers.push({
       publicKey: key,
       endpoint,
@@ -79,5 +83,5 @@ export function planPeers(
     }
   }
   peers.sort((a, b) => (a.publicKey < b.publicKey ? -1 : 1));
-  return { peers, expected: others.length, ...(nextSwitch ? { nextSwitch } : {}) };
+  return { peers, expected: others.length, nodeOf, ...(nextSwitch ? { nextSwitch } : {}) };
 }

@@ -104,6 +104,18 @@ export const nodeNetworkStateStatus = z
         lastRotationTime: z.string().meta({ format: "date-time" }).optional(),
         peers: z.int().min(0).optional(),
         peersConfigured: z.int().min(0).optional(),
+        peersHandshaken: z.int().min(0).optional().meta({
+          description:
+            "Configured peers with a working session (a handshake; recent, with keepalives).",
+        }),
+        peersWithoutSession: z.int().min(0).optional().meta({
+          description: "Peers past their first-handshake grace with no or a stale handshake.",
+        }),
+        peerProblems: z
+          .array(z.string().max(256))
+          .max(5)
+          .optional()
+          .meta({ description: 'Up to 5 of them, e.g. "no handshake with node-3".' }),
       })
       .strict()
       .optional(),

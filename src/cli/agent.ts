@@ -97,6 +97,31 @@ export async function runAgent(argv: string[]): Promise<number> {
     registers: [registry],
   });
 
+  const tunnelPeers = new Gauge({
+    name: "netloom_agent_wireguard_peers",
+    help: "WireGuard peers: expected (nodes of the profile), configured, with a working session.",
+    labelNames: ["state"],
+    registers: [registry],
+  });
+  // Per peer node: one series per node of the profile (mind the cardinality in large clusters).
+  const handshakeTime = new Gauge({
+    name: "netloom_agent_wireguard_latest_handshake_seconds",
+    help: "Unix time of the latest handshake with the peer node (0: none yet).",
+    labelNames: ["peer"],
+    registers: [registry],
+  });
+  const peerBytes = new Gauge({
+    name: "netloom_agent_wireguard_peer_bytes",
+    help: "Bytes through the tunnel to/from the peer node since its current key was configured.",
+    labelNames: ["peer", "direction"],
+    registers: [registry],
+  });
+  const rotations = new Counter({
+    name: "netloom_agent_wireguard_key_rotations_total",
+    help: "Switches of this node to a new WireGuard key.",
+    registers: [registry],
+  });
+
   const custom = kc.makeApiClient(CustomObjectsApi);
   const core = kc.makeApiClient(CoreV1Api);
   const dev = defaultRouteDevice();
@@ -126,6 +151,21 @@ export async function runAgent(argv: string[]): Promise<number> {
       if (status.observedGeneration !== undefined) appliedGeneration.set(status.observedGeneration);
     },
     onApply: (seconds) => applyDuration.observe(seconds),
+    onRotation: () => rotations.inc(),
+    onTunnel: (peers, nodeOf, health) => {
+      const status = agent.currentStatus()?.wireguard;
+      tunnelPeers.labels("expected").set(status?.peers ?? peers.length);
+      tunnelPeers.labels("configured").set(peers.length);
+      tunnelPeers.labels("handshaken").set(health.handshaken);
+      handshakeTime.reset();
+      peerBytes.reset();
+      for (const p of peers) {
+        const peer = nodeOf.get(p.publicKey) ?? p.publicKey.slice(0, 8);
+        handshakeTime.labels(peer).set(p.lastHandshakeSeconds);
+        peerBytes.labels(peer, "sent").set(p.txBytes);
+        peerBytes.labels(peer, "received").set(p.rxBytes);
+      }
+    },
     onDrift: (items, healed) => {
       const mode = healed ? "Heal" : "Report";
       for (const i of items) driftEvents.labels(i.what, mode).inc();

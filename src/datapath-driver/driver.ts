@@ -1,5 +1,5 @@
 import type { NodeNetworkStateSpec } from "../api/nodenetworkstate.js";
-import type { PeerConfig } from "./wireguard/uapi.js";
+import type { PeerConfig, PeerState } from "./wireguard/uapi.js";
 
 /** What the node's kernel can do, detected once at start and reported in status. */
 export interface Capabilities {
@@ -61,6 +61,8 @@ export interface DatapathDriver {
    * briefly as possible.
    */
   switchKeys?(listenPort: number, wg: NonNullable<ApplyContext["wireguard"]>): Promise<void>;
+  /** The tunnel's peers with handshake times and byte counts (undefined: no tunnel). */
+  wireguardPeers?(): Promise<PeerState[] | undefined>;
   /** Remove everything this driver installed (profile deleted, agent uninstalled). */
   teardown(): Promise<void>;
 }

@@ -7,6 +7,7 @@ import {
   type DatapathState,
   desiredDatapath,
 } from "./driver.js";
+import type { PeerConfig, PeerState } from "./wireguard/uapi.js";
 
 /**
  * An in-memory datapath: applies by recording, reads back what it recorded. For unit tests and
@@ -16,6 +17,8 @@ export class MemoryDriver implements DatapathDriver {
   readonly kind = "memory" as const;
   private state: DatapathState = { attachedDevices: [], egressDeny: [], bandwidth: {} };
   private failure: string | undefined;
+  private peers: PeerConfig[] | undefined;
+  private peersAt = 0;
   applies = 0;
   /** Simulated time an apply takes (a slow node), 0 by default. */
   delayMs = 0;
@@ -51,6 +54,8 @@ export class MemoryDriver implements DatapathDriver {
     if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs));
     if (this.failure) throw new Error(this.failure);
     this.state = desiredDatapath(spec, this.devicesFor(spec), ctx);
+    this.peers = ctx.wireguard?.peers;
+    this.peersAt = Math.floor(Date.now() / 1000);
     return {
       attach: "none",
       bandwidth: "none",
@@ -69,11 +74,25 @@ export class MemoryDriver implements DatapathDriver {
     };
   }
 
+  /** Simulated sessions: every configured peer handshook when it was configured. */
+  async wireguardPeers(): Promise<PeerState[] | undefined> {
+    if (!this.peers) return undefined;
+    return this.peers.map((p) => ({
+      publicKey: p.publicKey,
+      allowedIPs: p.allowedIPs,
+      ...(p.endpoint ? { endpoint: p.endpoint } : {}),
+      lastHandshakeSeconds: this.peersAt,
+      rxBytes: 0,
+      txBytes: 0,
+    }));
+  }
+
   async read(): Promise<DatapathState> {
     return structuredClone(this.state);
   }
 
   async teardown(): Promise<void> {
     this.state = { attachedDevices: [], egressDeny: [], bandwidth: {} };
+    this.peers = undefined;
   }
 }

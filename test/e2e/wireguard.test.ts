@@ -37,6 +37,8 @@ interface WgStatus {
   endpoint?: string;
   peers?: number;
   peersConfigured?: number;
+  peersHandshaken?: number;
+  peerProblems?: string[];
   lastRotationTime?: string;
 }
 
@@ -185,6 +187,67 @@ describe("WireGuard between nodes on the real kernel (cluster-in-a-box, 3 nodes)
       `throughput pod→pod across nodes: plain ${plainMbps.toFixed(0)} Mbit/s, WireGuard (wireguard-go) ${tunnelMbps.toFixed(0)} Mbit/s, ratio ${(tunnelMbps / plainMbps).toFixed(3)}\n`,
     );
     assert.ok(tunnelMbps > 0 && plainMbps > 0);
+  });
+
+  it("sessions are reported per peer; a node that cannot handshake with a peer is named in the EncryptionProfile's Ready=False, and Ready returns with the session", async () => {
+    const [a, c] = [n(0), n(2)];
+    await waitFor("node 1 reports a session with both peers", async () =>
+      (await wg(0))?.peersHandshaken === 2 ? true : undefined,
+    );
+    const metrics = `http://${a.ip}:9962/metrics`;
+    const handshake = await scrape(
+      metrics,
+      "netloom_agent_wireguard_latest_handshake_seconds",
+      `peer="${c.name}"`,
+    );
+    assert.ok(Math.abs(Date.now() / 1000 - handshake) < 300, `recent handshake: ${handshake}`);
+    assert.ok(
+      (await scrape(
+        metrics,
+        "netloom_agent_wireguard_peer_bytes",
+        `peer="${c.name}",direction="sent"`,
+      )) > 0,
+      "bytes sent to the peer",
+    );
+    assert.equal(await scrape(metrics, "netloom_agent_wireguard_peers", 'state="handshaken"'), 2);
+    // By hand, the peer entry re-made with a dead endpoint (port 9): the keys still match, so
+    // this is no drift, but no session can form — as with a firewall dropping WireGuard's port.
+    const ifname = `${box.prefix}wg1`;
+    const peerKey = (await wg(2))?.publicKey ?? "";
+    const allowed = sh("wg", ["show", ifname, "allowed-ips"])
+      .split("\n")
+      .find((l) => l.startsWith(peerKey))
+      ?.split(/\s+/)[1];
+    assert.ok(allowed, "the peer's allowed IPs");
+    sh("wg", ["set", ifname, "peer", peerKey, "remove"]);
+    sh("wg", ["set", ifname, "peer", peerKey, "endpoint", `${c.ip}:9`, "allowed-ips", allowed]);
+    const expected = `${a.name} (no handshake with ${c.name})`;
+    await waitFor(
+      `EncryptionProfile Ready=False naming ${expected}`,
+      async () => {
+        const o = (await kubeRequest(kc(), "GET", epPath)).json<{
+          status?: { conditions?: { type: string; status: string; message: string }[] };
+        }>();
+        const ready = o.status?.conditions?.find((x) => x.type === "Ready");
+        return ready?.status === "False" && ready.message.includes(expected) ? ready : undefined;
+      },
+      60_000,
+    );
+    assert.deepEqual((await wg(0))?.peerProblems, [`no handshake with ${c.name}`]);
+    sh("wg", ["set", ifname, "peer", peerKey, "endpoint", `${c.ip}:${WG_PORT}`]);
+    // Traffic makes WireGuard handshake again.
+    inNs(a.pods[0]!.netns, ["ping", "-c", "2", "-W", "1", c.pods[0]!.ip], true);
+    await waitFor(
+      "EncryptionProfile Ready again once the session forms",
+      async () => {
+        const o = (await kubeRequest(kc(), "GET", epPath)).json<{
+          status?: { nodes?: string; conditions?: { type: string; status: string }[] };
+        }>();
+        const ready = o.status?.conditions?.find((x) => x.type === "Ready");
+        return ready?.status === "True" && o.status?.nodes === "3/3" ? true : undefined;
+      },
+      60_000,
+    );
   });
 
   it("strict mode: with a node's WireGuard down, its pod traffic is dropped (counted), never sent in clear; drift heals it", async () => {

@@ -10,6 +10,7 @@ import type {
   DatapathState,
 } from "../driver.js";
 import { UserspaceWireguard } from "../wireguard/backend.js";
+import type { PeerState } from "../wireguard/uapi.js";
 import { BpfDatapath } from "./bpf-datapath.js";
 import {
   classIdFor,
@@ -195,6 +196,10 @@ export class LinuxDriver implements DatapathDriver {
           }
         : {}),
     };
+  }
+
+  async wireguardPeers(): Promise<PeerState[] | undefined> {
+    return this.wgIfname ? (await this.wireguard.read(this.wgIfname))?.peers : undefined;
   }
 
   /** Packets dropped by the programs, by reason, since the maps were created. */

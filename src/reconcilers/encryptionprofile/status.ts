@@ -1,6 +1,12 @@
 import type { NodeNetworkState } from "../../api/nodenetworkstate.js";
 import type { EncryptionProfile, NodeView } from "../model.js";
-import { foldVerdicts, judgeNode, type NodeFold } from "../shared/fold.js";
+import {
+  type ConditionDecision,
+  foldVerdicts,
+  judgeNode,
+  type NodeFold,
+  sampleList,
+} from "../shared/fold.js";
 import { nodesOf } from "../shared/ownership.js";
 
 export interface EncryptionProfileFold extends NodeFold {
@@ -29,15 +35,63 @@ export function foldEncryptionProfile(
     winners: [...new Set(lost.map((l) => l.winner))],
   });
   const wg = owned.map((n) => states.get(n)?.status?.wireguard);
+  // A node that applied everything but cannot reach all its peers is not encrypting for them.
+  const disconnected = verdicts
+    .filter((v) => v.state === "ready")
+    .map((v) => ({ node: v.node, why: tunnelProblem(states.get(v.node)) }))
+    .filter((d): d is { node: string; why: string } => d.why !== undefined);
   const rotations = wg
     .map((w) => w?.lastRotationTime)
     .filter((t): t is string => !!t)
     .sort();
   const last = rotations.at(-1);
+  const readyNodes = fold.readyNodes - disconnected.length;
+  const ready = fold.conditions.find((c) => c.type === "Ready")?.status === "True";
+  const conditions: ConditionDecision[] =
+    ready && disconnected.length > 0
+      ? notConnected(disconnected, fold.desiredNodes)
+      : fold.conditions;
   return {
     ...fold,
+    readyNodes,
+    nodes: `${readyNodes}/${fold.desiredNodes}`,
+    conditions,
     conflictingNodes: lost.length,
     keyedNodes: wg.filter((w) => !!w?.publicKey).length,
     ...(last ? { lastRotationTime: last } : {}),
   };
+}
+
+/** Pure: why a node's tunnel is not whole, from its status, or undefined when it is. */
+export function tunnelProblem(state: NodeNetworkState | undefined): string | undefined {
+  const wg = state?.status?.wireguard;
+  if (!wg) return "no WireGuard status";
+  if (!wg.publicKey) return "no public key published";
+  const expected = wg.peers ?? 0;
+  const configured = wg.peersConfigured ?? 0;
+  if (configured < expected) return `${configured} of ${expected} peers configured`;
+  if (wg.peersWithoutSession) {
+    const sample = wg.peerProblems ?? [];
+    const more =
+      wg.peersWithoutSession > sample.length
+        ? ` and ${wg.peersWithoutSession - sample.length} more peers`
+        : "";
+    return `${sample.join("; ")}${more}`;
+  }
+  return undefined;
+}
+
+/** Pure: conditions when every node applied the profile but some lack sessions with peers. */
+function notConnected(
+  nodes: { node: string; why: string }[],
+  desired: number,
+): ConditionDecision[] {
+  const message = `${nodes.length} of ${desired} nodes are not connected to every peer: ${sampleList(
+    nodes.map((d) => `${d.node} (${d.why})`),
+  )}`;
+  return [
+    { type: "Ready", status: "False", reason: "PeersNotConnected", message },
+    { type: "Reconciling", status: "False", reason: "PeersNotConnected", message },
+    { type: "Stalled", status: "True", reason: "PeersNotConnected", message },
+  ];
 }
