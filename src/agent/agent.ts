@@ -228,6 +228,7 @@ export class NodeAgent {
       this.peerStates,
       this.now(),
       w.persistentKeepaliveSeconds,
+      w.nodeEncryption === true,
     );
     return {
       ctx: { ifname, privateKey: keys.privateKey, peers: plan.peers },

@@ -72,3 +72,17 @@ describe("planPeers during a peer's key rotation", () => {
     assert.equal(plan.expected, 1, "the keyless node still counts as expected");
   });
 });
+
+describe("planPeers with node encryption", () => {
+  it("adds each peer's node IP as a /32 (from its status, else its endpoint)", () => {
+    const switched = state("b", { publicKey: "k", endpoint: "192.0.2.2:51871" });
+    const withIP = { ...switched, status: { ...switched.status, nodeIP: "192.0.2.20" } };
+    const [fromEndpoint] = planPeers("a", "p", [switched], at(0), undefined, true).peers;
+    assert.deepEqual(fromEndpoint?.allowedIPs, ["10.244.2.0/24", "192.0.2.2/32"]);
+    assert.equal(fromEndpoint?.nodeIP, "192.0.2.2");
+    const [fromStatus] = planPeers("a", "p", [withIP], at(0), undefined, true).peers;
+    assert.equal(fromStatus?.nodeIP, "192.0.2.20");
+    const [off] = planPeers("a", "p", [switched], at(0)).peers;
+    assert.deepEqual(off?.allowedIPs, ["10.244.2.0/24"]);
+  });
+});

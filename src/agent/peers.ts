@@ -55,6 +55,7 @@ export function planPeers(
   states: readonly NodeNetworkState[],
   now: Date,
   keepaliveSeconds?: number,
+  nodeEncryption = false,
 ): PeerPlan {
   const others = states.filter(
     (s) =>
@@ -70,10 +71,15 @@ export function planPeers(
     const endpoint = s.status?.wireguard?.endpoint;
     if (!key || !endpoint || !s.spec.podCIDRs?.length) continue;
     nodeOf.set(key, s.metadata.name ?? "");
+    // Host-to-host traffic too: the peer's node IP (its status says; else its endpoint's host).
+    const nodeIP = nodeEncryption
+      ? (s.status?.nodeIP ?? endpoint.slice(0, endpoint.lastIndexOf(":")))
+      : undefined;
     peers.push({
       publicKey: key,
       endpoint,
-      allowedIPs: [...s.spec.podCIDRs].sort(),
+      allowedIPs: [...s.spec.podCIDRs, ...(nodeIP ? [`${nodeIP}/32`] : [])].sort(),
+      ...(nodeIP ? { nodeIP } : {}),
       ...(keepaliveSeconds !== undefined ? { persistentKeepaliveSeconds: keepaliveSeconds } : {}),
     });
     const sw = s.status?.wireguard?.nextKeySwitchTime;

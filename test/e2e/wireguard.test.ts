@@ -250,6 +250,60 @@ describe("WireGuard between nodes on the real kernel (cluster-in-a-box, 3 nodes)
     );
   });
 
+  it("nodeEncryption: host-to-host traffic between nodes goes through the tunnel too (and back out when switched off)", async () => {
+    const [a, c] = [n(0), n(2)];
+    const between = box.nodes.map((x) => `host ${x.ip}`).join(" or ");
+    const filter = `ip and (${between}) and not host ${box.gatewayIP}`;
+    const hostMarker = async (marker: string) =>
+      capture(() => {
+        inNs(a.netns, ["bash", "-c", `echo ${marker} >/dev/udp/${c.ip}/5555`]);
+      }, filter);
+    const plain = `NETLOOM-MARKER-${process.pid}-host-plain`;
+    assert.ok((await hostMarker(plain)).ascii.includes(plain), "host traffic is in clear before");
+    const setNodeEncryption = async (on: boolean) => {
+      const res = await kubeRequest(kc(), "PATCH", epPath, {
+        body: { spec: { nodeEncryption: on } },
+        contentType: "application/merge-patch+json",
+      });
+      assert.equal(res.status, 200, res.body);
+    };
+    const hostRouted = (ifname: string, ip: string) =>
+      sh("wg", ["show", ifname, "allowed-ips"]).includes(`${ip}/32`);
+    await setNodeEncryption(true);
+    try {
+      await waitFor("node IPs in both ends' allowed IPs", () =>
+        hostRouted(`${box.prefix}wg1`, c.ip) && hostRouted(`${box.prefix}wg3`, a.ip)
+          ? true
+          : undefined,
+      );
+      assert.ok(
+        inNs(a.netns, ["ping", "-c", "3", "-i", "0.2", "-W", "2", c.ip], true).includes(
+          "3 received",
+        ),
+        "host-to-host ping through the tunnel",
+      );
+      const marker = `NETLOOM-MARKER-${process.pid}-host`;
+      const cap = await hostMarker(marker);
+      assert.equal(cap.ascii.includes(marker), false, "no plaintext host marker on the underlay");
+      const nodeIPs = new Set(box.nodes.map((x) => x.ip));
+      const notWireguard = cap.packets.filter((line) => {
+        const m = /IP (\S+)\.(\d+) > (\S+)\.(\d+): (\w+)/.exec(line);
+        if (!m || !nodeIPs.has(m[1]!) || !nodeIPs.has(m[3]!)) return false;
+        return !(m[5] === "UDP" && (m[2] === String(WG_PORT) || m[4] === String(WG_PORT)));
+      });
+      assert.deepEqual(notWireguard, [], "node-to-node packets are all WireGuard UDP");
+    } finally {
+      await setNodeEncryption(false);
+    }
+    await waitFor("node IPs out of the tunnel again", () =>
+      !hostRouted(`${box.prefix}wg1`, c.ip) ? true : undefined,
+    );
+    assert.ok(
+      inNs(a.netns, ["ping", "-c", "2", "-W", "2", c.ip], true).includes("2 received"),
+      "host-to-host ping after switching node encryption off",
+    );
+  });
+
   it("strict mode: with a node's WireGuard down, its pod traffic is dropped (counted), never sent in clear; drift heals it", async () => {
     const victim = n(1);
     const metrics = `http://${victim.ip}:9962/metrics`;

@@ -12,6 +12,9 @@ import {
   uapiUpdate,
 } from "./uapi.js";
 
+/** fwmark of the tunnel's UDP and number of the node-route table ("NL"), with node encryption. */
+export const NODE_ENCRYPTION_MARK = 0x4e4c;
+
 export interface WireguardDeviceConfig {
   ifname: string;
   privateKey: string;
@@ -72,7 +75,7 @@ export class UserspaceWireguard {
    * node joining, the successor of a rotated key), or with all after our own key changed:
    * the other end may have packets queued for us and nothing to make it retry for 5 s.
    */
-  async updatePeers(cfg: Omit<WireguardDeviceConfig, "mtu">): Promise<void> {
+  async updatePeers(cfg: Omit<WireguardDeviceConfig, "mtu"> & { fwmark?: number }): Promise<void> {
     const added = await uapiUpdate(this.sock(cfg.ifname), cfg);
     await uapiKick(this.sock(cfg.ifname), added);
   }
@@ -81,11 +84,36 @@ export class UserspaceWireguard {
   async apply(cfg: WireguardDeviceConfig): Promise<void> {
     await this.ensureDevice(cfg.ifname);
     sh("ip", ["link", "set", "dev", cfg.ifname, "mtu", String(cfg.mtu), "up"]);
-    await this.updatePeers(cfg);
+    const hosts = cfg.peers.flatMap((p) => (p.nodeIP ? [`${p.nodeIP}/32`] : []));
+    await this.updatePeers({ ...cfg, fwmark: hosts.length ? NODE_ENCRYPTION_MARK : 0 });
     this.syncRoutes(
       cfg.ifname,
-      cfg.peers.flatMap((p) => p.allowedIPs),
+      cfg.peers.flatMap((p) => p.allowedIPs).filter((c) => !hosts.includes(c)),
     );
+    this.syncHostRoutes(cfg.ifname, hosts);
+  }
+
+  /**
+   * Node encryption: peer node IPs go through the tunnel, but the tunnel's own UDP goes to those
+   * same IPs. So the node routes live in their own table, used by a rule that skips packets
+   * carrying the tunnel's fwmark (what wg-quick does for a full tunnel).
+   */
+  private syncHostRoutes(ifname: string, hosts: string[]): void {
+    const table = String(NODE_ENCRYPTION_MARK);
+    const rule = ["not", "fwmark", table, "table", table, "pref", table];
+    const hasRule = sh("ip", ["rule", "show", "pref", table], { allowFail: true }).trim() !== "";
+    if (hosts.length === 0) {
+      if (hasRule) sh("ip", ["rule", "del", ...rule], { allowFail: true });
+      sh("ip", ["route", "flush", "table", table], { allowFail: true });
+      return;
+    }
+    for (const h of hosts) sh("ip", ["route", "replace", h, "dev", ifname, "table", table]);
+    const out = sh("ip", ["-j", "route", "show", "table", table], { allowFail: true }).trim();
+    for (const r of out ? (JSON.parse(out) as { dst: string }[]) : []) {
+      if (!hosts.includes(`${r.dst}/32`) && !hosts.includes(r.dst))
+        sh("ip", ["route", "del", r.dst, "table", table], { allowFail: true });
+    }
+    if (!hasRule) sh("ip", ["rule", "add", ...rule]);
   }
 
   /** Routes through the tunnel: exactly the peers' allowed IPs (replacing underlay routes). */
@@ -107,6 +135,7 @@ export class UserspaceWireguard {
 
   /** Deleting the TUN device ends wireguard-go; its routes go with the device. */
   remove(ifname: string): void {
+    this.syncHostRoutes(ifname, []);
     if (this.linkExists(ifname)) sh("ip", ["link", "del", ifname], { allowFail: true });
     rmSync(this.sock(ifname), { force: true });
   }

@@ -8,12 +8,16 @@ export interface PeerConfig {
   publicKey: string;
   endpoint?: string;
   allowedIPs: string[];
+  /** With node encryption: the peer node's own IP, also among allowedIPs (as /32). */
+  nodeIP?: string;
   persistentKeepaliveSeconds?: number;
 }
 
 export interface DeviceConfig {
   privateKey: string;
   listenPort: number;
+  /** Marks the tunnel's own UDP, so policy routing can send host traffic into the tunnel. */
+  fwmark?: number;
   peers: PeerConfig[];
 }
 
@@ -30,6 +34,7 @@ export interface DeviceState {
   /** base64; stays in the agent's memory like the key file it came from. */
   privateKey?: string;
   listenPort: number;
+  fwmark?: number;
   peers: PeerState[];
 }
 
@@ -51,6 +56,9 @@ export function parseGet(text: string): DeviceState {
         break;
       case "listen_port":
         state.listenPort = Number(value);
+        break;
+      case "fwmark":
+        state.fwmark = Number(value);
         break;
       case "public_key":
         peer = {
@@ -123,6 +131,9 @@ export function updateRequest(current: DeviceState, want: DeviceConfig): string 
   if (current.privateKey !== want.privateKey)
     lines.push(`private_key=${keyToHex(want.privateKey)}`);
   if (current.listenPort !== want.listenPort) lines.push(`listen_port=${want.listenPort}`);
+  // Left alone when unsaid (the rotation fast path), so a key switch keeps the mark.
+  if (want.fwmark !== undefined && (current.fwmark ?? 0) !== want.fwmark)
+    lines.push(`fwmark=${want.fwmark}`);
   for (const p of want.peers) {
     const have = current.peers.find((c) => c.publicKey === p.publicKey);
     const endpointChanged = p.endpoint !== undefined && have?.endpoint !== p.endpoint;
