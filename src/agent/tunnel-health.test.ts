@@ -49,3 +49,14 @@ describe("tunnelHealth", () => {
     assert.equal(h.problemCount, 8);
   });
 });
+
+describe("tunnelHealth: missing peers", () => {
+  it("names a planned peer the tunnel lacks, after the grace", () => {
+    const configuredAt = new Map([
+      ["ka", now.getTime() - HANDSHAKE_GRACE_MS - 1],
+      ["kb", now.getTime()],
+    ]);
+    const h = tunnelHealth([], nodeOf, configuredAt, now);
+    assert.deepEqual(h.problems, ["node-a not configured"]);
+  });
+});

@@ -45,6 +45,12 @@ export function tunnelHealth(
     }
     handshaken++;
   }
+  // Planned peers the tunnel does not have (configuredAt holds what we configured).
+  const present = new Set(peers.map((p) => p.publicKey));
+  for (const [key, since] of configuredAt) {
+    if (present.has(key) || now.getTime() - since <= HANDSHAKE_GRACE_MS) continue;
+    problems.push(`${nodeOf.get(key) ?? `${key.slice(0, 8)}…`} not configured`);
+  }
   problems.sort();
   return { handshaken, problems: problems.slice(0, 5), problemCount: problems.length };
 }

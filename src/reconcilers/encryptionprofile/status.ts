@@ -67,9 +67,8 @@ export function tunnelProblem(state: NodeNetworkState | undefined): string | und
   const wg = state?.status?.wireguard;
   if (!wg) return "no WireGuard status";
   if (!wg.publicKey) return "no public key published";
-  const expected = wg.peers ?? 0;
-  const configured = wg.peersConfigured ?? 0;
-  if (configured < expected) return `${configured} of ${expected} peers configured`;
+  // A peer without a key yet (a node joining) is that node's state, not this one's: missing
+  // peers come from the agent, after the same grace as handshakes (peerProblems).
   if (wg.peersWithoutSession) {
     const sample = wg.peerProblems ?? [];
     const more =
