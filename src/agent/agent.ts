@@ -405,10 +405,7 @@ export class NodeAgent {
     if (!clash) return;
     clearTimeout(this.ownSwitchTimer);
     this.opts.keys!.cancel();
-    if (this.status?.wireguard) {
-      const { nextPublicKey: _n, nextKeySwitchTime: _t, ...wireguard } = this.status.wireguard;
-      await this.publish({ ...this.status, wireguard });
-    }
+    await this.publishAnnouncementEnd({});
     this.deferRotation(clash);
   }
 
@@ -424,19 +421,21 @@ export class NodeAgent {
     this.lastRotation = this.now().toISOString();
     this.opts.onRotation?.();
     this.log.info("switched to the announced WireGuard key");
-    if (this.status?.wireguard) {
-      const { nextPublicKey: _n, nextKeySwitchTime: _t, ...wireguard } = this.status.wireguard;
-      await this.publish({
-        ...this.status,
-        wireguard: {
-          ...wireguard,
-          publicKey: keys.current(ifname).publicKey,
-          lastRotationTime: this.lastRotation,
-        },
-      });
-    }
+    await this.publishAnnouncementEnd({
+      publicKey: keys.current(ifname).publicKey,
+      lastRotationTime: this.lastRotation,
+    });
     this.appliedKey = undefined;
     await this.converge();
+  }
+
+  /** Our status without the key announcement (withdrawn, or switched with `update`). */
+  private async publishAnnouncementEnd(
+    update: Partial<NonNullable<NodeNetworkStateStatus["wireguard"]>>,
+  ): Promise<void> {
+    if (!this.status?.wireguard) return;
+    const { nextPublicKey: _n, nextKeySwitchTime: _t, ...wireguard } = this.status.wireguard;
+    await this.publish({ ...this.status, wireguard: { ...wireguard, ...update } });
   }
 
   private scheduleRetry(): void {

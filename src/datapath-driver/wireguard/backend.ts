@@ -71,9 +71,9 @@ export class UserspaceWireguard {
   }
 
   /**
-   * Keys and peers, changed ones only, then a handshake at once with every peer just added (a
-   * node joining, the successor of a rotated key), or with all after our own key changed:
-   * the other end may have packets queued for us and nothing to make it retry for 5 s.
+   * Keys and peers, changed ones only, then, in a rotation, a handshake at once (see
+   * peersToHandshake): the other end may have packets queued for us and nothing to make it
+   * retry for 5 s.
    */
   async updatePeers(cfg: Omit<WireguardDeviceConfig, "mtu"> & { fwmark?: number }): Promise<void> {
     const added = await uapiUpdate(this.sock(cfg.ifname), cfg);
@@ -107,24 +107,21 @@ export class UserspaceWireguard {
       sh("ip", ["route", "flush", "table", table], { allowFail: true });
       return;
     }
-    for (const h of hosts) sh("ip", ["route", "replace", h, "dev", ifname, "table", table]);
-    const out = sh("ip", ["-j", "route", "show", "table", table], { allowFail: true }).trim();
-    for (const r of out ? (JSON.parse(out) as { dst: string }[]) : []) {
-      if (!hosts.includes(`${r.dst}/32`) && !hosts.includes(r.dst))
-        sh("ip", ["route", "del", r.dst, "table", table], { allowFail: true });
-    }
+    this.syncRoutes(ifname, hosts, table);
     if (!hasRule) sh("ip", ["rule", "add", ...rule]);
   }
 
-  /** Routes through the tunnel: exactly the peers' allowed IPs (replacing underlay routes). */
-  private syncRoutes(ifname: string, cidrs: string[]): void {
+  /** Routes through the tunnel in `table`: exactly `cidrs` (replacing underlay routes). */
+  private syncRoutes(ifname: string, cidrs: string[], table = "main"): void {
     const want = new Set(cidrs);
-    for (const c of want) sh("ip", ["route", "replace", c, "dev", ifname]);
-    const out = sh("ip", ["-j", "route", "show", "dev", ifname], { allowFail: true }).trim();
+    for (const c of want) sh("ip", ["route", "replace", c, "dev", ifname, "table", table]);
+    const out = sh("ip", ["-j", "route", "show", "dev", ifname, "table", table], {
+      allowFail: true,
+    }).trim();
     for (const r of out ? (JSON.parse(out) as { dst: string }[]) : []) {
       const dst = r.dst.includes("/") ? r.dst : `${r.dst}/32`;
       if (!want.has(dst) && !want.has(r.dst))
-        sh("ip", ["route", "del", r.dst, "dev", ifname], { allowFail: true });
+        sh("ip", ["route", "del", r.dst, "dev", ifname, "table", table], { allowFail: true });
     }
   }
 
