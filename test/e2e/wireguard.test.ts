@@ -83,6 +83,18 @@ describe("WireGuard between nodes on the real kernel (cluster-in-a-box, 3 nodes)
     const ascii = sh("tcpdump", ["-r", file, "-nn", "-A"], { allowFail: true });
     return { packets: packets.split("\n").filter(Boolean), ascii };
   };
+  /** A capture filter for traffic between nodes (not to the API server on the gateway). */
+  const betweenNodes = () =>
+    `ip and (${box.nodes.map((x) => `host ${x.ip}`).join(" or ")}) and not host ${box.gatewayIP}`;
+  /** Captured node-to-node packets that are not WireGuard UDP on the listen port. */
+  const notWireguard = (packets: string[]) => {
+    const nodeIPs = new Set(box.nodes.map((x) => x.ip));
+    return packets.filter((line) => {
+      const m = /IP (\S+)\.(\d+) > (\S+)\.(\d+): (\w+)/.exec(line);
+      if (!m || !nodeIPs.has(m[1]!) || !nodeIPs.has(m[3]!)) return false;
+      return !(m[5] === "UDP" && (m[2] === String(WG_PORT) || m[4] === String(WG_PORT)));
+    });
+  };
   const sendMarker = (from: number, to: number, marker: string) =>
     inNs(
       n(from).pods[0]!.netns,
@@ -158,20 +170,13 @@ describe("WireGuard between nodes on the real kernel (cluster-in-a-box, 3 nodes)
     );
     assert.ok(canConnect(n(0).pods[0]!.netns, n(2).pods[0]!.ip, ECHO_PORT), "TCP across nodes");
     const marker = `NETLOOM-MARKER-${process.pid}-wg`;
-    const between = box.nodes.map((x) => `host ${x.ip}`).join(" or ");
     const cap = await capture(() => {
       sendMarker(0, 1, marker);
       sendMarker(2, 0, marker);
-    }, `ip and (${between}) and not host ${box.gatewayIP}`);
+    }, betweenNodes());
     assert.equal(cap.ascii.includes(marker), false, "no plaintext marker on the underlay");
-    const nodeIPs = new Set(box.nodes.map((x) => x.ip));
-    const notWireguard = cap.packets.filter((line) => {
-      const m = /IP (\S+)\.(\d+) > (\S+)\.(\d+): (\w+)/.exec(line);
-      if (!m || !nodeIPs.has(m[1]!) || !nodeIPs.has(m[3]!)) return false;
-      return !(m[5] === "UDP" && (m[2] === String(WG_PORT) || m[4] === String(WG_PORT)));
-    });
     assert.ok(cap.packets.length > 0, "the capture saw the tunnel");
-    assert.deepEqual(notWireguard, [], "node-to-node packets are all WireGuard UDP");
+    assert.deepEqual(notWireguard(cap.packets), [], "node-to-node packets are all WireGuard UDP");
     const ep = await waitFor("EncryptionProfile Ready 3/3", async () => {
       const o = (await kubeRequest(kc(), "GET", epPath)).json<{
         status?: { nodes?: string; keyedNodes?: number };
@@ -235,11 +240,11 @@ describe("WireGuard between nodes on the real kernel (cluster-in-a-box, 3 nodes)
     );
     assert.deepEqual((await wg(0))?.peerProblems, [`no handshake with ${c.name}`]);
     sh("wg", ["set", ifname, "peer", peerKey, "endpoint", `${c.ip}:${WG_PORT}`]);
-    // Traffic makes WireGuard handshake again.
-    inNs(a.pods[0]!.netns, ["ping", "-c", "2", "-W", "1", c.pods[0]!.ip], true);
     await waitFor(
       "EncryptionProfile Ready again once the session forms",
       async () => {
+        // Traffic makes WireGuard handshake again.
+        inNs(a.pods[0]!.netns, ["ping", "-c", "1", "-W", "1", c.pods[0]!.ip], true);
         const o = (await kubeRequest(kc(), "GET", epPath)).json<{
           status?: { nodes?: string; conditions?: { type: string; status: string }[] };
         }>();
@@ -252,12 +257,10 @@ describe("WireGuard between nodes on the real kernel (cluster-in-a-box, 3 nodes)
 
   it("nodeEncryption: host-to-host traffic between nodes goes through the tunnel too (and back out when switched off)", async () => {
     const [a, c] = [n(0), n(2)];
-    const between = box.nodes.map((x) => `host ${x.ip}`).join(" or ");
-    const filter = `ip and (${between}) and not host ${box.gatewayIP}`;
     const hostMarker = async (marker: string) =>
       capture(() => {
         inNs(a.netns, ["bash", "-c", `echo ${marker} >/dev/udp/${c.ip}/5555`]);
-      }, filter);
+      }, betweenNodes());
     const plain = `NETLOOM-MARKER-${process.pid}-host-plain`;
     assert.ok((await hostMarker(plain)).ascii.includes(plain), "host traffic is in clear before");
     const setNodeEncryption = async (on: boolean) => {
@@ -285,13 +288,7 @@ describe("WireGuard between nodes on the real kernel (cluster-in-a-box, 3 nodes)
       const marker = `NETLOOM-MARKER-${process.pid}-host`;
       const cap = await hostMarker(marker);
       assert.equal(cap.ascii.includes(marker), false, "no plaintext host marker on the underlay");
-      const nodeIPs = new Set(box.nodes.map((x) => x.ip));
-      const notWireguard = cap.packets.filter((line) => {
-        const m = /IP (\S+)\.(\d+) > (\S+)\.(\d+): (\w+)/.exec(line);
-        if (!m || !nodeIPs.has(m[1]!) || !nodeIPs.has(m[3]!)) return false;
-        return !(m[5] === "UDP" && (m[2] === String(WG_PORT) || m[4] === String(WG_PORT)));
-      });
-      assert.deepEqual(notWireguard, [], "node-to-node packets are all WireGuard UDP");
+      assert.deepEqual(notWireguard(cap.packets), [], "node-to-node packets are all WireGuard UDP");
     } finally {
       await setNodeEncryption(false);
     }
