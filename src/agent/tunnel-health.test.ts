@@ -5,12 +5,12 @@ import { HANDSHAKE_GRACE_MS, STALE_HANDSHAKE_SECONDS, tunnelHealth } from "./tun
 
 const now = new Date("2026-11-24T12:00:00Z");
 const nowS = now.getTime() / 1000;
-const peer = (publicKey: string, lastHandshakeSeconds: number): PeerState => ({
+const peer = (publicKey: string, lastHandshakeSeconds: number, txBytes = 148): PeerState => ({
   publicKey,
   allowedIPs: [],
   lastHandshakeSeconds,
   rxBytes: 0,
-  txBytes: 0,
+  txBytes,
 });
 const nodeOf = new Map([
   ["ka", "node-a"],
@@ -32,6 +32,11 @@ describe("tunnelHealth", () => {
       now,
     );
     assert.deepEqual(h, { handshaken: 1, problems: ["no handshake with node-c"], problemCount: 1 });
+  });
+
+  it("an idle peer we never sent to is not a problem (WireGuard handshakes on traffic)", () => {
+    const h = tunnelHealth([peer("kc", 0, 0)], nodeOf, new Map([["kc", 0]]), now);
+    assert.deepEqual(h, { handshaken: 0, problems: [], problemCount: 0 });
   });
 
   it("with keepalives a stale handshake is a problem; without, an idle peer is fine", () => {

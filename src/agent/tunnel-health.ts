@@ -35,7 +35,9 @@ export function tunnelHealth(
     const node = nodeOf.get(p.publicKey) ?? `${p.publicKey.slice(0, 8)}…`;
     if (p.lastHandshakeSeconds === 0) {
       const since = configuredAt.get(p.publicKey) ?? 0;
-      if (now.getTime() - since > HANDSHAKE_GRACE_MS) problems.push(`no handshake with ${node}`);
+      // Only once we tried to reach it (sent bytes): WireGuard handshakes on traffic.
+      if (p.txBytes > 0 && now.getTime() - since > HANDSHAKE_GRACE_MS)
+        problems.push(`no handshake with ${node}`);
       continue;
     }
     const age = Math.round(nowS - p.lastHandshakeSeconds);

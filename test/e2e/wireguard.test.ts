@@ -230,6 +230,8 @@ describe("WireGuard between nodes on the real kernel (cluster-in-a-box, 3 nodes)
     await waitFor(
       `EncryptionProfile Ready=False naming ${expected}`,
       async () => {
+        // Traffic makes WireGuard try (and, here, fail) to handshake.
+        inNs(a.pods[0]!.netns, ["ping", "-c", "1", "-W", "1", c.pods[0]!.ip], true);
         const o = (await kubeRequest(kc(), "GET", epPath)).json<{
           status?: { conditions?: { type: string; status: string; message: string }[] };
         }>();

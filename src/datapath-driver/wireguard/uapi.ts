@@ -1,5 +1,5 @@
 import { createConnection } from "node:net";
-import { hexToKey, keyToHex, publicKeyOf } from "./keys.js";
+import { hexToKey, keyToHex } from "./keys.js";
 
 // The cross-platform userspace API of WireGuard (wireguard-go, boringtun): key=value lines on a
 // unix socket at /var/run/wireguard/<ifname>.sock, "set=1" or "get=1", ended by a blank line.
@@ -156,10 +156,11 @@ export function updateRequest(current: DeviceState, want: DeviceConfig): string 
 }
 
 /**
- * Pure: the peers to handshake with right after `want` is applied: every peer when our own key changes (all sessions then stop sending), or the successor of a
- * peer's rotated key (a new key at the endpoint of a removed one). Between two new peers (a
- * node joining, a new device) only the end with the smaller public key kicks: both ends add
- * each other at about the same time, and two kicks would cross.
+ * Pure: the peers to handshake with right after `want` is applied, in a key rotation only:
+ * every peer when our own key changes (all sessions then stop sending), or the successor of a
+ * peer's rotated key (a new key at the endpoint of a removed one). New nodes are left to
+ * traffic: a kick sent before the other end knows us is dropped and holds our next initiation
+ * back 5 s, and both ends kicking at once would cross.
  *
  * During a rotation this orders the handshakes: the rotating node initiates to every peer at
  * once — before its new key is published, so each peer still drops it, and WireGuard will not
@@ -168,17 +169,14 @@ export function updateRequest(current: DeviceState, want: DeviceConfig): string 
  * the other's, which discards its own), and traffic would wait for the 5 s retry.
  */
 export function peersToHandshake(current: DeviceState, want: DeviceConfig): PeerConfig[] {
-  if (current.privateKey !== undefined && current.privateKey !== want.privateKey) return want.peers;
+  if (current.privateKey === undefined) return [];
+  if (current.privateKey !== want.privateKey) return want.peers;
   const have = new Set(current.peers.map((p) => p.publicKey));
   const wanted = new Set(want.peers.map((p) => p.publicKey));
   const rotatedAway = new Set(
     current.peers.filter((p) => !wanted.has(p.publicKey)).map((p) => p.endpoint),
   );
-  const ours = publicKeyOf(want.privateKey);
-  // A successor always; a new node only from the end with the smaller key, so kicks never cross.
-  return want.peers.filter(
-    (p) => !have.has(p.publicKey) && (rotatedAway.has(p.endpoint) || ours < p.publicKey),
-  );
+  return want.peers.filter((p) => !have.has(p.publicKey) && rotatedAway.has(p.endpoint));
 }
 
 /**
