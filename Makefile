@@ -64,6 +64,7 @@ demo-down: build
 
 bench: build control-plane
 	node dist/bench/run.js
+	node dist/bench/rotation.js
 
 clean:
 	rm -rf dist

@@ -517,8 +517,10 @@ export class NodeAgent {
     const spec = this.state?.spec;
     const wg = spec ? this.wireguardContext(spec) : undefined;
     if (!current || !wg || !this.opts.driver.wireguardPeers) return current;
-    const peers = await this.opts.driver.wireguardPeers();
-    if (!peers) return current;
+    const onDevice = await this.opts.driver.wireguardPeers();
+    if (!onDevice) return current;
+    // Planned peers only: a rotated-away key stays on the device a few seconds to drain.
+    const peers = onDevice.filter((p) => wg.nodeOf.has(p.publicKey));
     const health = tunnelHealth(
       peers,
       wg.nodeOf,

@@ -74,8 +74,12 @@ describe("planPeers during a peer's key rotation", () => {
 });
 
 describe("planPeers with node encryption", () => {
+  const encrypting = (s: NodeNetworkState): NodeNetworkState => ({
+    ...s,
+    spec: { ...s.spec, wireguard: { ...s.spec.wireguard!, nodeEncryption: true } },
+  });
   it("adds each peer's node IP as a /32 (from its status, else its endpoint)", () => {
-    const switched = state("b", { publicKey: "k", endpoint: "192.0.2.2:51871" });
+    const switched = encrypting(state("b", { publicKey: "k", endpoint: "192.0.2.2:51871" }));
     const withIP = { ...switched, status: { ...switched.status, nodeIP: "192.0.2.20" } };
     const [fromEndpoint] = planPeers("a", "p", [switched], at(0), undefined, true).peers;
     assert.deepEqual(fromEndpoint?.allowedIPs, ["10.244.2.0/24", "192.0.2.2/32"]);
@@ -84,5 +88,11 @@ describe("planPeers with node encryption", () => {
     assert.equal(fromStatus?.nodeIP, "192.0.2.20");
     const [off] = planPeers("a", "p", [switched], at(0)).peers;
     assert.deepEqual(off?.allowedIPs, ["10.244.2.0/24"]);
+  });
+  it("leaves out a peer that is not in node encryption itself (a control-plane node)", () => {
+    const controlPlane = state("cp", { publicKey: "k", endpoint: "192.0.2.9:51871" });
+    const [peer] = planPeers("a", "p", [controlPlane], at(0), undefined, true).peers;
+    assert.deepEqual(peer?.allowedIPs, ["10.244.2.0/24"], "pod traffic only");
+    assert.equal(peer?.nodeIP, undefined);
   });
 });

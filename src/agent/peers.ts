@@ -71,10 +71,12 @@ export function planPeers(
     const endpoint = s.status?.wireguard?.endpoint;
     if (!key || !endpoint || !s.spec.podCIDRs?.length) continue;
     nodeOf.set(key, s.metadata.name ?? "");
-    // Host-to-host traffic too: the peer's node IP (its status says; else its endpoint's host).
-    const nodeIP = nodeEncryption
-      ? (s.status?.nodeIP ?? endpoint.slice(0, endpoint.lastIndexOf(":")))
-      : undefined;
+    // Host-to-host traffic too, when both ends take part (control-plane nodes do not): the
+    // peer's node IP (its status says; else its endpoint's host).
+    const nodeIP =
+      nodeEncryption && s.spec.wireguard?.nodeEncryption
+        ? (s.status?.nodeIP ?? endpoint.slice(0, endpoint.lastIndexOf(":")))
+        : undefined;
     peers.push({
       publicKey: key,
       endpoint,

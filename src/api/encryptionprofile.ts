@@ -48,10 +48,10 @@ export const encryptionProfileSpec = z
       .meta({ description: "Nodes to encrypt between; every node when omitted." }),
     wireguard: wireguardSettings.prefault({}),
     strictMode: strictMode.optional(),
-    nodeEncryption: z
-      .boolean()
-      .default(false)
-      .meta({ description: "Also encrypt host-to-host traffic between the nodes." }),
+    nodeEncryption: z.boolean().default(false).meta({
+      description:
+        "Also encrypt host-to-host traffic between the nodes. Control-plane nodes (label node-role.kubernetes.io/control-plane) are left out, so that agents reach the API server even while a tunnel is broken.",
+    }),
   })
   .strict();
 

@@ -99,7 +99,7 @@ export async function runAgent(argv: string[]): Promise<number> {
 
   const tunnelPeers = new Gauge({
     name: "netloom_agent_wireguard_peers",
-    help: "WireGuard peers: expected (nodes of the profile), configured, with a working session.",
+    help: "WireGuard peers: expected (nodes of the profile), configured, handshaken (a working session), without_session (the agent counts it a problem).",
     labelNames: ["state"],
     registers: [registry],
   });
@@ -157,6 +157,7 @@ export async function runAgent(argv: string[]): Promise<number> {
       tunnelPeers.labels("expected").set(status?.peers ?? peers.length);
       tunnelPeers.labels("configured").set(peers.length);
       tunnelPeers.labels("handshaken").set(health.handshaken);
+      tunnelPeers.labels("without_session").set(health.problemCount);
       handshakeTime.reset();
       peerBytes.reset();
       for (const p of peers) {

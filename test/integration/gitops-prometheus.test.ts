@@ -5,7 +5,7 @@
 // checks of files with the tools Prometheus and Grafana users run.
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { delimiter, dirname, join } from "node:path";
 import { before, describe, it } from "node:test";
@@ -27,28 +27,27 @@ function repoRoot(): string {
   return dir;
 }
 
-/** Metrics the operator and the agent export; histograms also have _bucket, _sum, _count. */
-const COUNTERS_AND_GAUGES = [
-  "controller_runtime_reconcile_total",
-  "controller_runtime_reconcile_errors_total",
-  "workqueue_depth",
-  "workqueue_adds_total",
-  "workqueue_retries_total",
-  "leader_election_master_status",
-  // Exported by the operator's leader: nodes per object and state (desired|ready|drifted).
-  "netloom_resource_nodes",
-  "netloom_agent_drops_total",
-  "netloom_agent_drift_events_total",
-  "netloom_agent_applied_generation",
-  "netloom_wireguard_peers",
-  "netloom_wireguard_latest_handshake_age_seconds",
-  "netloom_wireguard_bytes_total",
-  "netloom_wireguard_rotations_total",
-];
-const HISTOGRAMS = [
-  "controller_runtime_reconcile_time_seconds",
-  "netloom_agent_reconcile_duration_seconds",
-];
+/**
+ * Metrics the operator and the agent export, read from the prom-client definitions in src/
+ * (`new Counter|Gauge|Histogram({ name: "…" })`), so rules and panels cannot name a metric
+ * the code does not have. Histograms also have _bucket, _sum and _count.
+ */
+function definedMetrics(): { plain: string[]; histograms: string[] } {
+  const plain: string[] = [];
+  const histograms: string[] = [];
+  const walk = (dir: string): string[] =>
+    readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+      e.isDirectory() ? walk(join(dir, e.name)) : [join(dir, e.name)],
+    );
+  for (const file of walk(join(REPO, "src"))) {
+    if (!file.endsWith(".ts") || file.endsWith(".test.ts")) continue;
+    const text = readFileSync(file, "utf8");
+    for (const m of text.matchAll(/new (Counter|Gauge|Histogram)(?:<[^>]*>)?\(\{\s*name: "(\w+)"/g))
+      (m[1] === "Histogram" ? histograms : plain).push(m[2]!);
+  }
+  return { plain: plain.sort(), histograms: histograms.sort() };
+}
+const { plain: COUNTERS_AND_GAUGES, histograms: HISTOGRAMS } = definedMetrics();
 const EXPORTED = new Set([
   ...COUNTERS_AND_GAUGES,
   ...HISTOGRAMS.flatMap((h) => [`${h}_bucket`, `${h}_sum`, `${h}_count`]),
@@ -189,10 +188,10 @@ describe("Prometheus alerts (config/prometheus)", () => {
     assert.match(expr("NetloomNodesNotConverged"), /netloom_resource_nodes\{state="ready"\}/);
     assert.equal(a.get("NetloomNodesNotConverged")?.for, "15m");
     assert.equal(
-      expr("NetloomWireGuardHandshakeStale"),
-      "netloom_wireguard_latest_handshake_age_seconds > 180",
+      expr("NetloomWireGuardPeersWithoutSession"),
+      'max by (node) (netloom_agent_wireguard_peers{state="without_session"}) > 0',
     );
-    assert.equal(a.get("NetloomWireGuardHandshakeStale")?.for, "5m");
+    assert.equal(a.get("NetloomWireGuardPeersWithoutSession")?.for, "5m");
     assert.match(
       expr("NetloomPolicyDropsSpiking"),
       /rate\(netloom_agent_drops_total\{reason="policy_denied"\}\[5m\]\)\) > \d+$/,
@@ -307,6 +306,20 @@ describe("Grafana dashboard (config/grafana/netloom.json)", () => {
     assert.ok(
       dashboard.templating.list.some((v) => v.name === "datasource" && v.type === "datasource"),
     );
+  });
+
+  it("the metric list comes from the code and holds the operator's and the agent's metrics", () => {
+    for (const m of [
+      "controller_runtime_reconcile_total",
+      "leader_election_master_status",
+      "netloom_resource_nodes",
+      "netloom_agent_drops_total",
+      "netloom_agent_wireguard_peers",
+      "netloom_agent_wireguard_latest_handshake_seconds",
+    ])
+      assert.ok(COUNTERS_AND_GAUGES.includes(m), `${m} among ${COUNTERS_AND_GAUGES.join(", ")}`);
+    assert.ok(HISTOGRAMS.includes("controller_runtime_reconcile_time_seconds"));
+    assert.ok(HISTOGRAMS.includes("netloom_agent_reconcile_duration_seconds"));
   });
 
   it("the metric-name check finds what it must", () => {

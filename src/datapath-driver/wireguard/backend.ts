@@ -9,8 +9,15 @@ import {
   socketPath,
   uapiGet,
   uapiKick,
+  uapiRemove,
   uapiUpdate,
 } from "./uapi.js";
+
+/**
+ * How long a rotated-away peer key stays (with no allowed IPs) before it is removed: long enough
+ * for packets already queued on it to go out; removing a peer discards its queues.
+ */
+export const RETIRED_PEER_DRAIN_MS = 3000;
 
 /** fwmark of the tunnel's UDP and number of the node-route table ("NL"), with node encryption. */
 export const NODE_ENCRYPTION_MARK = 0x4e4c;
@@ -30,6 +37,9 @@ export interface WireguardDeviceConfig {
  */
 export class UserspaceWireguard {
   readonly backend = "userspace" as const;
+
+  /** Per interface: retired peer keys (see retiringPeers) and when each was retired. */
+  private readonly retired = new Map<string, Map<string, number>>();
 
   constructor(private readonly runDir = "/var/run/wireguard") {}
 
@@ -76,8 +86,44 @@ export class UserspaceWireguard {
    * retry for 5 s.
    */
   async updatePeers(cfg: Omit<WireguardDeviceConfig, "mtu"> & { fwmark?: number }): Promise<void> {
-    const added = await uapiUpdate(this.sock(cfg.ifname), cfg);
-    await uapiKick(this.sock(cfg.ifname), added);
+    const retired = this.retired.get(cfg.ifname) ?? new Map<string, number>();
+    this.retired.set(cfg.ifname, retired);
+    const now = Date.now();
+    const draining = new Set(
+      [...retired].filter(([, at]) => now - at < RETIRED_PEER_DRAIN_MS).map(([k]) => k),
+    );
+    for (const k of retired.keys()) if (!draining.has(k)) retired.delete(k); // removed below
+    const { handshake, retired: newlyRetired } = await uapiUpdate(
+      this.sock(cfg.ifname),
+      cfg,
+      draining,
+    );
+    await uapiKick(this.sock(cfg.ifname), handshake);
+    for (const k of newlyRetired) retired.set(k, now);
+    if (newlyRetired.length > 0)
+      setTimeout(() => void this.removeDrained(cfg.ifname), RETIRED_PEER_DRAIN_MS).unref();
+  }
+
+  /** Removes retired peers whose drain time is over (they hold no allowed IPs any more). */
+  private async removeDrained(ifname: string): Promise<void> {
+    const retired = this.retired.get(ifname);
+    if (!retired) return;
+    const now = Date.now();
+    const due = [...retired].filter(([, at]) => now - at >= RETIRED_PEER_DRAIN_MS).map(([k]) => k);
+    if (due.length === 0) return;
+    try {
+      const state = await uapiGet(this.sock(ifname));
+      const idle = new Set(
+        state.peers.filter((p) => p.allowedIPs.length === 0).map((p) => p.publicKey),
+      );
+      await uapiRemove(
+        this.sock(ifname),
+        due.filter((k) => idle.has(k)),
+      );
+      for (const k of due) retired.delete(k);
+    } catch {
+      // The interface is gone or busy: the next update removes them (they are no longer kept).
+    }
   }
 
   /** Converges the interface: keys, port, peers (changed ones only), MTU, routes. */
@@ -132,6 +178,7 @@ export class UserspaceWireguard {
 
   /** Deleting the TUN device ends wireguard-go; its routes go with the device. */
   remove(ifname: string): void {
+    this.retired.delete(ifname);
     this.syncHostRoutes(ifname, []);
     if (this.linkExists(ifname)) sh("ip", ["link", "del", ifname], { allowFail: true });
     rmSync(this.sock(ifname), { force: true });

@@ -122,11 +122,35 @@ const sameList = (a: string[], b: string[]) =>
   a.length === b.length && [...a].sort().join() === [...b].sort().join();
 
 /**
+ * Pure: the peers `want` drops whose allowed IPs all pass to peers it keeps: a rotated key
+ * replaced by its successor. Such a peer is retired, not removed, by the update (its allowed IPs
+ * move, it stays). Removing it at once would discard packets already in its pipeline: WireGuard
+ * drops everything queued on a peer it stops, in both directions (device/peer.go Stop).
+ */
+export function retiringPeers(current: DeviceState, want: DeviceConfig): string[] {
+  const wanted = new Set(want.peers.map((p) => p.publicKey));
+  const taken = new Set(want.peers.flatMap((p) => p.allowedIPs));
+  return current.peers
+    .filter(
+      (p) =>
+        !wanted.has(p.publicKey) &&
+        p.allowedIPs.length > 0 &&
+        p.allowedIPs.every((ip) => taken.has(ip)),
+    )
+    .map((p) => p.publicKey);
+}
+
+/**
  * Pure: the smallest "set" request that turns `current` into `want`, or undefined when they
  * match. Unchanged peers are not touched, so their sessions survive (a full replace_peers
- * would make every peer handshake again on each change).
+ * would make every peer handshake again on each change). Peers in `keep` (retired keys still
+ * draining) and those retiring now stay; every other peer `want` drops is removed.
  */
-export function updateRequest(current: DeviceState, want: DeviceConfig): string | undefined {
+export function updateRequest(
+  current: DeviceState,
+  want: DeviceConfig,
+  keep: ReadonlySet<string> = new Set(),
+): string | undefined {
   const lines: string[] = [];
   if (current.privateKey !== want.privateKey)
     lines.push(`private_key=${keyToHex(want.privateKey)}`);
@@ -146,11 +170,14 @@ export function updateRequest(current: DeviceState, want: DeviceConfig): string 
     if (ipsChanged)
       lines.push("replace_allowed_ips=true", ...p.allowedIPs.map((ip) => `allowed_ip=${ip}`));
   }
-  // Removals last: a rotated key's successor has taken over its allowed IPs above (WireGuard
-  // moves an allowed IP to the peer that names it), so no packet meets a gap with no peer.
+  // Removals last. A rotated key is not removed here: its successor took over its allowed IPs
+  // above (WireGuard moves an allowed IP to the peer that names it), so no packet meets a gap,
+  // and it is removed later (see retiringPeers), once its queues have drained.
   const wanted = new Set(want.peers.map((p) => p.publicKey));
+  const retiring = new Set(retiringPeers(current, want));
   for (const p of current.peers) {
-    if (!wanted.has(p.publicKey)) lines.push(`public_key=${keyToHex(p.publicKey)}`, "remove=true");
+    if (wanted.has(p.publicKey) || keep.has(p.publicKey) || retiring.has(p.publicKey)) continue;
+    lines.push(`public_key=${keyToHex(p.publicKey)}`, "remove=true");
   }
   return lines.length ? `set=1\n${lines.join("\n")}\n\n` : undefined;
 }
@@ -197,7 +224,8 @@ export function kickRequests(peers: PeerConfig[]): [string, string] | undefined 
   return [`${kick.join("\n")}\n\n`, `${restore.join("\n")}\n\n`];
 }
 
-async function setOrThrow(path: string, body: string, what: string): Promise<void> {
+/** Sends one "set" request; throws with `what` unless WireGuard answers errno=0. */
+export async function uapiSet(path: string, body: string, what: string): Promise<void> {
   const answer = await request(path, body);
   const errno = /errno=(-?\d+)/.exec(answer)?.[1];
   if (errno !== "0")
@@ -208,17 +236,36 @@ async function setOrThrow(path: string, body: string, what: string): Promise<voi
 export async function uapiKick(path: string, peers: PeerConfig[]): Promise<void> {
   const bodies = kickRequests(peers);
   if (!bodies) return;
-  await setOrThrow(path, bodies[0], "kick");
-  await setOrThrow(path, bodies[1], "keepalive restore");
+  await uapiSet(path, bodies[0], "kick");
+  await uapiSet(path, bodies[1], "keepalive restore");
 }
 
-/** Applies the difference to `config`; returns the peers to handshake with now. */
-export async function uapiUpdate(path: string, config: DeviceConfig): Promise<PeerConfig[]> {
+/** Pure: a request removing `keys`, or undefined when there are none. */
+export function removeRequest(keys: readonly string[]): string | undefined {
+  if (keys.length === 0) return undefined;
+  return `set=1\n${keys.map((k) => `public_key=${keyToHex(k)}\nremove=true`).join("\n")}\n\n`;
+}
+
+/**
+ * Applies the difference to `config`, keeping the peers in `keep`; returns the peers to
+ * handshake with now and the keys retired by this update (to remove once drained).
+ */
+export async function uapiUpdate(
+  path: string,
+  config: DeviceConfig,
+  keep: ReadonlySet<string> = new Set(),
+): Promise<{ handshake: PeerConfig[]; retired: string[] }> {
   const current = await uapiGet(path);
-  const body = updateRequest(current, config);
-  if (body === undefined) return [];
-  await setOrThrow(path, body, "set");
-  return peersToHandshake(current, config);
+  const body = updateRequest(current, config, keep);
+  if (body === undefined) return { handshake: [], retired: [] };
+  await uapiSet(path, body, "set");
+  return { handshake: peersToHandshake(current, config), retired: retiringPeers(current, config) };
+}
+
+/** Removes `keys` (retired peers whose queues have drained). */
+export async function uapiRemove(path: string, keys: readonly string[]): Promise<void> {
+  const body = removeRequest(keys);
+  if (body) await uapiSet(path, body, "remove");
 }
 
 export async function uapiGet(path: string): Promise<DeviceState> {

@@ -12,7 +12,14 @@ import {
   loadOrCreateKey,
   publicKeyOf,
 } from "./keys.js";
-import { kickRequests, parseGet, peersToHandshake, updateRequest } from "./uapi.js";
+import {
+  kickRequests,
+  parseGet,
+  peersToHandshake,
+  removeRequest,
+  retiringPeers,
+  updateRequest,
+} from "./uapi.js";
 
 const hasWg = (() => {
   try {
@@ -133,17 +140,45 @@ describe("WireGuard UAPI incremental update", () => {
       },
     ],
   };
-  it("on a peer's key switch gives the successor the allowed IPs first, then removes the old key, leaving other peers alone", () => {
+  it("on a peer's key switch moves the allowed IPs to the successor and retires the old key instead of removing it, leaving other peers alone", () => {
     const req = updateRequest(current, switched);
-    // Successor first: its allowed_ip line moves the prefix, so there is no moment without a peer.
+    // The successor's allowed_ip line moves the prefix, so there is no moment without a peer;
+    // the old key stays, so packets already queued on it still go out.
     assert.equal(
       req,
-      `set=1\npublic_key=${keyToHex(p2next.publicKey)}\nendpoint=192.168.50.12:51871\nreplace_allowed_ips=true\nallowed_ip=10.244.2.0/24\npublic_key=${keyToHex(p2.publicKey)}\nremove=true\n\n`,
+      `set=1\npublic_key=${keyToHex(p2next.publicKey)}\nendpoint=192.168.50.12:51871\nreplace_allowed_ips=true\nallowed_ip=10.244.2.0/24\n\n`,
     );
+    assert.deepEqual(retiringPeers(current, switched), [p2.publicKey]);
     assert.equal(
       req?.includes(keyToHex(p1.publicKey)),
       false,
       "the untouched peer keeps its session",
+    );
+  });
+  it("keeps a retired key while it drains and removes it afterwards", () => {
+    // After the switch: the old key holds no allowed IPs any more.
+    const after = {
+      ...current,
+      peers: [
+        current.peers[0]!,
+        { ...current.peers[1]!, allowedIPs: [] },
+        { ...current.peers[1]!, publicKey: p2next.publicKey },
+      ],
+    };
+    assert.equal(updateRequest(after, switched, new Set([p2.publicKey])), undefined);
+    assert.equal(
+      updateRequest(after, switched),
+      `set=1\npublic_key=${keyToHex(p2.publicKey)}\nremove=true\n\n`,
+    );
+    assert.equal(removeRequest([p2.publicKey]), updateRequest(after, switched));
+    assert.equal(removeRequest([]), undefined);
+  });
+  it("removes a departed node's peer at once (no successor takes its allowed IPs)", () => {
+    const departed = { ...switched, peers: switched.peers.slice(0, 1) };
+    assert.deepEqual(retiringPeers(current, departed), []);
+    assert.equal(
+      updateRequest(current, departed),
+      `set=1\npublic_key=${keyToHex(p2.publicKey)}\nremove=true\n\n`,
     );
   });
   it("handshakes with the successor alone after a peer's switch, with every peer after our own", () => {

@@ -58,7 +58,14 @@ function seconds(duration: string | undefined): number | undefined {
   return duration === undefined ? undefined : Math.round(parseDuration(duration) / 1000);
 }
 
-function renderWireguard(p: EncryptionProfile): NodeWireguard {
+/** The label kubeadm (and most installers) put on control-plane nodes. */
+export const CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane";
+
+/**
+ * A node's WireGuard settings. Control-plane nodes stay out of node encryption (as in Cilium):
+ * with a broken tunnel, agents must still reach the API server to repair it.
+ */
+function renderWireguard(p: EncryptionProfile, nodeLabels: Record<string, string>): NodeWireguard {
   const wg = p.spec.wireguard ?? {};
   const strict = p.spec.strictMode?.enabled ? (p.spec.strictMode.cidrs ?? []) : [];
   const keepalive = seconds(wg.persistentKeepalive);
@@ -70,7 +77,9 @@ function renderWireguard(p: EncryptionProfile): NodeWireguard {
     ...(keepalive !== undefined ? { persistentKeepaliveSeconds: keepalive } : {}),
     ...(rotation !== undefined ? { keyRotationIntervalSeconds: rotation } : {}),
     ...(strict.length ? { strictCIDRs: strict.map((c) => formatCidr(parseCidr(c))).sort() } : {}),
-    ...(p.spec.nodeEncryption ? { nodeEncryption: true } : {}),
+    ...(p.spec.nodeEncryption && !(CONTROL_PLANE_LABEL in nodeLabels)
+      ? { nodeEncryption: true }
+      : {}),
   };
 }
 
@@ -158,7 +167,7 @@ export function renderNodeState(inputs: NodeInputs): RenderedNode {
     }
   }
 
-  const wireguard = ep ? renderWireguard(ep) : undefined;
+  const wireguard = ep ? renderWireguard(ep, node.labels) : undefined;
   const baseMtu = nc?.spec.mtu ?? DEFAULT_MTU;
   const egressDeny = (nc?.spec.egressDeny ?? [])
     .map((r) => ({ ...r, cidr: formatCidr(parseCidr(r.cidr)) }))
