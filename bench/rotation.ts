@@ -8,9 +8,10 @@
 // B → A shows the limit of the design: B queues its packets (128 per peer in WireGuard) from its
 // switch until A has the new key, so above ~128 packets per gap it loses the overflow.
 // Needs root and wireguard-go; prints why not otherwise.
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { existsSync, rmSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
+import { inNs, ip, isRoot, missingTools, spawnInNs } from "../src/box/netns.js";
 import { UserspaceWireguard } from "../src/datapath-driver/wireguard/backend.js";
 import { generateKeyPair } from "../src/datapath-driver/wireguard/keys.js";
 import {
@@ -24,7 +25,6 @@ import {
   uapiSet,
   updateRequest,
 } from "../src/datapath-driver/wireguard/uapi.js";
-import { sh } from "../src/util/exec.js";
 
 const RATE = Number(process.env.BENCH_ROTATION_PPS ?? 10_000);
 const ROTATIONS = Number(process.env.BENCH_ROTATIONS ?? 40);
@@ -37,30 +37,23 @@ const UNDERLAY_IP = { a: "192.168.79.1", b: "192.168.79.2" };
 const PORT = 51879;
 
 function missing(): string | undefined {
-  if (process.getuid?.() !== 0) return "needs root (network namespaces, TUN)";
-  try {
-    execFileSync("wireguard-go", ["--version"], { stdio: "ignore" });
-  } catch {
-    return "needs wireguard-go";
-  }
-  return undefined;
+  if (!isRoot()) return "needs root (network namespaces, TUN)";
+  const tools = missingTools(["ip", "nsenter", "ping", "wireguard-go"]);
+  return tools.length ? `needs ${tools.join(", ")}` : undefined;
 }
-
-const inNs = (ns: string, cmd: string[]) =>
-  sh("nsenter", [`--net=/run/netns/${ns}`, ...cmd], { allowFail: false });
 
 function teardown(): void {
   for (const side of ["a", "b"] as const) {
-    sh("ip", ["-n", NS[side], "link", "del", WG[side]], { allowFail: true });
-    sh("ip", ["netns", "del", NS[side]], { allowFail: true });
+    ip(["-n", NS[side], "link", "del", WG[side]], true);
+    ip(["netns", "del", NS[side]], true);
     rmSync(socketPath(WG[side]), { force: true });
   }
 }
 
 async function setup(): Promise<void> {
   teardown();
-  for (const side of ["a", "b"] as const) sh("ip", ["netns", "add", NS[side]]);
-  sh("ip", [
+  for (const side of ["a", "b"] as const) ip(["netns", "add", NS[side]]);
+  ip([
     "link",
     "add",
     `${PREFIX}-va`,
@@ -76,15 +69,15 @@ async function setup(): Promise<void> {
   ]);
   for (const side of ["a", "b"] as const) {
     const dev = `${PREFIX}-v${side}`;
-    sh("ip", ["-n", NS[side], "addr", "add", `${UNDERLAY_IP[side]}/24`, "dev", dev]);
-    sh("ip", ["-n", NS[side], "link", "set", dev, "up"]);
-    sh("ip", ["-n", NS[side], "link", "set", "lo", "up"]);
+    ip(["-n", NS[side], "addr", "add", `${UNDERLAY_IP[side]}/24`, "dev", dev]);
+    ip(["-n", NS[side], "link", "set", dev, "up"]);
+    ip(["-n", NS[side], "link", "set", "lo", "up"]);
     inNs(NS[side], ["wireguard-go", WG[side]]);
     for (let i = 0; i < 50 && !existsSync(socketPath(WG[side])); i++) await sleep(100);
     const other = side === "a" ? "b" : "a";
-    sh("ip", ["-n", NS[side], "addr", "add", `${TUNNEL_IP[side]}/32`, "dev", WG[side]]);
-    sh("ip", ["-n", NS[side], "link", "set", WG[side], "mtu", "1420", "up"]);
-    sh("ip", ["-n", NS[side], "route", "add", `${TUNNEL_IP[other]}/32`, "dev", WG[side]]);
+    ip(["-n", NS[side], "addr", "add", `${TUNNEL_IP[side]}/32`, "dev", WG[side]]);
+    ip(["-n", NS[side], "link", "set", WG[side], "mtu", "1420", "up"]);
+    ip(["-n", NS[side], "route", "add", `${TUNNEL_IP[other]}/32`, "dev", WG[side]]);
   }
 }
 
@@ -118,7 +111,7 @@ process.stdin.resume();
 })();`;
 
 function nodeIn(ns: string, script: string, args: string[]): ChildProcess {
-  return spawn("nsenter", [`--net=/run/netns/${ns}`, process.execPath, "-e", script, ...args], {
+  return spawnInNs(ns, [process.execPath, "-e", script, ...args], {
     stdio: ["pipe", "pipe", "inherit"],
   });
 }
@@ -131,7 +124,7 @@ function lastJson(p: ChildProcess): Promise<{ sent?: number; received?: number; 
   );
 }
 
-/** Streams A → B while `during` runs; returns sent and received. */
+/** One direction of a run: packets sent and received. */
 interface Stream {
   sent: number;
   received: number;

@@ -1,20 +1,18 @@
 // The wireguard-go backend against a real daemon (root and wireguard-go needed): a rotated
 // peer key is retired, drains, and only then is removed.
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import { after, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
+import { isRoot, missingTools } from "../../box/netns.js";
 import { RETIRED_PEER_DRAIN_MS, UserspaceWireguard } from "./backend.js";
 import { generateKeyPair } from "./keys.js";
 
 function missing(): string | undefined {
-  if (process.getuid?.() !== 0) return "needs root (a TUN device for wireguard-go)";
-  try {
-    execFileSync("wireguard-go", ["--version"], { stdio: "ignore" });
-  } catch {
-    return "needs wireguard-go (Debian package wireguard-go)";
-  }
-  return undefined;
+  if (!isRoot()) return "needs root (a TUN device for wireguard-go)";
+  const tools = missingTools(["ip", "wireguard-go"]);
+  return tools.length
+    ? `needs ${tools.join(", ")} (Debian packages iproute2, wireguard-go)`
+    : undefined;
 }
 
 describe("UserspaceWireguard (real wireguard-go)", { skip: missing() ?? false }, () => {
