@@ -1,23 +1,56 @@
 #!/usr/bin/env bash
-# System packages Netloom's tests, demo and benchmarks use, from Debian (run as root; CI is).
-# Without root it only reports what is missing.
+# Installs the Debian packages of every system tool Netloom runs (hack/system-tools.tsv: the
+# tests, the demo, the benchmarks, make bpf). Run as root (CI is); without root it only says
+# what is missing and how to install it. Tools that do not come from Debian (Go, Node.js) are
+# checked and named, not installed.
 set -euo pipefail
-packages=(etcd-server openssl clang llvm libbpf-dev libbpf1 bpftool iproute2 iperf3 tcpdump iputils-ping)
+cd "$(dirname "$0")/.."
+
+present() { # a command on PATH, or a file
+  case "$1" in
+    /*) [ -e "$1" ] ;;
+    *) command -v "$1" >/dev/null 2>&1 ;;
+  esac
+}
+
 need=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
+not_debian=()
+while IFS=$'\t' read -r name pkg _; do
+  case "$name" in '' | '#'*) continue ;; esac
+  present "$name" && continue
+  if [ "$pkg" = "-" ]; then
+    not_debian+=("$name")
+  elif [[ " ${need[*]} " != *" $pkg "* ]]; then
+    need+=("$pkg")
+  fi
+done <hack/system-tools.tsv
+
+for t in "${not_debian[@]}"; do
+  grep -P "^\Q$t\E\t" hack/system-tools.tsv | cut -f3 | sed "s/^/[deps] missing $t: /" >&2
 done
-if ! command -v go >/dev/null 2>&1; then
-  # Debian's golang-go is too old for Kubernetes 1.37; Go >= 1.21 fetches the toolchain
-  # go.mod asks for through the module proxy (GOTOOLCHAIN=auto).
-  echo "[deps] Go is needed once, to build kube-apiserver: install Go >= 1.21 or set KUBEBUILDER_ASSETS" >&2
-fi
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
-  echo "[deps] missing Debian packages: ${need[*]} (run as root, or: sudo apt-get install ${need[*]})" >&2
+  echo "[deps] missing Debian packages: ${need[*]} (run as root: make deps, or: sudo apt-get install --no-install-recommends ${need[*]})" >&2
   exit 0
 fi
 echo "[deps] installing ${need[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
+# Installing a package must not start its service (prometheus, etcd-server): a temporary
+# policy-rc.d refuses service starts for the duration of the install.
+policy=/usr/sbin/policy-rc.d
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\n# added by netloom hack/install-deps.sh for the duration of an install\nexit 101\n' >"$policy"
+  chmod 0755 "$policy"
+  trap 'rm -f "$policy"' EXIT
+fi
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+missing=()
+while IFS=$'\t' read -r name pkg _; do
+  case "$name" in '' | '#'*) continue ;; esac
+  [ "$pkg" = "-" ] || present "$name" || missing+=("$name ($pkg)")
+done <hack/system-tools.tsv
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "[deps] installed, but still missing: ${missing[*]}" >&2
+  exit 1
+fi

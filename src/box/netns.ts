@@ -40,13 +40,6 @@ export function isRoot(): boolean {
   return process.getuid?.() === 0;
 }
 
-/** Tools the cluster-in-a-box needs; returns the missing ones. */
-export function missingTools(tools = ["ip", "nsenter", "tc", "sysctl"]): string[] {
-  return tools.filter(
-    (t) => sh("sh", ["-c", `command -v ${t}`], { allowFail: true }).trim() === "",
-  );
-}
-
 /**
  * TCP connect from a namespace; true when a handshake completed within timeoutSec. Tries up to
  * `attempts` times, so a loaded machine does not turn a slow start into "blocked"; a blocked

@@ -14,13 +14,14 @@ import {
   METADATA_IP,
   readBoxState,
 } from "../box/box.js";
-import { canConnect, inNs, isRoot, listNetns, missingTools } from "../box/netns.js";
+import { canConnect, inNs, isRoot, listNetns } from "../box/netns.js";
 import { isAlive } from "../cluster/control-plane.js";
 import { BPF_OBJECT } from "../datapath-driver/linux/driver.js";
 import { parseHtbClasses } from "../datapath-driver/linux/htb.js";
 import { uapiGet } from "../datapath-driver/wireguard/uapi.js";
 import { applyManifests } from "../kube/apply.js";
 import { kubeRequest } from "../kube/raw.js";
+import { installSystemTools, toolsRequirement } from "../util/system-tools.js";
 
 export interface DemoOptions {
   /** Where the demo keeps its state (default .netloom/demo). */
@@ -36,13 +37,33 @@ export const DEFAULT_DEMO: DemoOptions = {
 };
 const CLOUD_PORT = 8080;
 
-/** Why the demo cannot use the real kernel here, or undefined. */
+/** What the real-kernel demo runs: the cluster-in-a-box, the agents, and the measurements. */
+const DEMO_TOOLS = [
+  ...["ip", "nsenter", "tc", "sysctl", "mountpoint", "sh", "rm"],
+  ...["wireguard-go", "iperf3", "ping", "timeout", "bash"],
+];
+
+/**
+ * Why the demo cannot use the real kernel here, saying what would make it real; undefined when
+ * it can. Missing tools are not a reason as root: demoUp installs them first.
+ */
 export function realKernelUnavailable(): string | undefined {
-  if (!isRoot()) return "not root";
-  if (!existsSync("/sys/kernel/btf/vmlinux")) return "no kernel BTF";
-  if (!existsSync(BPF_OBJECT)) return `no eBPF object (${BPF_OBJECT})`;
-  const missing = missingTools(["ip", "nsenter", "tc", "iperf3", "wireguard-go"]);
-  return missing.length ? `missing ${missing.join(", ")}` : undefined;
+  if (!isRoot()) return "not root: `sudo make demo` runs it on the real kernel";
+  if (!existsSync("/sys/kernel/btf/vmlinux"))
+    return "no kernel BTF at /sys/kernel/btf/vmlinux: needs a kernel built with CONFIG_DEBUG_INFO_BTF";
+  if (!existsSync(BPF_OBJECT))
+    return `no eBPF object ${BPF_OBJECT}: \`make demo\` (or \`make bpf\`) compiles it`;
+  return undefined;
+}
+
+/** As root: installs the demo's missing tools (hack/install-deps.sh); throws if that fails. */
+function ensureDemoTools(say: (line: string) => void): void {
+  const missing = toolsRequirement(DEMO_TOOLS);
+  if (!missing) return;
+  say(`[demo] ${missing}; installing them (hack/install-deps.sh)`);
+  installSystemTools();
+  const still = toolsRequirement(DEMO_TOOLS);
+  if (still) throw new Error(`netloom demo: hack/install-deps.sh ran, but it still ${still}`);
 }
 
 interface NodeRow {
@@ -206,7 +227,8 @@ export async function demoUp(opts: DemoOptions, say: (line: string) => void): Pr
     return 1;
   }
   const why = realKernelUnavailable();
-  if (why) {
+  if (!why) ensureDemoTools(say);
+  else {
     say(`NOTICE: no real kernel datapath here (${why}): the agents run with the in-memory driver.`);
     say(
       "        Everything else is real (etcd, kube-apiserver, operator, agents, status); nothing is measured.",

@@ -18,6 +18,7 @@ import { classMinorFor, parseHtbClasses } from "../../src/datapath-driver/linux/
 import { applyManifests } from "../../src/kube/apply.js";
 import { kubeRequest } from "../../src/kube/raw.js";
 import { terminate } from "../../src/util/process.js";
+import { skipWhen } from "../support/prerequisites.js";
 import {
   allApplied,
   canConnect,
@@ -32,7 +33,9 @@ import {
 const unavailable = e2eUnavailable(["iperf3", "bash", "timeout"]);
 const CLOUD_PORT = 8080;
 
-describe("datapath on the real kernel (cluster-in-a-box, 2 nodes)", { skip: unavailable }, () => {
+describe("datapath on the real kernel (cluster-in-a-box, 2 nodes)", {
+  skip: skipWhen(unavailable),
+}, () => {
   let box: BoxState;
   const node1 = () => box.nodes[0]!;
   const node2 = () => box.nodes[1]!;

@@ -8,9 +8,10 @@ import { REPO_ROOT } from "../../src/api/fixtures.js";
 import type { BoxState } from "../../src/box/box.js";
 import { listNetns } from "../../src/box/netns.js";
 import { isAlive } from "../../src/cluster/control-plane.js";
+import { skipWhen } from "../support/prerequisites.js";
 import { e2eUnavailable } from "./support.js";
 
-const unavailable = e2eUnavailable(["iperf3", "wireguard-go", "bash", "timeout"]);
+const unavailable = e2eUnavailable(["iperf3", "wireguard-go", "pgrep", "ls", "bash", "timeout"]);
 const dir = join(mkdtempSync(join(tmpdir(), "netloom-demo-test-")), "demo");
 const env = {
   ...process.env,
@@ -25,7 +26,9 @@ const netloom = (...args: string[]) =>
     timeout: 300_000,
   });
 
-describe("make demo, end to end (netloom demo up / drift / down)", { skip: unavailable }, () => {
+describe("make demo, end to end (netloom demo up / drift / down)", {
+  skip: skipWhen(unavailable),
+}, () => {
   after(() => {
     netloom("demo", "down");
     rmSync(dirname(dir), { recursive: true, force: true });

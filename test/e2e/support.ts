@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
@@ -8,19 +8,20 @@ import {
   boxKubeConfig,
   boxUp,
 } from "../../src/box/box.js";
-import { canConnect, isRoot, missingTools, sh } from "../../src/box/netns.js";
+import { canConnect, sh } from "../../src/box/netns.js";
 import { BPF_OBJECT } from "../../src/datapath-driver/linux/driver.js";
 import { kubeRequest } from "../../src/kube/raw.js";
 import { eventually } from "../support/eventually.js";
+import { unmet } from "../support/prerequisites.js";
 
 /** Why the real-kernel suite cannot run here, or undefined when it can. */
 export function e2eUnavailable(extraTools: string[] = []): string | undefined {
-  if (!isRoot()) return "needs root (network namespaces, eBPF, qdiscs): run as root";
-  if (!existsSync("/sys/kernel/btf/vmlinux")) return "needs kernel BTF at /sys/kernel/btf/vmlinux";
-  if (!existsSync(BPF_OBJECT)) return `needs the compiled eBPF object ${BPF_OBJECT}: make bpf`;
-  const missing = missingTools(["ip", "nsenter", "tc", "ping", ...extraTools]);
-  if (missing.length) return `needs ${missing.join(", ")} (make deps installs them as root)`;
-  return undefined;
+  return unmet({
+    root: "network namespaces, eBPF, qdiscs: run as root",
+    btf: true,
+    files: [{ path: BPF_OBJECT, hint: "the compiled eBPF object: make bpf" }],
+    tools: ["ip", "nsenter", "tc", "sysctl", "mountpoint", "ping", ...extraTools],
+  });
 }
 
 export async function startBox(opts: Omit<BoxOptions, "dir">): Promise<BoxState> {

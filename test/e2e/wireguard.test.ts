@@ -16,6 +16,7 @@ import { inNs, sh, spawnInNs } from "../../src/box/netns.js";
 import { keyToHex } from "../../src/datapath-driver/wireguard/keys.js";
 import { applyManifests } from "../../src/kube/apply.js";
 import { kubeRequest } from "../../src/kube/raw.js";
+import { skipWhen } from "../support/prerequisites.js";
 import {
   allApplied,
   canConnect,
@@ -27,7 +28,15 @@ import {
   waitFor,
 } from "./support.js";
 
-const unavailable = e2eUnavailable(["iperf3", "tcpdump", "wireguard-go", "bash", "timeout"]);
+const unavailable = e2eUnavailable([
+  "iperf3",
+  "tcpdump",
+  "wireguard-go",
+  "wg",
+  "pkill",
+  "bash",
+  "timeout",
+]);
 const ECHO_PORT = 7000;
 const WG_PORT = 51871;
 const epPath = "/apis/netloom.io/v1alpha1/encryptionprofiles/default";
@@ -43,7 +52,7 @@ interface WgStatus {
 }
 
 describe("WireGuard between nodes on the real kernel (cluster-in-a-box, 3 nodes)", {
-  skip: unavailable,
+  skip: skipWhen(unavailable),
 }, () => {
   let box: BoxState;
   let plainMbps = 0;

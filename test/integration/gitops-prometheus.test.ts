@@ -1,5 +1,5 @@
 // Alerts and dashboards: config/prometheus/rules.yaml checked and unit-tested with promtool
-// (Debian package `prometheus`; hack/install-gitops-tools.sh installs it as root), the
+// (Debian package `prometheus`; `make deps` installs it as root), the
 // PrometheusRule kept identical to it, and the Grafana dashboard config/grafana/netloom.json
 // using only metrics the operator and the agent export. No API server is needed here: these are
 // checks of files with the tools Prometheus and Grafana users run.
@@ -7,11 +7,12 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { delimiter, dirname, join } from "node:path";
-import { before, describe, it } from "node:test";
+import { dirname, join } from "node:path";
+import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { parse as parseYaml } from "yaml";
+import { skipOrFail, unmet } from "../support/prerequisites.js";
 
 const execFileP = promisify(execFile);
 const REPO = repoRoot();
@@ -110,38 +111,12 @@ function alerts(): Map<string, RuleGroup["rules"][number]> {
   return new Map(ruleGroups().flatMap((g) => g.rules.map((r) => [r.alert ?? "", r] as const)));
 }
 
-/** promtool on PATH, installed (as root) by hack/install-gitops-tools.sh when missing. */
-async function findPromtool(): Promise<{ path?: string; why: string }> {
-  const lookup = () =>
-    (process.env.PATH ?? "")
-      .split(delimiter)
-      .map((d) => join(d, "promtool"))
-      .find((p) => existsSync(p));
-  let found = lookup();
-  if (found) return { path: found, why: "" };
-  if (process.getuid?.() !== 0) {
-    return {
-      why: "promtool is not installed and this is not root: run `sudo hack/install-gitops-tools.sh` (Debian package prometheus)",
-    };
-  }
-  try {
-    await execFileP("bash", [join(REPO, "hack", "install-gitops-tools.sh")], {
-      timeout: 600_000,
-    });
-  } catch (err) {
-    return {
-      why: `promtool could not be installed with hack/install-gitops-tools.sh: ${(err as Error).message}`,
-    };
-  }
-  found = lookup();
-  return found
-    ? { path: found, why: "" }
-    : { why: "hack/install-gitops-tools.sh ran but promtool is still not on PATH" };
-}
+/** Why promtool cannot run here (make deps installs the Debian package prometheus as root). */
+const noPromtool = unmet({ tools: ["promtool"] });
 
-async function promtool(bin: string, args: string[]): Promise<string> {
+async function promtool(args: string[]): Promise<string> {
   try {
-    const { stdout, stderr } = await execFileP(bin, args, { cwd: REPO });
+    const { stdout, stderr } = await execFileP("promtool", args, { cwd: REPO });
     return stdout + stderr;
   } catch (err) {
     const e = err as { stdout?: string; stderr?: string; message: string };
@@ -150,11 +125,6 @@ async function promtool(bin: string, args: string[]): Promise<string> {
 }
 
 describe("Prometheus alerts (config/prometheus)", () => {
-  let tool: { path?: string; why: string } = { why: "not looked up" };
-  before(async () => {
-    tool = await findPromtool();
-  });
-
   it("the PrometheusRule embeds exactly the groups of rules.yaml", () => {
     const pr = parseYaml(readFileSync(join(PROM, "prometheusrule.yaml"), "utf8")) as {
       apiVersion: string;
@@ -236,9 +206,9 @@ describe("Prometheus alerts (config/prometheus)", () => {
   });
 
   it("promtool check rules: rules.yaml and the PrometheusRule's groups", async (t) => {
-    if (!tool.path) return t.skip(tool.why);
-    t.diagnostic((await promtool(tool.path, ["--version"])).split("\n")[0] ?? "");
-    const out = await promtool(tool.path, ["check", "rules", "config/prometheus/rules.yaml"]);
+    if (noPromtool) return skipOrFail(t, noPromtool);
+    t.diagnostic((await promtool(["--version"])).split("\n")[0] ?? "");
+    const out = await promtool(["check", "rules", "config/prometheus/rules.yaml"]);
     assert.match(out, /SUCCESS: 6 rules found/);
     const dir = mkdtempSync(join(tmpdir(), "netloom-promrule-"));
     try {
@@ -247,22 +217,22 @@ describe("Prometheus alerts (config/prometheus)", () => {
       };
       const file = join(dir, "prometheusrule-groups.json");
       writeFileSync(file, JSON.stringify({ groups: pr.spec.groups }));
-      assert.match(await promtool(tool.path, ["check", "rules", file]), /SUCCESS: 6 rules found/);
+      assert.match(await promtool(["check", "rules", file]), /SUCCESS: 6 rules found/);
       // promtool refuses a broken rule: the check itself can fail.
       const broken = join(dir, "broken.yaml");
       writeFileSync(
         broken,
         "groups:\n  - name: x\n    rules:\n      - alert: X\n        expr: rate(x[5m]) >\n",
       );
-      await assert.rejects(execFileP(tool.path, ["check", "rules", broken]));
+      await assert.rejects(execFileP("promtool", ["check", "rules", broken]));
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
   });
 
   it("promtool test rules: config/prometheus/rules.test.yaml", async (t) => {
-    if (!tool.path) return t.skip(tool.why);
-    const out = await promtool(tool.path, ["test", "rules", "config/prometheus/rules.test.yaml"]);
+    if (noPromtool) return skipOrFail(t, noPromtool);
+    const out = await promtool(["test", "rules", "config/prometheus/rules.test.yaml"]);
     assert.match(out, /SUCCESS/);
   });
 });

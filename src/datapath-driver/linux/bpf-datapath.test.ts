@@ -14,11 +14,12 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { release, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
+import { skipOrFail, skipWhen, unmet } from "../../../test/support/prerequisites.js";
 import { BpfDatapath } from "./bpf-datapath.js";
 import { withNetns } from "./libbpf.js";
 
@@ -33,19 +34,13 @@ const pinDir = `/sys/fs/bpf/netloom-test-${pid}`;
 const METADATA = "169.254.169.254";
 const PEER = "10.99.0.2";
 
-function hasCommand(cmd: string): boolean {
-  return spawnSync("sh", ["-c", `command -v ${cmd}`], { stdio: "ignore" }).status === 0;
-}
-
 function skipReason(): string | undefined {
   if (process.platform !== "linux") return "needs Linux";
-  if (process.getuid?.() !== 0) return "needs root: loads eBPF programs and creates namespaces";
-  if (!existsSync("/sys/kernel/btf/vmlinux"))
-    return "needs kernel BTF at /sys/kernel/btf/vmlinux (CONFIG_DEBUG_INFO_BTF)";
-  for (const cmd of ["clang", "bpftool", "ip", "tc", "timeout", "bash"]) {
-    if (!hasCommand(cmd)) return `needs ${cmd} (hack/install-deps.sh installs it)`;
-  }
-  return undefined;
+  return unmet({
+    root: "loads eBPF programs and creates namespaces",
+    btf: true,
+    tools: ["clang", "bpftool", "ip", "tc", "timeout", "bash", "sh"],
+  });
 }
 
 function run(cmd: string, args: string[]): string {
@@ -94,7 +89,7 @@ function egressFilterCount(dev: string): number {
 
 const reason = skipReason();
 
-describe("BpfDatapath on the real kernel", { skip: reason ?? false }, () => {
+describe("BpfDatapath on the real kernel", { skip: skipWhen(reason) }, () => {
   let work = "";
   let objectPath = "";
   let server: ChildProcess | undefined;
@@ -175,13 +170,17 @@ describe("BpfDatapath on the real kernel", { skip: reason ?? false }, () => {
     if (work) step("workdir", () => rmSync(work, { recursive: true, force: true }));
   });
 
-  it("detects tcx and reports it", (t) => {
-    if (!tcx) t.diagnostic("kernel has no tcx (BPF_TCX_EGRESS): tcx cases skip, clsact still runs");
-    assert.equal(typeof tcx, "boolean");
+  it("detects tcx exactly where the kernel has it (Linux 6.6+)", (t) => {
+    const [major = 0, minor = 0] = release()
+      .split(".")
+      .map((n) => Number.parseInt(n, 10));
+    const expected = major > 6 || (major === 6 && minor >= 6);
+    t.diagnostic(`kernel ${release()}: tcx ${tcx ? "present" : "absent"}`);
+    assert.equal(tcx, expected, `detectTcx() on kernel ${release()}`);
   });
 
   it("tcx: an all-ports deny drops 169.254.169.254, other peers pass, policyDenied grows", (t) => {
-    if (!tcx) return t.skip("kernel has no tcx (needs Linux 6.6+)");
+    if (!tcx) return skipOrFail(t, "kernel has no tcx (needs Linux 6.6+)");
     const dp = open();
     withNetns(nsPath(nsA), () => dp.attach(devA, "netloom_egress", "tcx"));
     assert.ok(tcpFromA(METADATA, 80), "metadata reachable before the rule");
@@ -195,7 +194,7 @@ describe("BpfDatapath on the real kernel", { skip: reason ?? false }, () => {
   });
 
   it("tcx: a port rule denies only that protocol/port", (t) => {
-    if (!tcx) return t.skip("kernel has no tcx (needs Linux 6.6+)");
+    if (!tcx) return skipOrFail(t, "kernel has no tcx (needs Linux 6.6+)");
     const dp = opened.at(-1)!;
     dp.syncEgressDeny([
       { cidr: `${METADATA}/32` },
@@ -229,7 +228,7 @@ describe("BpfDatapath on the real kernel", { skip: reason ?? false }, () => {
   });
 
   it("tcx: a restart (open + attach again) keeps the maps and leaves exactly one program", (t) => {
-    if (!tcx) return t.skip("kernel has no tcx (needs Linux 6.6+)");
+    if (!tcx) return skipOrFail(t, "kernel has no tcx (needs Linux 6.6+)");
     const old = opened.at(-1)!;
     const oldId = old.programId("netloom_egress");
     const ids = withNetns(nsPath(nsA), () => old.attachedProgramIds(devA, "tcx"));
@@ -253,7 +252,7 @@ describe("BpfDatapath on the real kernel", { skip: reason ?? false }, () => {
   });
 
   it("tcx: strict CIDRs drop clear pod-to-pod packets and count unencrypted", (t) => {
-    if (!tcx) return t.skip("kernel has no tcx (needs Linux 6.6+)");
+    if (!tcx) return skipOrFail(t, "kernel has no tcx (needs Linux 6.6+)");
     const dp = opened.at(-1)!;
     dp.syncEgressDeny([]);
     dp.syncStrictCidrs(["10.99.0.0/24", "fd00::/64"]);
@@ -269,7 +268,7 @@ describe("BpfDatapath on the real kernel", { skip: reason ?? false }, () => {
   });
 
   it("tcx: pod_class sets skb->priority so HTB puts the pod's traffic in its class", async (t) => {
-    if (!tcx) return t.skip("kernel has no tcx (needs Linux 6.6+)");
+    if (!tcx) return skipOrFail(t, "kernel has no tcx (needs Linux 6.6+)");
     const dp = opened.at(-1)!;
     inA(["tc", "qdisc", "add", "dev", devA, "root", "handle", "1:", "htb"]);
     try {
@@ -307,7 +306,7 @@ describe("BpfDatapath on the real kernel", { skip: reason ?? false }, () => {
   });
 
   it("tcx: the tunnel program parses L3 packets (no Ethernet header) and skips strict mode", (t) => {
-    if (!tcx) return t.skip("kernel has no tcx (needs Linux 6.6+)");
+    if (!tcx) return skipOrFail(t, "kernel has no tcx (needs Linux 6.6+)");
     const dp = opened.at(-1)!;
     withNetns(nsPath(nsA), () => dp.attach(devTun, "netloom_tunnel_egress", "tcx"));
     try {

@@ -3,19 +3,13 @@
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { isRoot, missingTools } from "../../box/netns.js";
+import { skipWhen, unmet } from "../../../test/support/prerequisites.js";
 import { RETIRED_PEER_DRAIN_MS, UserspaceWireguard } from "./backend.js";
 import { generateKeyPair } from "./keys.js";
 
-function missing(): string | undefined {
-  if (!isRoot()) return "needs root (a TUN device for wireguard-go)";
-  const tools = missingTools(["ip", "wireguard-go"]);
-  return tools.length
-    ? `needs ${tools.join(", ")} (Debian packages iproute2, wireguard-go)`
-    : undefined;
-}
+const missing = unmet({ root: "a TUN device for wireguard-go", tools: ["ip", "wireguard-go"] });
 
-describe("UserspaceWireguard (real wireguard-go)", { skip: missing() ?? false }, () => {
+describe("UserspaceWireguard (real wireguard-go)", { skip: skipWhen(missing) }, () => {
   const wg = new UserspaceWireguard();
   const ifname = `nlt${process.pid % 100000}`;
   const self = generateKeyPair();

@@ -4,6 +4,7 @@ import { mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
+import { skipOrFail, unmet } from "../../../test/support/prerequisites.js";
 import {
   generateKeyPair,
   hexToKey,
@@ -21,19 +22,11 @@ import {
   updateRequest,
 } from "./uapi.js";
 
-const hasWg = (() => {
-  try {
-    execFileSync("wg", ["--version"], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
-})();
+const noWg = unmet({ tools: ["wg"] });
 
 describe("WireGuard keys", () => {
-  it("derives the same public key as `wg pubkey`", {
-    skip: hasWg ? false : "needs wg (wireguard-tools)",
-  }, () => {
+  it("derives the same public key as `wg pubkey`", (t) => {
+    if (noWg) return skipOrFail(t, noWg);
     for (let i = 0; i < 10; i++) {
       const k = generateKeyPair();
       const wg = execFileSync("wg", ["pubkey"], { input: `${k.privateKey}\n` })
