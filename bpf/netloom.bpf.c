@@ -9,8 +9,10 @@
  * check (underlay only: pod-to-pod packets seen in clear there bypassed WireGuard).
  *
  * Per packet, in order:
- *   1. egress_deny (LPM on the destination): drop when the entry covers all ports or lists the
- *      packet's (protocol, destination port); count DROP_POLICY_DENIED.
+ *   1. egress_deny / egress_deny6 (LPM on the destination): drop when the longest matching
+ *      entry covers all ports or lists the packet's (protocol, destination port); count
+ *      DROP_POLICY_DENIED. The loader writes into each entry what shorter covering prefixes
+ *      deny too, since an LPM lookup returns only the longest match.
  *   2. strict_cidrs (netloom_egress only): drop when source and destination both match;
  *      count DROP_UNENCRYPTED.
  *   3. pod_class (hash on the source): set skb->priority to the HTB class id. HTB uses
@@ -19,7 +21,9 @@
  *
  * Not here: an EDT (skb->tstamp) rate path. Its timestamps need the fq qdisc, which these
  * kernels lack, so bandwidth uses HTB classes; DROP_OVER_RATE stays reserved.
- * IPv6 is not handled yet: every non-IPv4 packet passes (TC_ACT_OK).
+ * IPv6: egress deny only (extension headers walked up to IPV6_MAX_EXT_HEADERS to find the
+ * ports); strict mode and pod classes are IPv4 (the API refuses IPv6 strict CIDRs, and the
+ * agent reports IPv6 pod limits as not enforced).
  *
  * Maps are not LIBBPF_PIN_BY_NAME: the loader sets each map's pin path itself so every
  * (simulated) node gets its own pin directory.
@@ -34,6 +38,13 @@
 #define TC_ACT_OK 0
 #define TC_ACT_SHOT 2
 #define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
+#define IPV6_MAX_EXT_HEADERS 4
+#define NEXTHDR_HOP 0
+#define NEXTHDR_ROUTING 43
+#define NEXTHDR_FRAGMENT 44
+#define NEXTHDR_AUTH 51
+#define NEXTHDR_DEST 60
 #define IP_MF 0x2000
 #define IP_OFFSET 0x1fff
 
@@ -50,6 +61,12 @@ enum drop_reason {
 struct lpm_v4_key {
   __u32 prefixlen;
   __u32 addr;
+};
+
+/* LPM key: prefixlen in host order, then the IPv6 address in network order. */
+struct lpm_v6_key {
+  __u32 prefixlen;
+  __u8 addr[16];
 };
 
 struct deny_port {
@@ -72,6 +89,14 @@ struct {
   __type(key, struct lpm_v4_key);
   __type(value, struct deny_value);
 } egress_deny SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_LPM_TRIE);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __uint(max_entries, 16384);
+  __type(key, struct lpm_v6_key);
+  __type(value, struct deny_value);
+} egress_deny6 SEC(".maps");
 
 struct {
   __uint(type, BPF_MAP_TYPE_LPM_TRIE);
@@ -120,23 +145,20 @@ static __always_inline int deny_matches(const struct deny_value *v, __u8 protoco
   return 0;
 }
 
-static __always_inline int netloom_handle(struct __sk_buff *skb, const bool has_eth,
-                                          const bool strict)
+/*
+ * The destination port of a TCP or UDP header at l4_off (both keep it at offset 2), through
+ * bpf_skb_load_bytes: it copes with non-linear packets and keeps the verifier away from
+ * variable packet offsets. False when the packet is too short (all-ports rules still apply).
+ */
+static __always_inline bool read_dport(struct __sk_buff *skb, __u32 l4_off, __be16 *dport)
 {
-  const __u32 l3 = has_eth ? sizeof(struct ethhdr) : 0;
+  return bpf_skb_load_bytes(skb, l4_off + 2, dport, sizeof(*dport)) == 0;
+}
+
+static __always_inline int handle_ipv4(struct __sk_buff *skb, const __u32 l3, const bool strict)
+{
   void *data = (void *)(long)skb->data;
   void *data_end = (void *)(long)skb->data_end;
-
-  if (has_eth) {
-    struct ethhdr *eth = data;
-
-    if ((void *)(eth + 1) > data_end)
-      return TC_ACT_OK;
-    if (eth->h_proto != bpf_htons(ETH_P_IP))
-      return TC_ACT_OK; /* IPv6, ARP, ...: not handled yet */
-  } else if (skb->protocol != bpf_htons(ETH_P_IP)) {
-    return TC_ACT_OK;
-  }
 
   /* Locally generated headers are linear; pull when a packet's are not. */
   if (data + l3 + sizeof(struct iphdr) > data_end) {
@@ -164,25 +186,8 @@ static __always_inline int netloom_handle(struct __sk_buff *skb, const bool has_
   bool have_l4 = false;
   __be16 dport = 0;
 
-  if (first_fragment && (protocol == IPPROTO_TCP || protocol == IPPROTO_UDP)) {
-    /* TCP and UDP both keep the destination port at offset 2: read 4 bytes. */
-    __u32 need = l3 + ihl + 4;
-
-    if (data + need > data_end) {
-      if (bpf_skb_pull_data(skb, need) < 0)
-        goto l4_done; /* truncated: all-ports rules still apply */
-      data = (void *)(long)skb->data;
-      data_end = (void *)(long)skb->data_end;
-    }
-    /* ihl is bounded (<= 60) so the verifier tracks this variable offset. */
-    __u8 *l4 = (__u8 *)data + l3 + ihl;
-
-    if ((void *)(l4 + 4) <= data_end) {
-      dport = *(__be16 *)(l4 + 2);
-      have_l4 = true;
-    }
-  }
-l4_done:;
+  if (first_fragment && (protocol == IPPROTO_TCP || protocol == IPPROTO_UDP))
+    have_l4 = read_dport(skb, l3 + ihl, &dport);
 
   struct lpm_v4_key key = {.prefixlen = 32, .addr = daddr};
   struct deny_value *deny = bpf_map_lookup_elem(&egress_deny, &key);
@@ -202,6 +207,87 @@ l4_done:;
   if (classid)
     skb->priority = *classid;
   return TC_ACT_OK;
+}
+
+static __always_inline int handle_ipv6(struct __sk_buff *skb, const __u32 l3)
+{
+  void *data = (void *)(long)skb->data;
+  void *data_end = (void *)(long)skb->data_end;
+
+  if (data + l3 + sizeof(struct ipv6hdr) > data_end) {
+    if (bpf_skb_pull_data(skb, l3 + sizeof(struct ipv6hdr)) < 0)
+      return TC_ACT_OK;
+    data = (void *)(long)skb->data;
+    data_end = (void *)(long)skb->data_end;
+  }
+  struct ipv6hdr *ip6 = data + l3;
+
+  if ((void *)(ip6 + 1) > data_end)
+    return TC_ACT_OK;
+  if (ip6->version != 6)
+    return TC_ACT_OK;
+
+  struct lpm_v6_key key = {.prefixlen = 128};
+
+  __builtin_memcpy(key.addr, &ip6->daddr, sizeof(key.addr));
+  __u8 protocol = ip6->nexthdr;
+  __u32 off = l3 + sizeof(struct ipv6hdr);
+  bool have_l4 = false;
+  bool later_fragment = false;
+  __be16 dport = 0;
+
+  /* Walk a bounded number of extension headers to the transport header. */
+#pragma unroll
+  for (int i = 0; i < IPV6_MAX_EXT_HEADERS; i++) {
+    if (protocol != NEXTHDR_HOP && protocol != NEXTHDR_ROUTING && protocol != NEXTHDR_DEST &&
+        protocol != NEXTHDR_FRAGMENT && protocol != NEXTHDR_AUTH)
+      break;
+    __u8 ext[4];
+
+    if (bpf_skb_load_bytes(skb, off, ext, sizeof(ext)) < 0)
+      goto lookup;
+    if (protocol == NEXTHDR_FRAGMENT) {
+      /* Only the first fragment (offset 0) carries the transport header. */
+      later_fragment = ((ext[2] << 8 | ext[3]) & 0xfff8) != 0;
+      off += 8;
+    } else if (protocol == NEXTHDR_AUTH) {
+      off += (ext[1] + 2) * 4;
+    } else {
+      off += (ext[1] + 1) * 8;
+    }
+    protocol = ext[0];
+  }
+  if (!later_fragment && (protocol == IPPROTO_TCP || protocol == IPPROTO_UDP))
+    have_l4 = read_dport(skb, off, &dport);
+
+lookup:;
+  struct deny_value *deny = bpf_map_lookup_elem(&egress_deny6, &key);
+
+  if (deny && deny_matches(deny, protocol, dport, have_l4))
+    return count_drop(DROP_POLICY_DENIED);
+  return TC_ACT_OK;
+}
+
+static __always_inline int netloom_handle(struct __sk_buff *skb, const bool has_eth,
+                                          const bool strict)
+{
+  const __u32 l3 = has_eth ? sizeof(struct ethhdr) : 0;
+  __be16 proto = skb->protocol;
+
+  if (has_eth) {
+    void *data = (void *)(long)skb->data;
+    void *data_end = (void *)(long)skb->data_end;
+    struct ethhdr *eth = data;
+
+    if ((void *)(eth + 1) > data_end)
+      return TC_ACT_OK;
+    proto = eth->h_proto;
+  }
+  if (proto == bpf_htons(ETH_P_IP))
+    return handle_ipv4(skb, l3, strict);
+  if (proto == bpf_htons(ETH_P_IPV6))
+    return handle_ipv6(skb, l3);
+  return TC_ACT_OK; /* ARP, ...: not ours */
 }
 
 SEC("tc")

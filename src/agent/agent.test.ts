@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { NodeNetworkState, NodeNetworkStateStatus } from "../api/nodenetworkstate.js";
-import { diffDatapath } from "../datapath-driver/driver.js";
+import { diffDatapath, expectedState, planDatapath } from "../datapath-driver/driver.js";
 import { MemoryDriver } from "../datapath-driver/memory.js";
 import { NodeAgent } from "./agent.js";
+import { FakeClock } from "./clock.js";
 import { KeyStore } from "./keystore.js";
 import { ROTATION_GUARD_MS } from "./rotation.js";
 
@@ -28,16 +29,19 @@ function state(generation: number, mode: "Heal" | "Report"): NodeNetworkState {
 
 function harness() {
   const driver = new MemoryDriver();
+  const clock = new FakeClock();
   const writes: NodeNetworkStateStatus[] = [];
   const drifts: string[][] = [];
   const agent = new NodeAgent({
     node: "n1",
     driver,
+    clock,
     writeStatus: async (s) => void writes.push(structuredClone(s)),
     onDrift: (items) => drifts.push(items.map((i) => i.detail)),
     retryMs: 10,
   });
-  return { driver, writes, drifts, agent, last: () => writes.at(-1)! };
+  const advance = (ms: number) => clock.advance(ms, () => agent.idle());
+  return { driver, clock, advance, writes, drifts, agent, last: () => writes.at(-1)! };
 }
 
 describe("NodeAgent (memory driver)", () => {
@@ -49,7 +53,12 @@ describe("NodeAgent (memory driver)", () => {
     assert.equal(h.last().observedGeneration, 1);
     assert.equal(h.last().appliedSpecHash, "h1");
     assert.equal(h.last().conditions?.find((c) => c.type === "Ready")?.status, "True");
-    assert.deepEqual(h.last().mapEntries, { egressDeny: 2, bandwidth: 1 });
+    assert.deepEqual(h.last().mapEntries, {
+      egress_deny: 2,
+      egress_deny6: 0,
+      strict_cidrs: 0,
+      pod_class: 1,
+    });
     h.agent.stop();
   });
 
@@ -63,7 +72,9 @@ describe("NodeAgent (memory driver)", () => {
     assert.equal(ready?.status, "False");
     assert.equal(ready?.message, "bpf attach failed: no device");
     h.driver.failWith(undefined);
-    await new Promise((r) => setTimeout(r, 100));
+    await h.advance(9);
+    assert.equal(h.last().observedGeneration, 1, "no retry before retryMs");
+    await h.advance(1);
     assert.equal(h.last().observedGeneration, 2, "retried after the failure cleared");
     h.agent.stop();
   });
@@ -74,7 +85,9 @@ describe("NodeAgent (memory driver)", () => {
     h.driver.injectDrift("bandwidth");
     await h.agent.checkDrift();
     assert.deepEqual(h.drifts, [["rate limit for 10.244.1.10 missing"]]);
-    assert.deepEqual(diffDatapath(await h.driver.read(), await h.driver.read()), []);
+    const s = state(1, "Heal").spec;
+    const expected = expectedState(planDatapath(s, h.driver.devicesFor(s)));
+    assert.deepEqual(diffDatapath(expected, await h.driver.read()), [], "healed to the plan");
     assert.equal(h.last().drift?.drifted, false);
     assert.equal(h.last().drift?.detectedTotal, 1);
     assert.equal(h.last().drift?.healedTotal, 1);
@@ -98,12 +111,110 @@ describe("NodeAgent (memory driver)", () => {
   });
 });
 
+describe("NodeAgent units on one clock (memory driver)", () => {
+  const degraded = (s: NodeNetworkStateStatus) => s.conditions?.find((c) => c.type === "Degraded");
+
+  it("a drift check whose kernel read throws is reported, and the next check still runs", async () => {
+    const h = harness();
+    await h.agent.observe(state(1, "Heal"));
+    h.driver.failReadWith("bpf_map_get_next_key: Operation not permitted");
+    await h.advance(3_600_000);
+    assert.equal(degraded(h.last())?.status, "True");
+    assert.equal(degraded(h.last())?.reason, "DriftCheckFailed");
+    assert.match(degraded(h.last())?.message ?? "", /Operation not permitted/);
+    assert.ok(h.clock.scheduled("n1/drift"), "the next drift check is armed");
+    h.driver.failReadWith(undefined);
+    h.driver.injectDrift("bandwidth");
+    await h.advance(3_600_000);
+    assert.deepEqual(h.drifts, [["rate limit for 10.244.1.10 missing"]], "checked again, healed");
+    assert.equal(degraded(h.last())?.status, "False", "a completed check clears DriftCheckFailed");
+    h.agent.stop();
+  });
+
+  it("a heal that throws is reported, and healing is tried again at the next interval", async () => {
+    const h = harness();
+    await h.agent.observe(state(1, "Heal"));
+    h.driver.injectDrift("egressDeny");
+    h.driver.failWith("tc: RTNETLINK answers: No such device");
+    await h.advance(3_600_000);
+    assert.equal(degraded(h.last())?.reason, "DriftCheckFailed");
+    h.driver.failWith(undefined);
+    await h.advance(3_600_000);
+    assert.equal(h.last().drift?.healedTotal, 1);
+    assert.equal(h.last().drift?.drifted, false);
+    h.agent.stop();
+  });
+
+  it("rules that merge, overlap and mix families converge once and never drift", async () => {
+    const h = harness();
+    const s = state(1, "Heal");
+    s.spec.egressDeny = [
+      { cidr: "10.0.0.0/8" },
+      { cidr: "10.0.0.0/8", ports: [{ port: 22, protocol: "TCP" }] },
+      { cidr: "10.1.0.0/16", ports: [{ port: 22, protocol: "TCP" }] },
+      { cidr: "fd00::/8" },
+    ];
+    await h.agent.observe(s);
+    await h.advance(3 * 3_600_000);
+    assert.deepEqual(h.drifts, []);
+    assert.equal(h.last().drift?.detectedTotal ?? 0, 0);
+    assert.deepEqual((await h.driver.read()).egressDeny, ["10.0.0.0/8", "10.1.0.0/16", "fd00::/8"]);
+    h.agent.stop();
+  });
+
+  it("what the datapath cannot enforce is named in Degraded and counted, never dropped silently", async () => {
+    const h = harness();
+    const s = state(1, "Heal");
+    s.spec.bandwidth = [
+      ...(s.spec.bandwidth ?? []),
+      { pod: "ns/v6", ip: "fd00::10", egressBitsPerSecond: 1_000_000, source: "ns/bp" },
+    ];
+    await h.agent.observe(s);
+    assert.equal(h.last().conditions?.find((c) => c.type === "Ready")?.status, "True");
+    assert.equal(degraded(h.last())?.reason, "NotEnforced");
+    assert.match(degraded(h.last())?.message ?? "", /pod ns\/v6 \(fd00::10\)/);
+    assert.equal(h.last().datapath?.notEnforced, 1);
+    await h.advance(3_600_000);
+    assert.deepEqual(h.drifts, [], "left out of the plan, so not drift either");
+    h.agent.stop();
+  });
+
+  it("a NodeNetworkState the code cannot parse is reported, naming the field; the datapath stays", async () => {
+    const invalid: string[] = [];
+    const h = harness();
+    const agent = new NodeAgent({
+      node: "n1",
+      driver: h.driver,
+      clock: h.clock,
+      writeStatus: async (st) => void h.writes.push(structuredClone(st)),
+      onInvalid: (e) => invalid.push(e),
+    });
+    await agent.observeObject(state(1, "Heal"));
+    const bad = state(2, "Heal") as unknown as { spec: { egressDeny: { cidr: string }[] } };
+    bad.spec.egressDeny = [{ cidr: "10.0.0.0/33" }];
+    await agent.observeObject(bad);
+    const ready = h.last().conditions?.find((c) => c.type === "Ready");
+    assert.equal(ready?.status, "False");
+    assert.equal(ready?.reason, "InvalidSpec");
+    assert.match(
+      ready?.message ?? "",
+      /NodeNetworkState n1 is not usable: spec\.egressDeny\[0\]\.cidr/,
+    );
+    assert.equal(invalid.length, 1);
+    assert.equal(h.last().observedGeneration, 1, "generation 1 stays applied");
+    assert.equal(h.driver.applies, 1);
+    agent.stop();
+  });
+});
+
 describe("NodeAgent key rotation (memory driver)", () => {
   it("announces the next public key ahead of the switch, then publishes it, every interval", async () => {
     const published: { key?: string; next?: string }[] = [];
+    const clock = new FakeClock();
     const agent = new NodeAgent({
       node: "n1",
       driver: new MemoryDriver(),
+      clock,
       keys: new KeyStore(undefined),
       nodeIP: "192.0.2.1",
       rotationLeadMs: 100,
@@ -131,7 +242,7 @@ describe("NodeAgent key rotation (memory driver)", () => {
     });
     await agent.observe(spec(1, 86_400));
     await agent.observe(spec(2, 1));
-    await new Promise((r) => setTimeout(r, 2600));
+    await clock.advance(2600, () => agent.idle());
     agent.stop();
     const keys = [...new Set(published.map((p) => p.key))];
     assert.ok(keys.length >= 3, `at least two rotations: ${keys.length - 1}`);
@@ -152,6 +263,15 @@ describe("NodeAgent key rotation across peers (memory driver)", () => {
     const states = new Map<string, NodeNetworkState>();
     const switches: { node: string; at: number }[] = [];
     const agents: NodeAgent[] = [];
+    const clock = new FakeClock();
+    // Settled when no agent has work queued (one agent's write queues work on the other).
+    const settle = async () => {
+      for (;;) {
+        const chains = agents.map((a) => a.idle());
+        await Promise.all(chains);
+        if (agents.every((a, i) => a.idle() === chains[i])) return;
+      }
+    };
     const nns = (name: string, status?: NodeNetworkStateStatus): NodeNetworkState => ({
       apiVersion: "netloom.io/v1alpha1",
       kind: "NodeNetworkState",
@@ -174,12 +294,13 @@ describe("NodeAgent key rotation across peers (memory driver)", () => {
       const agent = new NodeAgent({
         node: name,
         driver: new MemoryDriver(),
+        clock,
         keys: new KeyStore(undefined),
         nodeIP: name === "n1" ? "192.0.2.1" : "192.0.2.2",
         rotationLeadMs: 300,
         writeStatus: async (s) => {
           if (lastKey && s.wireguard?.publicKey !== lastKey)
-            switches.push({ node: name, at: Date.now() });
+            switches.push({ node: name, at: clock.now().getTime() });
           lastKey = s.wireguard?.publicKey;
           states.set(name, nns(name, s));
           // Each agent watches the other's status, as through the API.
@@ -190,7 +311,7 @@ describe("NodeAgent key rotation across peers (memory driver)", () => {
       agents.push(agent);
     }
     for (const a of agents) await a.observe(nns(a.node));
-    await new Promise((r) => setTimeout(r, 8000));
+    await clock.advance(8000, settle);
     for (const a of agents) a.stop();
     for (const name of names)
       assert.ok(
@@ -201,11 +322,8 @@ describe("NodeAgent key rotation across peers (memory driver)", () => {
     for (let i = 1; i < sorted.length; i++) {
       const [a, b] = [sorted[i - 1]!, sorted[i]!];
       if (a.node === b.node) continue;
-      // The guard is measured between announced times; allow the timers' few ms of jitter.
-      assert.ok(
-        b.at - a.at >= ROTATION_GUARD_MS - 50,
-        `${a.node}→${b.node} ${b.at - a.at} ms apart`,
-      );
+      // On a fake clock timers fire at their time exactly: no jitter to allow for.
+      assert.ok(b.at - a.at >= ROTATION_GUARD_MS, `${a.node}→${b.node} ${b.at - a.at} ms apart`);
     }
   });
 });

@@ -1,17 +1,25 @@
 import type { Logger } from "pino";
 import { pino } from "pino";
-import type {
-  NodeNetworkState,
-  NodeNetworkStateSpec,
-  NodeNetworkStateStatus,
+import {
+  type NodeNetworkState,
+  type NodeNetworkStateSpec,
+  type NodeNetworkStateStatus,
+  nodeNetworkState,
 } from "../api/nodenetworkstate.js";
+import { parseApiObject } from "../api/parse.js";
 import { parseDuration } from "../api/quantity.js";
 import { formatTime } from "../controllers/conditions.js";
-import type { Capabilities, DatapathDriver } from "../datapath-driver/driver.js";
-import { type DriftItem, desiredDatapath, diffDatapath } from "../datapath-driver/driver.js";
+import type { ApplyReport, Capabilities, DatapathDriver } from "../datapath-driver/driver.js";
+import {
+  type DriftItem,
+  diffDatapath,
+  expectedState,
+  planDatapath,
+} from "../datapath-driver/driver.js";
 import type { PeerState } from "../datapath-driver/wireguard/uapi.js";
 import { SPEC_HASH_ANNOTATION } from "../reconcilers/nodenetworkstate/names.js";
 import { contentHash } from "../reconcilers/shared/hash.js";
+import { type Clock, RealClock } from "./clock.js";
 import type { KeyStore } from "./keystore.js";
 import { planPeers } from "./peers.js";
 import {
@@ -20,7 +28,12 @@ import {
   ROTATION_GUARD_MS,
   rotationClash,
 } from "./rotation.js";
-import { statusAfterApply, statusAfterDriftCheck } from "./status.js";
+import {
+  statusAfterApply,
+  statusAfterDriftCheck,
+  statusAfterDriftCheckFailed,
+  statusInvalidSpec,
+} from "./status.js";
 import { type TunnelHealth, tunnelHealth } from "./tunnel-health.js";
 
 export interface NodeAgentOptions {
@@ -36,6 +49,8 @@ export interface NodeAgentOptions {
     nodeOf: ReadonlyMap<string, string>,
     health: TunnelHealth,
   ): void;
+  /** An object the agent received but cannot use (an Event in the real agent). */
+  onInvalid?(error: string): void;
   /** This node switched to a new WireGuard key (a metric in the real agent). */
   onRotation?(): void;
   /** Reported on drift: an Event and a metric in the real agent. */
@@ -50,14 +65,27 @@ export interface NodeAgentOptions {
   interfaceName?: string;
   /** How far ahead a rotated key is announced before peers and the node switch (5 s). */
   rotationLeadMs?: number;
-  now?: () => Date;
+  /** Time and timers (tests pass a FakeClock and move it instead of sleeping). */
+  clock?: Clock;
   log?: Logger;
 }
+
+/** The agent's timers (per node on a shared clock): scheduling one again replaces it. */
+const TIMER = {
+  heartbeat: "heartbeat",
+  drift: "drift",
+  retry: "retry",
+  peerSwitch: "peer-switch",
+  announce: "rotation-announce",
+  ownSwitch: "rotation-switch",
+} as const;
 
 /**
  * The node agent's core, shared by `netloom agent` (linux driver) and the simulator (memory
  * driver): converge on every new spec, re-check drift every drift.checkInterval, heartbeat.
- * Work is serialised: an apply and a drift check never overlap.
+ * Work is serialised: an apply and a drift check never overlap. Every timer sits on one clock
+ * and each unit re-arms its own timer whatever happens, so a step that throws cannot stop
+ * another unit's (or its own next) run.
  */
 export class NodeAgent {
   private state: NodeNetworkState | undefined;
@@ -65,15 +93,11 @@ export class NodeAgent {
   private appliedKey: string | undefined;
   private caps: Capabilities | undefined;
   private chain: Promise<void> = Promise.resolve();
-  private driftTimer: NodeJS.Timeout | undefined;
-  private heartbeatTimer: NodeJS.Timeout | undefined;
-  private retryTimer: NodeJS.Timeout | undefined;
   private failures = 0;
   private stopped = false;
   private peerStates: NodeNetworkState[] = [];
-  private switchTimer: NodeJS.Timeout | undefined;
-  private rotationTimer: NodeJS.Timeout | undefined;
-  private ownSwitchTimer: NodeJS.Timeout | undefined;
+  /** Peer parse errors already reported (each once). */
+  private readonly invalidPeers = new Set<string>();
   /** Not before this switch time: a peer's clashing switch comes first. */
   private rotationDeferredTo: number | undefined;
   private readonly configuredAt = new Map<string, number>();
@@ -88,11 +112,11 @@ export class NodeAgent {
   private rotationAnchor: number | undefined;
   private rotationInterval: number | undefined;
   private lastRotation: string | undefined;
-  private readonly now: () => Date;
+  private readonly clock: Clock;
   private readonly log: Logger;
 
   constructor(private readonly opts: NodeAgentOptions) {
-    this.now = opts.now ?? (() => new Date());
+    this.clock = opts.clock ?? new RealClock();
     this.log = (opts.log ?? pino({ level: "silent" })).child({ node: opts.node });
   }
 
@@ -112,6 +136,39 @@ export class NodeAgent {
     return this.serial(() => this.converge());
   }
 
+  /**
+   * Feed this node's NodeNetworkState as the API server sent it. It is parsed here; one the
+   * code cannot use is reported (Ready=False InvalidSpec naming the field, onInvalid), and the
+   * datapath applied last stays.
+   */
+  observeObject(obj: unknown): Promise<void> {
+    const parsed = parseApiObject(nodeNetworkState, obj);
+    if (parsed.ok) return this.observe(parsed.value);
+    const generation = (obj as { metadata?: { generation?: number } })?.metadata?.generation ?? 0;
+    return this.serial(async () => {
+      this.log.warn({ error: parsed.error }, "NodeNetworkState not usable");
+      this.opts.onInvalid?.(parsed.error);
+      await this.publish(
+        statusInvalidSpec(this.status, parsed.error, generation, this.clock.now()),
+      );
+    });
+  }
+
+  /** Feed every NodeNetworkState as sent; peers that do not parse are left out and reported. */
+  observePeerObjects(objs: readonly unknown[]): Promise<void> {
+    const states: NodeNetworkState[] = [];
+    for (const o of objs) {
+      const parsed = parseApiObject(nodeNetworkState, o);
+      if (parsed.ok) states.push(parsed.value);
+      else if (!this.invalidPeers.has(parsed.error)) {
+        this.invalidPeers.add(parsed.error);
+        this.log.warn({ error: parsed.error }, "peer NodeNetworkState not usable: left out");
+        this.opts.onInvalid?.(parsed.error);
+      }
+    }
+    return this.observePeers(states);
+  }
+
   /** Feed every NodeNetworkState (WireGuard peers are learned from the others' status). */
   observePeers(states: NodeNetworkState[]): Promise<void> {
     this.peerStates = states;
@@ -129,19 +186,41 @@ export class NodeAgent {
   }
 
   start(): void {
-    const heartbeatMs = this.opts.heartbeatMs ?? 15_000;
-    this.heartbeatTimer = setInterval(() => void this.serial(() => this.heartbeat()), heartbeatMs);
-    this.heartbeatTimer.unref();
+    this.scheduleHeartbeat();
   }
 
   stop(): void {
     this.stopped = true;
-    clearInterval(this.heartbeatTimer);
-    clearTimeout(this.driftTimer);
-    clearTimeout(this.retryTimer);
-    clearTimeout(this.switchTimer);
-    clearTimeout(this.rotationTimer);
-    clearTimeout(this.ownSwitchTimer);
+    for (const name of Object.values(TIMER)) this.cancel(name);
+  }
+
+  /** Settles when the work queued so far has run (tests await it after moving the clock). */
+  idle(): Promise<void> {
+    return this.chain;
+  }
+
+  /** Arms a named timer whose work runs in the serial chain; never while stopped. */
+  private after(name: string, ms: number, fn: () => Promise<void>): void {
+    this.at(name, new Date(this.clock.now().getTime() + ms), fn);
+  }
+
+  private at(name: string, when: Date, fn: () => Promise<void>): void {
+    if (this.stopped) return;
+    this.clock.schedule(`${this.node}/${name}`, when, () => void this.serial(fn));
+  }
+
+  private cancel(name: string): void {
+    this.clock.cancel(`${this.node}/${name}`);
+  }
+
+  private scheduleHeartbeat(): void {
+    this.after(TIMER.heartbeat, this.opts.heartbeatMs ?? 15_000, async () => {
+      try {
+        await this.heartbeat();
+      } finally {
+        this.scheduleHeartbeat();
+      }
+    });
   }
 
   private serial(fn: () => Promise<void>): Promise<void> {
@@ -199,7 +278,7 @@ export class NodeAgent {
       this.status,
       { generation, specHash, result },
       {
-        now: this.now(),
+        now: this.clock.now(),
         capabilities: await this.capabilities(),
         driver: this.opts.driver.kind,
         ...(this.opts.nodeIP ? { nodeIP: this.opts.nodeIP } : {}),
@@ -207,9 +286,7 @@ export class NodeAgent {
     );
     if (!wg) this.tunnel = {};
     status.wireguard =
-      wg && result.ok
-        ? this.wireguardStatus(nns.spec, wg, result.report.wireguard?.peersConfigured ?? 0)
-        : undefined;
+      wg && result.ok ? this.wireguardStatus(nns.spec, wg, result.report.wireguard) : undefined;
     if (peersOnly && result.ok) this.status = status;
     else await this.publish(status);
     this.scheduleDrift(nns.spec);
@@ -226,7 +303,7 @@ export class NodeAgent {
       this.node,
       w.profile,
       this.peerStates,
-      this.now(),
+      this.clock.now(),
       w.persistentKeepaliveSeconds,
       w.nodeEncryption === true,
     );
@@ -244,11 +321,12 @@ export class NodeAgent {
   private wireguardStatus(
     spec: NodeNetworkStateSpec,
     wg: NonNullable<ReturnType<NodeAgent["wireguardContext"]>>,
-    configured: number,
+    applied: ApplyReport["wireguard"],
   ): NodeNetworkStateStatus["wireguard"] {
     const next = this.opts.keys?.next;
+    const configured = applied?.peersConfigured ?? 0;
     return {
-      backend: "userspace",
+      ...(applied ? { backend: applied.backend } : {}),
       publicKey: wg.publicKey,
       ...(this.opts.nodeIP
         ? { endpoint: `${this.opts.nodeIP}:${spec.wireguard?.listenPort}` }
@@ -281,19 +359,11 @@ export class NodeAgent {
 
   /** Re-converge when a peer's announced key is due even without its confirmation. */
   private scheduleAt(at: Date, why: string): void {
-    clearTimeout(this.switchTimer);
-    if (this.stopped) return;
-    this.switchTimer = setTimeout(
-      () => {
-        this.log.info({ why }, "key switch");
-        void this.serial(async () => {
-          await this.fastSwitch();
-          await this.converge();
-        });
-      },
-      Math.max(0, at.getTime() - this.now().getTime()),
-    );
-    this.switchTimer.unref();
+    this.at(TIMER.peerSwitch, at, async () => {
+      this.log.info({ why }, "key switch");
+      await this.fastSwitch();
+      await this.converge();
+    });
   }
 
   /**
@@ -303,7 +373,7 @@ export class NodeAgent {
   private scheduleRotation(spec: NodeNetworkStateSpec): void {
     const interval = spec.wireguard?.keyRotationIntervalSeconds;
     if (!interval || !this.opts.keys || this.stopped) {
-      clearTimeout(this.rotationTimer);
+      this.cancel(TIMER.announce);
       this.rotationDueAt = undefined;
       this.rotationAnchor = undefined;
       this.rotationInterval = undefined;
@@ -313,7 +383,7 @@ export class NodeAgent {
     const intervalMs = interval * 1000;
     if (this.rotationInterval !== interval) {
       this.rotationInterval = interval;
-      this.rotationAnchor = firstRotationDue(this.node, this.now().getTime(), intervalMs);
+      this.rotationAnchor = firstRotationDue(this.node, this.clock.now().getTime(), intervalMs);
     }
     const last = this.lastRotation ? new Date(this.lastRotation).getTime() : 0;
     // Switch every interval; announce rotationLead before the switch.
@@ -332,12 +402,7 @@ export class NodeAgent {
   private armRotation(announceAt: number): void {
     if (this.rotationDueAt === announceAt) return;
     this.rotationDueAt = announceAt;
-    clearTimeout(this.rotationTimer);
-    this.rotationTimer = setTimeout(
-      () => void this.serial(() => this.rotate()),
-      Math.max(0, announceAt - this.now().getTime()),
-    );
-    this.rotationTimer.unref();
+    this.at(TIMER.announce, new Date(announceAt), () => this.rotate());
   }
 
   /** A clashing peer switch: try again so that ours comes ROTATION_GUARD_MS after it. */
@@ -356,7 +421,7 @@ export class NodeAgent {
     const spec = this.state?.spec;
     if (!keys || !spec?.wireguard || keys.next) return;
     const ifname = this.opts.interfaceName ?? spec.wireguard.interfaceName;
-    const switchAt = new Date(this.now().getTime() + this.lead());
+    const switchAt = new Date(this.clock.now().getTime() + this.lead());
     const clash = rotationClash(
       this.node,
       spec.wireguard.profile,
@@ -378,12 +443,7 @@ export class NodeAgent {
         },
       });
     }
-    clearTimeout(this.ownSwitchTimer);
-    this.ownSwitchTimer = setTimeout(
-      () => void this.serial(() => this.switchOwnKey(ifname)),
-      Math.max(0, switchAt.getTime() - this.now().getTime()),
-    );
-    this.ownSwitchTimer.unref();
+    this.at(TIMER.ownSwitch, switchAt, () => this.switchOwnKey(ifname));
   }
 
   /**
@@ -394,7 +454,7 @@ export class NodeAgent {
   private async yieldOnClash(): Promise<void> {
     const next = this.opts.keys?.next;
     const spec = this.state?.spec;
-    if (!next || !spec?.wireguard || this.now() >= next.switchAt) return;
+    if (!next || !spec?.wireguard || this.clock.now() >= next.switchAt) return;
     const clash = rotationClash(
       this.node,
       spec.wireguard.profile,
@@ -403,7 +463,7 @@ export class NodeAgent {
       true,
     );
     if (!clash) return;
-    clearTimeout(this.ownSwitchTimer);
+    this.cancel(TIMER.ownSwitch);
     this.opts.keys!.cancel();
     await this.publishAnnouncementEnd({});
     this.deferRotation(clash);
@@ -418,7 +478,7 @@ export class NodeAgent {
     const keys = this.opts.keys!;
     keys.commit(ifname);
     await this.fastSwitch();
-    this.lastRotation = this.now().toISOString();
+    this.lastRotation = this.clock.now().toISOString();
     this.opts.onRotation?.();
     this.log.info("switched to the announced WireGuard key");
     await this.publishAnnouncementEnd({
@@ -439,29 +499,48 @@ export class NodeAgent {
   }
 
   private scheduleRetry(): void {
-    clearTimeout(this.retryTimer);
-    if (this.stopped) return;
     const delay = Math.min((this.opts.retryMs ?? 1000) * 2 ** this.failures++, 30_000);
-    this.retryTimer = setTimeout(() => void this.serial(() => this.converge()), delay);
-    this.retryTimer.unref();
+    this.after(TIMER.retry, delay, () => this.converge());
   }
 
   private scheduleDrift(spec: NodeNetworkStateSpec): void {
-    clearTimeout(this.driftTimer);
-    if (this.stopped) return;
     const ms = parseDuration(spec.drift?.checkInterval ?? "30s");
-    this.driftTimer = setTimeout(() => void this.checkDrift(), ms);
-    this.driftTimer.unref();
+    this.after(TIMER.drift, ms, () => this.driftCheck());
   }
 
+  /**
+   * One drift check, and always the next one: a kernel read or a heal that throws is reported
+   * (Degraded, DriftCheckFailed) and checked again at the next interval.
+   */
   private async driftCheck(): Promise<void> {
     const nns = this.state;
     if (!nns || this.appliedKey === undefined) return;
+    try {
+      await this.compareAndHeal(nns);
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      this.log.warn({ error: message }, "drift check failed");
+      await this.publish(
+        statusAfterDriftCheckFailed(
+          this.status,
+          message,
+          nns.metadata.generation ?? 0,
+          this.clock.now(),
+        ),
+      );
+    } finally {
+      if (this.state === nns) this.scheduleDrift(nns.spec);
+    }
+  }
+
+  private async compareAndHeal(nns: NodeNetworkState): Promise<void> {
     const wg = this.wireguardContext(nns.spec);
-    const desired = desiredDatapath(
-      nns.spec,
-      this.opts.driver.devicesFor(nns.spec),
-      wg ? { wireguard: wg.ctx } : {},
+    const desired = expectedState(
+      planDatapath(
+        nns.spec,
+        this.opts.driver.devicesFor(nns.spec),
+        wg ? { wireguard: wg.ctx } : {},
+      ),
     );
     const actual = await this.opts.driver.read();
     const items = diffDatapath(desired, actual);
@@ -486,11 +565,21 @@ export class NodeAgent {
       }
       this.opts.onDrift?.(items, healed);
     }
-    const status = statusAfterDriftCheck(this.status, { items, healed }, this.now());
-    if (items.length > 0 || status.drift?.drifted !== this.status?.drift?.drifted)
+    const status = statusAfterDriftCheck(
+      this.status,
+      { items, healed },
+      nns.metadata.generation ?? 0,
+      this.clock.now(),
+    );
+    const degradedBefore = this.status?.conditions?.find((c) => c.type === "Degraded")?.reason;
+    const degradedNow = status.conditions?.find((c) => c.type === "Degraded")?.reason;
+    if (
+      items.length > 0 ||
+      status.drift?.drifted !== this.status?.drift?.drifted ||
+      degradedBefore !== degradedNow
+    )
       await this.publish(status);
     else this.status = status;
-    this.scheduleDrift(nns.spec);
   }
 
   private async heartbeat(): Promise<void> {
@@ -499,7 +588,7 @@ export class NodeAgent {
     await this.publish({
       ...this.status,
       ...(wireguard ? { wireguard } : {}),
-      heartbeatTime: formatTime(this.now()),
+      heartbeatTime: formatTime(this.clock.now()),
     });
   }
 
@@ -508,7 +597,7 @@ export class NodeAgent {
     const keys = new Set(peers.map((p) => p.publicKey));
     for (const k of this.configuredAt.keys()) if (!keys.has(k)) this.configuredAt.delete(k);
     for (const k of keys)
-      if (!this.configuredAt.has(k)) this.configuredAt.set(k, this.now().getTime());
+      if (!this.configuredAt.has(k)) this.configuredAt.set(k, this.clock.now().getTime());
   }
 
   /** The sessions as the tunnel reports them, folded into the status (rides on the heartbeat). */
@@ -525,7 +614,7 @@ export class NodeAgent {
       peers,
       wg.nodeOf,
       this.configuredAt,
-      this.now(),
+      this.clock.now(),
       wg.keepaliveSeconds,
     );
     this.opts.onTunnel?.(peers, wg.nodeOf, health);

@@ -1,7 +1,7 @@
 import { CustomObjectsApi, type KubeConfig, type KubernetesObject } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { pino } from "pino";
-import type { NodeNetworkState, NodeNetworkStateStatus } from "../api/nodenetworkstate.js";
+import type { NodeNetworkStateStatus } from "../api/nodenetworkstate.js";
 import { mergePatchStatus } from "../controllers/apply.js";
 import { Informer } from "../controllers/informer.js";
 import { MemoryDriver } from "../datapath-driver/memory.js";
@@ -40,10 +40,10 @@ export class AgentSimulator {
     for (const node of opts.nodes) this.addNode(node);
     const route = (obj: KubernetesObject, gone = false) => {
       const entry = this.agents.get(obj.metadata?.name ?? "");
-      if (entry) void entry.agent.observe(gone ? undefined : (obj as unknown as NodeNetworkState));
+      if (entry) void (gone ? entry.agent.observe(undefined) : entry.agent.observeObject(obj));
       // Peers learn each other from the shared cache, as real agents do from their watch.
-      const all = this.informer.list() as unknown as NodeNetworkState[];
-      for (const { agent } of this.agents.values()) void agent.observePeers(all);
+      const all = this.informer.list();
+      for (const { agent } of this.agents.values()) void agent.observePeerObjects(all);
     };
     this.informer.addEventHandler({
       add: (o) => route(o),
@@ -73,7 +73,7 @@ export class AgentSimulator {
     this.agents.set(node, { agent, driver });
     agent.start();
     const current = this.informer?.getByName(node);
-    if (current) void agent.observe(current as unknown as NodeNetworkState);
+    if (current) void agent.observeObject(current);
     return agent;
   }
 

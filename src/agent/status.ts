@@ -29,14 +29,11 @@ export function statusAfterApply(
         message: `applied generation ${outcome.generation}`,
       }
     : { type: "Ready", status: "False" as const, reason: "ApplyFailed", message: result.error };
-  const degraded = result.ok
-    ? {
-        type: "Degraded",
-        status: "False" as const,
-        reason: "Applied",
-        message: "datapath matches the desired state",
-      }
-    : { type: "Degraded", status: "True" as const, reason: "ApplyFailed", message: result.error };
+  const degraded = !result.ok
+    ? { type: "Degraded", status: "True" as const, reason: "ApplyFailed", message: result.error }
+    : result.report.notEnforced.length > 0
+      ? notEnforcedCondition(result.report.notEnforced)
+      : DATAPATH_MATCHES;
   let conditions = setCondition(
     prev?.conditions as Condition[] | undefined,
     ready,
@@ -55,6 +52,7 @@ export function statusAfterApply(
             attach: result.report.attach,
             bandwidth: result.report.bandwidth,
             driver: ctx.driver,
+            notEnforced: result.report.notEnforced.length,
           },
           mapEntries: result.report.mapEntries,
           drift: { ...prev?.drift, drifted: false },
@@ -67,16 +65,46 @@ export function statusAfterApply(
   };
 }
 
-/** Pure: the agent's status after a drift check. */
+const DATAPATH_MATCHES = {
+  type: "Degraded",
+  status: "False" as const,
+  reason: "Applied",
+  message: "datapath matches the desired state",
+};
+
+/** At most this many items are named in a condition message. */
+const NAMED = 5;
+
+function notEnforcedCondition(items: string[]) {
+  const more = items.length > NAMED ? ` and ${items.length - NAMED} more` : "";
+  return {
+    type: "Degraded",
+    status: "True" as const,
+    reason: "NotEnforced",
+    message: `applied, except what this datapath cannot enforce: ${items.slice(0, NAMED).join("; ")}${more}`,
+  };
+}
+
+/**
+ * Pure: the agent's status after a drift check. A check that completes clears an earlier
+ * DriftCheckFailed (other Degraded reasons belong to the apply and stay).
+ */
 export function statusAfterDriftCheck(
   prev: NodeNetworkStateStatus | undefined,
   drift: DriftOutcome,
+  generation: number,
   now: Date,
 ): NodeNetworkStateStatus {
   const found = drift.items.length > 0;
   const d = prev?.drift ?? {};
+  const degraded = prev?.conditions?.find((c) => c.type === "Degraded");
+  const conditions =
+    degraded?.reason === "DriftCheckFailed"
+      ? setCondition(prev?.conditions as Condition[] | undefined, DATAPATH_MATCHES, generation, now)
+      : prev?.conditions;
   return {
     ...prev,
+    ...(conditions ? { conditions } : {}),
     drift: {
       ...d,
       drifted: found && !drift.healed,
@@ -108,4 +136,48 @@ export function statusPatch(status: NodeNetworkStateStatus): Record<string, unkn
     ...status,
     wireguard: { nextPublicKey: null, nextKeySwitchTime: null, ...status.wireguard },
   };
+}
+
+/**
+ * Pure: the status after a drift check that could not finish (the kernel could not be read, or
+ * the heal failed): Degraded with the error, and no claim that the datapath matches.
+ */
+export function statusAfterDriftCheckFailed(
+  prev: NodeNetworkStateStatus | undefined,
+  error: string,
+  generation: number,
+  now: Date,
+): NodeNetworkStateStatus {
+  return {
+    ...prev,
+    conditions: setCondition(
+      prev?.conditions as Condition[] | undefined,
+      { type: "Degraded", status: "True", reason: "DriftCheckFailed", message: error },
+      generation,
+      now,
+    ),
+    heartbeatTime: formatTime(now),
+  };
+}
+
+/** Pure: the status when this node's NodeNetworkState cannot be used (nothing new applied). */
+export function statusInvalidSpec(
+  prev: NodeNetworkStateStatus | undefined,
+  error: string,
+  generation: number,
+  now: Date,
+): NodeNetworkStateStatus {
+  let conditions = setCondition(
+    prev?.conditions as Condition[] | undefined,
+    { type: "Ready", status: "False", reason: "InvalidSpec", message: error },
+    generation,
+    now,
+  );
+  conditions = setCondition(
+    conditions,
+    { type: "Degraded", status: "True", reason: "InvalidSpec", message: error },
+    generation,
+    now,
+  );
+  return { ...prev, conditions, heartbeatTime: formatTime(now) };
 }

@@ -41,6 +41,15 @@ export const cidr = () =>
     check: isCidr,
   });
 
+/** An IPv4 CIDR: for the maps that hold IPv4 only (strict mode), refused at apply time otherwise. */
+export const ipv4Cidr = (why: string) =>
+  cel(cidr(), {
+    // Guarded so that a malformed value reports only the CIDR error.
+    rule: "!isCIDR(self) || cidr(self).ip().family() == 4",
+    message: why,
+    check: (v) => !isCidr(v) || !v.includes(":"),
+  });
+
 export const port = () => z.int().min(1).max(65535);
 
 /** Linux interface names: at most 15 bytes (IFNAMSIZ - 1). */

@@ -2,9 +2,9 @@ import { z } from "zod";
 import {
   API_VERSION,
   cel,
-  cidr,
   duration,
   interfaceName,
+  ipv4Cidr,
   labelSelector,
   nodeCountsStatus,
   objectMeta,
@@ -27,9 +27,13 @@ export const strictMode = cel(
   z
     .object({
       enabled: z.boolean().default(false),
-      cidrs: z.array(cidr()).max(32).optional().meta({
-        description: "Pod traffic between nodes inside these CIDRs is dropped unless encrypted.",
-      }),
+      cidrs: z
+        .array(ipv4Cidr("must be an IPv4 CIDR: strict mode does not cover IPv6 pod networks yet"))
+        .max(32)
+        .optional()
+        .meta({
+          description: "Pod traffic between nodes inside these CIDRs is dropped unless encrypted.",
+        }),
     })
     .strict(),
   {

@@ -72,6 +72,10 @@ export const nodeNetworkStateStatus = z
         attach: z.enum(["tcx", "clsact", "none"]).optional(),
         bandwidth: z.enum(["EDT", "HTB", "none"]).optional(),
         driver: z.enum(["linux", "memory"]).optional(),
+        notEnforced: z.int().min(0).optional().meta({
+          description:
+            "Desired items this datapath cannot enforce (named in the Degraded condition).",
+        }),
       })
       .strict()
       .optional(),

@@ -17,6 +17,8 @@ export interface BoxPod {
   namespace: string;
   netns: string;
   ip: string;
+  /** The pod's IPv6 address (the box is dual-stack; Pod objects carry only the IPv4 one). */
+  ip6: string;
   labels: Record<string, string>;
 }
 
@@ -24,7 +26,9 @@ export interface BoxNode {
   name: string;
   netns: string;
   ip: string;
+  ip6: string;
   podCIDR: string;
+  podCIDR6: string;
   pods: BoxPod[];
 }
 
@@ -35,6 +39,7 @@ export interface BoxState {
   gatewayIP: string;
   cloudNetns: string;
   cloudIP: string;
+  cloudIP6: string;
   nodes: BoxNode[];
   kubeconfigPath: string;
   agentKubeconfigPath: string;
@@ -79,6 +84,7 @@ export function planBox(opts: BoxOptions): BoxState {
   const dir = resolve(opts.dir);
   const p = opts.prefix;
   const net = `192.168.${opts.underlayOctet}`;
+  const net6 = `fd00:0:${opts.underlayOctet}:`;
   const nodes: BoxNode[] = Array.from({ length: opts.nodes }, (_, i) => {
     const n = i + 1;
     const name = `${p}-node-${n}`;
@@ -86,12 +92,15 @@ export function planBox(opts: BoxOptions): BoxState {
       name,
       netns: name,
       ip: `${net}.${10 + n}`,
+      ip6: `${net6}:${10 + n}`,
       podCIDR: `10.244.${n}.0/24`,
+      podCIDR6: `fd00:244:${n}::/64`,
       pods: opts.pods.map((labels, j) => ({
         name: `${labels.app ?? "pod"}-${n}-${j + 1}`,
         namespace: "default",
         netns: `${p}-n${n}p${j + 1}`,
         ip: `10.244.${n}.${10 + j + 1}`,
+        ip6: `fd00:244:${n}::${10 + j + 1}`,
         labels,
       })),
     };
@@ -103,6 +112,7 @@ export function planBox(opts: BoxOptions): BoxState {
     gatewayIP: `${net}.1`,
     cloudNetns: `${p}-cloud`,
     cloudIP: `${net}.254`,
+    cloudIP6: `${net6}:fe`,
     nodes,
     kubeconfigPath: join(dir, "kubeconfig"),
     agentKubeconfigPath: join(dir, "agent-kubeconfig"),
@@ -115,30 +125,39 @@ export function planBox(opts: BoxOptions): BoxState {
 
 /** The metadata endpoint every sample denies; the box's "cloud" answers on it. */
 export const METADATA_IP = "169.254.169.254";
+/** Its IPv6 address (as on AWS Nitro instances); the cloud answers there too. */
+export const METADATA_IP6 = "fd00:ec2::254";
+/** The node side of every pod's veth: the pods' IPv6 gateway (Calico uses the same trick). */
+const POD_GATEWAY6 = "fe80::1";
 
 function createNetwork(s: BoxState): void {
   ip(["link", "add", s.bridge, "type", "bridge"]);
   ip(["addr", "add", `${s.gatewayIP}/24`, "dev", s.bridge]);
   ip(["link", "set", s.bridge, "up"]);
-  const attach = (ns: string, hostIf: string, addr: string) => {
+  const attach = (ns: string, hostIf: string, addr: string, addr6: string) => {
     ip(["netns", "add", ns]);
     ip(["link", "add", hostIf, "type", "veth", "peer", "name", "eth0", "netns", ns]);
     ip(["link", "set", hostIf, "master", s.bridge, "up"]);
     inNs(ns, ["ip", "addr", "add", `${addr}/24`, "dev", "eth0"]);
+    inNs(ns, ["ip", "-6", "addr", "add", `${addr6}/64`, "dev", "eth0", "nodad"]);
     inNs(ns, ["ip", "link", "set", "eth0", "up"]);
     inNs(ns, ["ip", "link", "set", "lo", "up"]);
   };
   // The cloud: an upstream host on the underlay that also answers on the metadata address.
-  attach(s.cloudNetns, `${s.prefix}c`, s.cloudIP);
+  attach(s.cloudNetns, `${s.prefix}c`, s.cloudIP, s.cloudIP6);
   inNs(s.cloudNetns, ["ip", "addr", "add", `${METADATA_IP}/32`, "dev", "eth0"]);
+  inNs(s.cloudNetns, ["ip", "-6", "addr", "add", `${METADATA_IP6}/128`, "dev", "eth0", "nodad"]);
   for (const [i, node] of s.nodes.entries()) {
-    attach(node.netns, `${s.prefix}n${i + 1}`, node.ip);
+    attach(node.netns, `${s.prefix}n${i + 1}`, node.ip, node.ip6);
     // The cloud answers pods directly (no NAT in the box), so it routes pod CIDRs to nodes.
     inNs(s.cloudNetns, ["ip", "route", "add", node.podCIDR, "via", node.ip]);
+    inNs(s.cloudNetns, ["ip", "-6", "route", "add", node.podCIDR6, "via", node.ip6]);
     sysctl(node.netns, "net.ipv4.ip_forward", "1");
+    sysctl(node.netns, "net.ipv6.conf.all.forwarding", "1");
     sysctl(node.netns, "net.ipv4.conf.all.rp_filter", "0");
     inNs(node.netns, ["ip", "route", "add", "default", "via", s.gatewayIP]);
     inNs(node.netns, ["ip", "route", "add", `${METADATA_IP}/32`, "via", s.cloudIP]);
+    inNs(node.netns, ["ip", "-6", "route", "add", `${METADATA_IP6}/128`, "via", s.cloudIP6]);
     for (const other of s.nodes) {
       // Metric 100: WireGuard's routes (metric 0) win while the tunnel is up; without it pod
       // traffic falls back to the underlay in clear, where strict mode must drop it.
@@ -165,11 +184,15 @@ function createNetwork(s: BoxState): void {
       // Calico's routing: the node answers ARP for the pod's gateway on the pod's veth.
       sysctl(node.netns, `net.ipv4.conf.${hostIf}.proxy_arp`, "1");
       inNs(node.netns, ["ip", "route", "add", `${pod.ip}/32`, "dev", hostIf]);
+      inNs(node.netns, ["ip", "-6", "addr", "add", `${POD_GATEWAY6}/64`, "dev", hostIf]);
+      inNs(node.netns, ["ip", "-6", "route", "add", `${pod.ip6}/128`, "dev", hostIf]);
       inNs(pod.netns, ["ip", "link", "set", "lo", "up"]);
       inNs(pod.netns, ["ip", "addr", "add", `${pod.ip}/32`, "dev", "eth0"]);
       inNs(pod.netns, ["ip", "link", "set", "eth0", "up"]);
       inNs(pod.netns, ["ip", "route", "add", "169.254.1.1", "dev", "eth0", "scope", "link"]);
       inNs(pod.netns, ["ip", "route", "add", "default", "via", "169.254.1.1", "dev", "eth0"]);
+      inNs(pod.netns, ["ip", "-6", "addr", "add", `${pod.ip6}/128`, "dev", "eth0", "nodad"]);
+      inNs(pod.netns, ["ip", "-6", "route", "add", "default", "via", POD_GATEWAY6, "dev", "eth0"]);
     }
   }
 }

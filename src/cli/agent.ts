@@ -7,7 +7,6 @@ import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import { NodeAgent } from "../agent/agent.js";
 import { KeyStore } from "../agent/keystore.js";
 import { statusPatch } from "../agent/status.js";
-import type { NodeNetworkState } from "../api/nodenetworkstate.js";
 import { parseDuration } from "../api/quantity.js";
 import { isRoot } from "../box/netns.js";
 import { mergePatchStatus } from "../controllers/apply.js";
@@ -167,6 +166,8 @@ export async function runAgent(argv: string[]): Promise<number> {
         peerBytes.labels(peer, "received").set(p.rxBytes);
       }
     },
+    onInvalid: (error) =>
+      void recordEvent(core, COMPONENT, nnsRef, "Warning", "InvalidSpec", error),
     onDrift: (items, healed) => {
       const mode = healed ? "Heal" : "Report";
       for (const i of items) driftEvents.labels(i.what, mode).inc();
@@ -189,7 +190,7 @@ export async function runAgent(argv: string[]): Promise<number> {
     fieldSelector: `metadata.name=${node}`,
     logger: log,
   });
-  const route = (o: unknown) => void agent.observe(o as NodeNetworkState);
+  const route = (o: unknown) => void agent.observeObject(o);
   informer.addEventHandler({
     add: route,
     update: (_o, n) => route(n),
@@ -197,7 +198,7 @@ export async function runAgent(argv: string[]): Promise<number> {
   });
   // Every node's state, for WireGuard peers (their public keys, endpoints and pod CIDRs).
   const peers = new Informer({ kubeconfig: kc, kind: NodeNetworkStateKind, logger: log });
-  const allPeers = () => void agent.observePeers(peers.list() as unknown as NodeNetworkState[]);
+  const allPeers = () => void agent.observePeerObjects(peers.list());
   peers.addEventHandler({ add: allPeers, update: allPeers, delete: allPeers });
 
   const server = createServer((req, res) => {

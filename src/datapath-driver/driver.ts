@@ -1,4 +1,7 @@
-import type { NodeNetworkStateSpec } from "../api/nodenetworkstate.js";
+import { isIPv4 } from "node:net";
+import { formatCidr, parseCidr } from "../api/cidr.js";
+import type { NodeNetworkStateSpec, PodBandwidth } from "../api/nodenetworkstate.js";
+import { type DenyEntry, describeDenyEntries, egressDenyEntries } from "./maps/egress-deny.js";
 import type { PeerConfig, PeerState } from "./wireguard/uapi.js";
 
 /** What the node's kernel can do, detected once at start and reported in status. */
@@ -18,28 +21,104 @@ export interface ApplyContext {
   };
 }
 
-/** The datapath state that can drift: what a driver reads back from the node. */
+/**
+ * The datapath state that can drift, in the kernel objects' own vocabulary: what a driver reads
+ * back from the node, and what expectedState() says it must read back.
+ */
 export interface DatapathState {
   /** Devices with the Netloom programs attached. */
   attachedDevices: string[];
-  /** Egress-deny map keys ("cidr" or "cidr proto/port"). */
+  /** egress_deny and egress_deny6 entries (describeDenyEntries: "cidr" or "cidr TCP/22"). */
   egressDeny: string[];
+  /** strict_cidrs entries. */
+  strictCidrs: string[];
   /** Pod IP → enforced egress bits/s. */
   bandwidth: Record<string, number>;
   /** The WireGuard interface (absent: none wanted / none found) and its peers' public keys. */
   wireguard?: { ifname: string; peerKeys: string[] };
 }
 
+/**
+ * Pure: everything a spec asks of the kernel, translated once. Both drivers apply exactly this
+ * and the drift check compares the node against expectedState() of it, so the two cannot
+ * disagree about what "applied" means.
+ */
+export interface DatapathPlan {
+  devices: string[];
+  egressDeny: DenyEntry[];
+  /** IPv4 networks, host bits cleared (the strict_cidrs map is IPv4). */
+  strictCidrs: string[];
+  /** IPv4 pods with an egress limit (pod_class is keyed by IPv4 source). */
+  bandwidth: PodBandwidth[];
+  wireguard?: { ifname: string; peerKeys: string[] };
+  /** What this datapath cannot enforce, each naming the object: reported, never silently dropped. */
+  notEnforced: string[];
+}
+
+export function planDatapath(
+  spec: NodeNetworkStateSpec,
+  devices: string[],
+  ctx: ApplyContext = {},
+): DatapathPlan {
+  const notEnforced: string[] = [];
+  const strictCidrs = new Set<string>();
+  for (const text of spec.wireguard?.strictCIDRs ?? []) {
+    const c = parseCidr(text);
+    if (c.family === 4) strictCidrs.add(formatCidr(c));
+    else notEnforced.push(`strict mode for ${text}: IPv6 strict mode is not supported`);
+  }
+  const bandwidth = (spec.bandwidth ?? []).filter((b) => {
+    if (isIPv4(b.ip)) return true;
+    notEnforced.push(`egress limit of pod ${b.pod} (${b.ip}): IPv6 pods are not shaped yet`);
+    return false;
+  });
+  const wg = ctx.wireguard;
+  return {
+    devices: [...devices].sort(),
+    egressDeny: egressDenyEntries(spec.egressDeny ?? []),
+    strictCidrs: [...strictCidrs].sort(),
+    bandwidth,
+    ...(wg
+      ? { wireguard: { ifname: wg.ifname, peerKeys: wg.peers.map((p) => p.publicKey).sort() } }
+      : {}),
+    notEnforced,
+  };
+}
+
+/** Pure: what a driver must read back once the plan is applied. */
+export function expectedState(plan: DatapathPlan): DatapathState {
+  return {
+    attachedDevices: plan.devices,
+    egressDeny: describeDenyEntries(plan.egressDeny),
+    strictCidrs: plan.strictCidrs,
+    bandwidth: Object.fromEntries(plan.bandwidth.map((b) => [b.ip, b.egressBitsPerSecond])),
+    ...(plan.wireguard ? { wireguard: plan.wireguard } : {}),
+  };
+}
+
+/** Pure: entries per BPF map for status, the same for every driver. */
+export function mapEntryCounts(plan: DatapathPlan): Record<string, number> {
+  return {
+    egress_deny: plan.egressDeny.filter((e) => e.cidr.family === 4).length,
+    egress_deny6: plan.egressDeny.filter((e) => e.cidr.family === 6).length,
+    strict_cidrs: plan.strictCidrs.length,
+    pod_class: plan.bandwidth.length,
+  };
+}
+
 export interface DriftItem {
-  what: "program" | "egressDeny" | "bandwidth" | "wireguard";
+  what: "program" | "egressDeny" | "strictCidrs" | "bandwidth" | "wireguard";
   /** Human description: "program missing on eth0", "egress-deny entry 169.254.169.254/32 missing". */
   detail: string;
 }
 
 export interface ApplyReport {
   attach: "tcx" | "clsact" | "none";
-  bandwidth: "EDT" | "HTB" | "none";
+  /** How pod limits are enforced: HTB classes picked by skb->priority (no EDT path yet). */
+  bandwidth: "HTB" | "none";
   mapEntries: Record<string, number>;
+  /** From the plan: what was asked but cannot be enforced here. */
+  notEnforced: string[];
   wireguard?: { backend: "kernel" | "userspace"; peersConfigured: number };
 }
 
@@ -67,28 +146,20 @@ export interface DatapathDriver {
   teardown(): Promise<void>;
 }
 
-function denyKey(r: NonNullable<NodeNetworkStateSpec["egressDeny"]>[number]): string[] {
-  if (!r.ports?.length) return [r.cidr];
-  return r.ports.flatMap((p) =>
-    (p.protocol ? [p.protocol] : ["TCP", "UDP"]).map((proto) => `${r.cidr} ${proto}/${p.port}`),
-  );
-}
-
-/** Pure: the state a spec asks for, in the shape a driver reads back. */
-export function desiredDatapath(
-  spec: NodeNetworkStateSpec,
-  devices: string[],
-  ctx: ApplyContext = {},
-): DatapathState {
-  const wg = ctx.wireguard;
-  return {
-    attachedDevices: [...devices].sort(),
-    egressDeny: (spec.egressDeny ?? []).flatMap(denyKey).sort(),
-    bandwidth: Object.fromEntries((spec.bandwidth ?? []).map((b) => [b.ip, b.egressBitsPerSecond])),
-    ...(wg
-      ? { wireguard: { ifname: wg.ifname, peerKeys: wg.peers.map((p) => p.publicKey).sort() } }
-      : {}),
-  };
+function diffEntries(
+  what: DriftItem["what"],
+  noun: string,
+  desired: readonly string[],
+  actual: readonly string[],
+): DriftItem[] {
+  const have = new Set(actual);
+  const want = new Set(desired);
+  return [
+    ...[...want].filter((k) => !have.has(k)).map((k) => ({ what, detail: `${noun} ${k} missing` })),
+    ...[...have]
+      .filter((k) => !want.has(k))
+      .map((k) => ({ what, detail: `unexpected ${noun} ${k}` })),
+  ];
 }
 
 /** Pure: every difference between desired and actual, as the agent counts and reports drift. */
@@ -98,13 +169,12 @@ export function diffDatapath(desired: DatapathState, actual: DatapathState): Dri
     if (!actual.attachedDevices.includes(d))
       items.push({ what: "program", detail: `program missing on ${d}` });
   }
-  const have = new Set(actual.egressDeny);
-  const want = new Set(desired.egressDeny);
-  for (const k of want)
-    if (!have.has(k)) items.push({ what: "egressDeny", detail: `egress-deny entry ${k} missing` });
-  for (const k of have)
-    if (!want.has(k))
-      items.push({ what: "egressDeny", detail: `unexpected egress-deny entry ${k}` });
+  items.push(
+    ...diffEntries("egressDeny", "egress-deny entry", desired.egressDeny, actual.egressDeny),
+  );
+  items.push(
+    ...diffEntries("strictCidrs", "strict-mode network", desired.strictCidrs, actual.strictCidrs),
+  );
   for (const [ip, rate] of Object.entries(desired.bandwidth)) {
     const got = actual.bandwidth[ip];
     if (got === undefined)

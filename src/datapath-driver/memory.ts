@@ -5,7 +5,10 @@ import {
   type Capabilities,
   type DatapathDriver,
   type DatapathState,
-  desiredDatapath,
+  type DriftItem,
+  expectedState,
+  mapEntryCounts,
+  planDatapath,
 } from "./driver.js";
 import type { PeerConfig, PeerState } from "./wireguard/uapi.js";
 
@@ -15,8 +18,9 @@ import type { PeerConfig, PeerState } from "./wireguard/uapi.js";
  */
 export class MemoryDriver implements DatapathDriver {
   readonly kind = "memory" as const;
-  private state: DatapathState = { attachedDevices: [], egressDeny: [], bandwidth: {} };
+  private state: DatapathState = emptyState();
   private failure: string | undefined;
+  private readFailure: string | undefined;
   private peers: PeerConfig[] | undefined;
   private peersAt = 0;
   applies = 0;
@@ -38,9 +42,15 @@ export class MemoryDriver implements DatapathDriver {
     this.failure = message;
   }
 
+  /** Every read() fails with this message until cleared with undefined. */
+  failReadWith(message: string | undefined): void {
+    this.readFailure = message;
+  }
+
   /** An out-of-band change, as a person with bpftool would make: drops one piece of state. */
-  injectDrift(what: "program" | "egressDeny" | "bandwidth" | "wireguard" = "program"): void {
+  injectDrift(what: DriftItem["what"] = "program"): void {
     if (what === "wireguard") delete this.state.wireguard;
+    if (what === "strictCidrs") this.state.strictCidrs = this.state.strictCidrs.slice(1);
     if (what === "program") this.state.attachedDevices = this.state.attachedDevices.slice(1);
     if (what === "egressDeny") this.state.egressDeny = this.state.egressDeny.slice(1);
     if (what === "bandwidth") {
@@ -53,16 +63,15 @@ export class MemoryDriver implements DatapathDriver {
     this.applies++;
     if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs));
     if (this.failure) throw new Error(this.failure);
-    this.state = desiredDatapath(spec, this.devicesFor(spec), ctx);
+    const plan = planDatapath(spec, this.devicesFor(spec), ctx);
+    this.state = expectedState(plan);
     this.peers = ctx.wireguard?.peers;
     this.peersAt = Math.floor(Date.now() / 1000);
     return {
       attach: "none",
       bandwidth: "none",
-      mapEntries: {
-        egressDeny: this.state.egressDeny.length,
-        bandwidth: Object.keys(this.state.bandwidth).length,
-      },
+      mapEntries: mapEntryCounts(plan),
+      notEnforced: plan.notEnforced,
       ...(ctx.wireguard
         ? {
             wireguard: {
@@ -88,11 +97,16 @@ export class MemoryDriver implements DatapathDriver {
   }
 
   async read(): Promise<DatapathState> {
+    if (this.readFailure) throw new Error(this.readFailure);
     return structuredClone(this.state);
   }
 
   async teardown(): Promise<void> {
-    this.state = { attachedDevices: [], egressDeny: [], bandwidth: {} };
+    this.state = emptyState();
     this.peers = undefined;
   }
+}
+
+function emptyState(): DatapathState {
+  return { attachedDevices: [], egressDeny: [], strictCidrs: [], bandwidth: {} };
 }

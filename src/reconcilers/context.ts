@@ -11,9 +11,14 @@ import {
 } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { Gauge } from "prom-client";
-import type { ClusterMeshPeer } from "../api/clustermeshpeer.js";
+import type { z } from "zod";
+import { bandwidthPolicy } from "../api/bandwidthpolicy.js";
+import { type ClusterMeshPeer, clusterMeshPeer } from "../api/clustermeshpeer.js";
+import { encryptionProfile } from "../api/encryptionprofile.js";
 import { KINDS } from "../api/kinds.js";
-import type { NodeNetworkState } from "../api/nodenetworkstate.js";
+import { networkConfig } from "../api/networkconfig.js";
+import { type NodeNetworkState, nodeNetworkState } from "../api/nodenetworkstate.js";
+import { type Parsed, parseApiObject } from "../api/parse.js";
 import type { Informer } from "../controllers/informer.js";
 import type { Manager } from "../controllers/manager.js";
 import { NodeKind, PodKind, type ResourceKind } from "../controllers/resource.js";
@@ -47,27 +52,75 @@ export const ClusterMeshPeerKind = crdKind("ClusterMeshPeer");
 export const NodeNetworkStateKind = crdKind("NodeNetworkState");
 
 /**
- * A typed view of an informer of one of our kinds. The reflector keeps objects as the API
- * server's JSON (timestamps are strings), which client-node's V1ObjectMeta types as Date; our
- * zod types say string, so this is the one place the two are reconciled.
+ * A typed view of an informer of one of our kinds: every object is parsed with the kind's zod
+ * schema once (memoized per object the informer holds), so reconcilers see only objects the
+ * code can use; invalid() says what is wrong with one that does not parse.
  */
 export class Cache<T> {
-  constructor(readonly informer: Informer<KubernetesObject>) {}
+  private readonly parsed = new WeakMap<object, Parsed<T>>();
+
+  constructor(
+    readonly informer: Informer<KubernetesObject>,
+    private readonly parser: (o: unknown) => Parsed<T>,
+  ) {}
+
+  private parse(o: KubernetesObject | undefined): Parsed<T> | undefined {
+    if (!o) return undefined;
+    let p = this.parsed.get(o);
+    if (!p) {
+      p = this.parser(o);
+      this.parsed.set(o, p);
+    }
+    return p;
+  }
+
+  private valid(objects: KubernetesObject[]): T[] {
+    return objects.flatMap((o) => {
+      const p = this.parse(o);
+      return p?.ok ? [p.value] : [];
+    });
+  }
+
+  /** The parsed form of an object from this kind's watch (undefined: does not parse). */
+  of(o: KubernetesObject): T | undefined {
+    const p = this.parse(o);
+    return p?.ok ? p.value : undefined;
+  }
   get(key: string): T | undefined {
-    return this.informer.get(key) as T | undefined;
+    const p = this.parse(this.informer.get(key));
+    return p?.ok ? p.value : undefined;
+  }
+  /** Why the object at key is not usable (undefined: absent or fine). */
+  invalid(key: string): string | undefined {
+    const p = this.parse(this.informer.get(key));
+    return p && !p.ok ? p.error : undefined;
   }
   getByName(name: string, namespace?: string): T | undefined {
-    return this.informer.getByName(name, namespace) as T | undefined;
+    const p = this.parse(this.informer.getByName(name, namespace));
+    return p?.ok ? p.value : undefined;
   }
   list(namespace?: string): T[] {
-    return this.informer.list(namespace) as T[];
+    return this.valid(this.informer.list(namespace));
   }
   byIndex(name: string, value: string): T[] {
-    return this.informer.byIndex(name, value) as T[];
+    return this.valid(this.informer.byIndex(name, value));
   }
 }
 
 type Named<T extends { metadata: object }> = T & { metadata: { name: string } };
+
+/** parseApiObject for a kind whose objects always have a name (all of ours). */
+function named<S extends z.ZodType<{ metadata: { name?: string | undefined } }>>(
+  schema: S,
+): (o: unknown) => Parsed<Named<z.infer<S>>> {
+  return (o) => {
+    const p = parseApiObject(schema, o);
+    if (!p.ok) return p;
+    const name = p.value.metadata.name;
+    if (name === undefined) return { ok: false, error: "object without metadata.name" };
+    return { ok: true, value: { ...p.value, metadata: { ...p.value.metadata, name } } };
+  };
+}
 
 export interface OperatorOptions {
   /** An agent silent this long makes its node count as failed (default 45 s). */
@@ -107,13 +160,19 @@ export class OperatorContext {
     this.pods = manager.informer<V1Pod>(PodKind);
     this.pods.addIndex("node", (p) => (p.spec?.nodeName ? [p.spec.nodeName] : []));
     this.pods.addIndex("namespace", (p) => [p.metadata?.namespace ?? ""]);
-    this.networkConfigs = new Cache(manager.informer(NetworkConfigKind));
-    this.encryptionProfiles = new Cache(manager.informer(EncryptionProfileKind));
+    this.networkConfigs = new Cache(manager.informer(NetworkConfigKind), named(networkConfig));
+    this.encryptionProfiles = new Cache(
+      manager.informer(EncryptionProfileKind),
+      named(encryptionProfile),
+    );
     const bps = manager.informer(BandwidthPolicyKind);
     bps.addIndex("namespace", (b) => [b.metadata?.namespace ?? ""]);
-    this.bandwidthPolicies = new Cache(bps);
-    this.clusterMeshPeers = new Cache(manager.informer(ClusterMeshPeerKind));
-    this.states = new Cache(manager.informer(NodeNetworkStateKind));
+    this.bandwidthPolicies = new Cache(bps, named(bandwidthPolicy));
+    this.clusterMeshPeers = new Cache(
+      manager.informer(ClusterMeshPeerKind),
+      named(clusterMeshPeer),
+    );
+    this.states = new Cache(manager.informer(NodeNetworkStateKind), named(nodeNetworkState));
     this.objects = KubernetesObjectApi.makeApiClient(kubeconfig);
     this.custom = kubeconfig.makeApiClient(CustomObjectsApi);
     this.core = kubeconfig.makeApiClient(CoreV1Api);

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { basename } from "node:path";
 import { describe, it } from "node:test";
+import { expectGolden, goldenCases, readGoldenInputs } from "../../test/support/golden.js";
 import { foldBandwidthPolicy } from "./bandwidthpolicy/status.js";
 import { foldEncryptionProfile } from "./encryptionprofile/status.js";
-import { expectGolden, goldenCases, readGoldenInputs } from "./golden.js";
 import { foldNetworkConfig } from "./networkconfig/status.js";
 import { foldVerdicts, sampleList } from "./shared/fold.js";
 

@@ -11,6 +11,7 @@ import {
   boxSpawn,
   boxTcpServer,
   METADATA_IP,
+  METADATA_IP6,
   startAgent,
 } from "../../src/box/box.js";
 import { inNs, spawnInNs } from "../../src/box/netns.js";
@@ -63,6 +64,7 @@ describe("datapath on the real kernel (cluster-in-a-box, 2 nodes)", {
   it("egress deny blocks the metadata endpoint, allows the rest, and counts the drops", async () => {
     const pod = node1().pods[0]!;
     assert.ok(canConnect(pod.netns, METADATA_IP, CLOUD_PORT), "reachable before any policy");
+    assert.ok(canConnect(pod.netns, METADATA_IP6, CLOUD_PORT), "IPv6: reachable before any policy");
     await applyManifests(boxKubeConfig(box), sample("NetworkConfig"), "e2e");
     await allApplied(box, (s) => JSON.stringify(s.spec).includes(METADATA_IP));
     const before = await scrape(
@@ -76,6 +78,26 @@ describe("datapath on the real kernel (cluster-in-a-box, 2 nodes)", {
       "metadata endpoint is denied",
     );
     assert.ok(canConnect(pod.netns, box.cloudIP, CLOUD_PORT), "other destinations stay reachable");
+    const afterV4 = await scrape(
+      metricsURL(0),
+      "netloom_agent_drops_total",
+      'reason="policy_denied"',
+    );
+    assert.equal(
+      canConnect(pod.netns, METADATA_IP6, CLOUD_PORT),
+      false,
+      "the metadata endpoint's IPv6 address is denied too",
+    );
+    assert.ok(
+      canConnect(pod.netns, box.cloudIP6, CLOUD_PORT),
+      "other IPv6 destinations stay reachable",
+    );
+    const afterV6 = await scrape(
+      metricsURL(0),
+      "netloom_agent_drops_total",
+      'reason="policy_denied"',
+    );
+    assert.ok(afterV6 > afterV4, `IPv6 drops counted as policy_denied: ${afterV4} → ${afterV6}`);
     const afterDrops = await scrape(
       metricsURL(0),
       "netloom_agent_drops_total",

@@ -20,6 +20,7 @@ import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { skipOrFail, skipWhen, unmet } from "../../../test/support/prerequisites.js";
+import { type DenyRule, describeDenyEntries, egressDenyEntries } from "../maps/egress-deny.js";
 import { BpfDatapath } from "./bpf-datapath.js";
 import { withNetns } from "./libbpf.js";
 
@@ -33,6 +34,8 @@ const devTun = `nlt${pid}t`;
 const pinDir = `/sys/fs/bpf/netloom-test-${pid}`;
 const METADATA = "169.254.169.254";
 const PEER = "10.99.0.2";
+const PEER6_A = "fd00:99::1";
+const PEER6 = "fd00:99::2";
 
 function skipReason(): string | undefined {
   if (process.platform !== "linux") return "needs Linux";
@@ -87,6 +90,11 @@ function egressFilterCount(dev: string): number {
     .filter((l) => / handle 0x/.test(l)).length;
 }
 
+/** The agent's translation of rules into entries, then the maps (what LinuxDriver does). */
+const syncDeny = (dp: BpfDatapath, rules: DenyRule[]) =>
+  dp.syncEgressDeny(egressDenyEntries(rules));
+const denyText = (dp: BpfDatapath): string[] => describeDenyEntries(dp.readEgressDeny());
+
 const reason = skipReason();
 
 describe("BpfDatapath on the real kernel", { skip: skipWhen(reason) }, () => {
@@ -131,6 +139,8 @@ describe("BpfDatapath on the real kernel", { skip: skipWhen(reason) }, () => {
     inA(["ip", "addr", "add", "10.99.0.1/24", "dev", devA]);
     inB(["ip", "addr", "add", `${PEER}/24`, "dev", devB]);
     inB(["ip", "addr", "add", `${METADATA}/32`, "dev", devB]);
+    inA(["ip", "addr", "add", `${PEER6_A}/64`, "dev", devA, "nodad"]);
+    inB(["ip", "addr", "add", `${PEER6}/64`, "dev", devB, "nodad"]);
     inA(["ip", "link", "set", devA, "up"]);
     inB(["ip", "link", "set", devB, "up"]);
     inA(["ip", "route", "add", `${METADATA}/32`, "via", PEER]);
@@ -141,7 +151,7 @@ describe("BpfDatapath on the real kernel", { skip: skipWhen(reason) }, () => {
 
     const serverJs =
       "const net=require('net');let n=0;for(const p of [22,80])" +
-      "net.createServer(s=>{s.resume();s.on('error',()=>{})}).listen(p,'0.0.0.0',()=>{if(++n===2)console.log('ready')});";
+      "net.createServer(s=>{s.resume();s.on('error',()=>{})}).listen(p,'::',()=>{if(++n===2)console.log('ready')});";
     server = spawn("ip", ["netns", "exec", nsB, process.execPath, "-e", serverJs], {
       stdio: ["ignore", "pipe", "inherit"],
     });
@@ -185,9 +195,9 @@ describe("BpfDatapath on the real kernel", { skip: skipWhen(reason) }, () => {
     withNetns(nsPath(nsA), () => dp.attach(devA, "netloom_egress", "tcx"));
     assert.ok(tcpFromA(METADATA, 80), "metadata reachable before the rule");
     const before = dp.readDrops().policyDenied;
-    const r = dp.syncEgressDeny([{ cidr: `${METADATA}/32` }]);
-    assert.deepEqual(r, { written: 1, deleted: 0, unsupported: [] });
-    assert.deepEqual(dp.readEgressDeny(), [`${METADATA}/32`]);
+    const r = syncDeny(dp, [{ cidr: `${METADATA}/32` }]);
+    assert.deepEqual(r, { written: 1, deleted: 0 });
+    assert.deepEqual(denyText(dp), [`${METADATA}/32`]);
     assert.equal(tcpFromA(METADATA, 80), false, "metadata must be unreachable");
     assert.ok(tcpFromA(PEER, 80), "peer still reachable");
     assert.ok(dp.readDrops().policyDenied > before, "policyDenied counted");
@@ -196,7 +206,7 @@ describe("BpfDatapath on the real kernel", { skip: skipWhen(reason) }, () => {
   it("tcx: a port rule denies only that protocol/port", (t) => {
     if (!tcx) return skipOrFail(t, "kernel has no tcx (needs Linux 6.6+)");
     const dp = opened.at(-1)!;
-    dp.syncEgressDeny([
+    syncDeny(dp, [
       { cidr: `${METADATA}/32` },
       { cidr: `${PEER}/32`, ports: [{ port: 22, protocol: "TCP" }] },
     ]);
@@ -204,16 +214,17 @@ describe("BpfDatapath on the real kernel", { skip: skipWhen(reason) }, () => {
     assert.ok(tcpFromA(PEER, 80), "TCP/80 allowed");
 
     // Same CIDR merges; a port without protocol is TCP and UDP; the metadata key goes away.
-    const r = dp.syncEgressDeny([
+    const r = syncDeny(dp, [
       { cidr: `${PEER}/32`, ports: [{ port: 22, protocol: "TCP" }] },
       { cidr: "10.99.0.2/32", ports: [{ port: 5353 }] },
       { cidr: "fd00::/8" },
     ]);
-    assert.deepEqual(r, { written: 1, deleted: 1, unsupported: ["fd00::/8"] });
-    assert.deepEqual(dp.readEgressDeny(), [
+    assert.deepEqual(r, { written: 2, deleted: 1 }, "fd00::/8 goes to egress_deny6");
+    assert.deepEqual(denyText(dp), [
       `${PEER}/32 TCP/22`,
       `${PEER}/32 TCP/5353`,
       `${PEER}/32 UDP/5353`,
+      "fd00::/8",
     ]);
     assert.ok(tcpFromA(METADATA, 80), "metadata reachable again");
     let before = dp.readDrops().policyDenied;
@@ -224,7 +235,12 @@ describe("BpfDatapath on the real kernel", { skip: skipWhen(reason) }, () => {
     before = dp.readDrops().policyDenied;
     assert.equal(tcpFromA(PEER, 22), false);
     assert.ok(dp.readDrops().policyDenied > before);
-    assert.deepEqual(dp.mapEntryCounts(), { egress_deny: 1, strict_cidrs: 0, pod_class: 0 });
+    assert.deepEqual(dp.mapEntryCounts(), {
+      egress_deny: 1,
+      egress_deny6: 1,
+      strict_cidrs: 0,
+      pod_class: 0,
+    });
   });
 
   it("tcx: a restart (open + attach again) keeps the maps and leaves exactly one program", (t) => {
@@ -233,11 +249,11 @@ describe("BpfDatapath on the real kernel", { skip: skipWhen(reason) }, () => {
     const oldId = old.programId("netloom_egress");
     const ids = withNetns(nsPath(nsA), () => old.attachedProgramIds(devA, "tcx"));
     assert.deepEqual(ids, [oldId]);
-    const deny = old.readEgressDeny();
+    const deny = denyText(old);
     old.close();
 
     const dp = open();
-    assert.deepEqual(dp.readEgressDeny(), deny, "map contents survive the restart");
+    assert.deepEqual(denyText(dp), deny, "map contents survive the restart");
     const newId = dp.programId("netloom_egress");
     assert.notEqual(newId, oldId);
     withNetns(nsPath(nsA), () => {
@@ -251,11 +267,34 @@ describe("BpfDatapath on the real kernel", { skip: skipWhen(reason) }, () => {
     assert.ok(tcpFromA(PEER, 80));
   });
 
+  it("tcx: IPv6 destinations are denied through egress_deny6, by port, and counted", (t) => {
+    if (!tcx) return skipOrFail(t, "kernel has no tcx (needs Linux 6.6+)");
+    const dp = opened.at(-1)!;
+    syncDeny(dp, []);
+    assert.ok(tcpFromA(PEER6, 22), "IPv6 TCP/22 reachable before the rule");
+    syncDeny(dp, [{ cidr: "fd00:99::/64", ports: [{ port: 22, protocol: "TCP" }] }]);
+    assert.deepEqual(denyText(dp), ["fd00:99::/64 TCP/22"]);
+    const before = dp.readDrops().policyDenied;
+    assert.equal(tcpFromA(PEER6, 22), false, "IPv6 TCP/22 denied");
+    assert.ok(dp.readDrops().policyDenied > before, "the IPv6 drop is counted");
+    assert.ok(tcpFromA(PEER6, 80), "IPv6 TCP/80 still allowed");
+    assert.ok(tcpFromA(PEER, 22), "IPv4 TCP/22 to the same host still allowed");
+    // A more specific all-ports entry for the host; the /64 port rule still covers the rest.
+    syncDeny(dp, [
+      { cidr: "fd00:99::/64", ports: [{ port: 80, protocol: "TCP" }] },
+      { cidr: `${PEER6}/128` },
+    ]);
+    assert.equal(tcpFromA(PEER6, 22), false, "every port of the /128 denied, TCP/22 too");
+    syncDeny(dp, []);
+    assert.ok(tcpFromA(PEER6, 22), "reachable again once the rule is gone");
+  });
+
   it("tcx: strict CIDRs drop clear pod-to-pod packets and count unencrypted", (t) => {
     if (!tcx) return skipOrFail(t, "kernel has no tcx (needs Linux 6.6+)");
     const dp = opened.at(-1)!;
-    dp.syncEgressDeny([]);
-    dp.syncStrictCidrs(["10.99.0.0/24", "fd00::/64"]);
+    syncDeny(dp, []);
+    dp.syncStrictCidrs(["10.99.0.0/24"]);
+    assert.throws(() => dp.syncStrictCidrs(["fd00::/64"]), /IPv4 networks/);
     assert.deepEqual(dp.readStrictCidrs(), ["10.99.0.0/24"]);
     const before = dp.readDrops();
     assert.equal(tcpFromA(PEER, 80), false, "10.99.0.1 → 10.99.0.2 both strict: dropped");
@@ -314,7 +353,7 @@ describe("BpfDatapath on the real kernel", { skip: skipWhen(reason) }, () => {
         withNetns(nsPath(nsA), () => dp.attachedProgramIds(devTun, "tcx")),
         [dp.programId("netloom_tunnel_egress")],
       );
-      dp.syncEgressDeny([{ cidr: "10.98.0.0/24", ports: [{ port: 53, protocol: "UDP" }] }]);
+      syncDeny(dp, [{ cidr: "10.98.0.0/24", ports: [{ port: 53, protocol: "UDP" }] }]);
       dp.syncStrictCidrs(["10.98.0.0/24"]);
       const before = dp.readDrops();
       udpFromA("10.98.0.5", 54);
@@ -322,7 +361,7 @@ describe("BpfDatapath on the real kernel", { skip: skipWhen(reason) }, () => {
       udpFromA("10.98.0.5", 53);
       assert.equal(dp.readDrops().policyDenied, before.policyDenied + 1, "UDP/53 denied");
     } finally {
-      dp.syncEgressDeny([]);
+      syncDeny(dp, []);
       dp.syncStrictCidrs([]);
       withNetns(nsPath(nsA), () => dp.detach(devTun, "tcx"));
     }
@@ -334,7 +373,7 @@ describe("BpfDatapath on the real kernel", { skip: skipWhen(reason) }, () => {
 
   it("clsact fallback: attaches, replaces without duplicates, detaches", () => {
     let dp = opened.at(-1) ?? open();
-    dp.syncEgressDeny([{ cidr: `${METADATA}/32` }]);
+    syncDeny(dp, [{ cidr: `${METADATA}/32` }]);
     withNetns(nsPath(nsA), () => {
       dp.detach(devA, "tcx");
       if (tcx) assert.deepEqual(dp.attachedProgramIds(devA, "tcx"), []);
@@ -373,7 +412,7 @@ describe("BpfDatapath on the real kernel", { skip: skipWhen(reason) }, () => {
     });
     assert.equal(egressFilterCount(devA), 0);
     assert.ok(tcpFromA(METADATA, 80), "nothing enforces after detach");
-    dp.syncEgressDeny([]);
+    syncDeny(dp, []);
   });
 
   it("removePins leaves nothing behind", () => {

@@ -26,9 +26,19 @@ import {
   statfsSync,
   unlinkSync,
 } from "node:fs";
-import { endianness } from "node:os";
 import { join } from "node:path";
-import { type Cidr, formatCidr, parseCidr, parseIP } from "../../api/cidr.js";
+import { formatCidr, parseCidr, parseIP } from "../../api/cidr.js";
+import { LE, readU32, u32 } from "../maps/bytes.js";
+import {
+  DENY_MAP,
+  DENY_VALUE_SIZE,
+  type DenyEntry,
+  decodeDenyEntry,
+  decodeLpmKey,
+  encodeDenyValue,
+  encodeLpmKey,
+  LPM_KEY_SIZE,
+} from "../maps/egress-deny.js";
 import {
   BPF_TC_EGRESS,
   BPF_TCX_EGRESS,
@@ -79,30 +89,14 @@ const DROP_POLICY_DENIED = 0;
 const DROP_UNENCRYPTED = 1;
 const DROP_OVER_RATE = 2;
 
-/** Layout of struct deny_value in netloom.bpf.c. */
-const DENY_MAX_PORTS = 16;
-const DENY_VALUE_SIZE = 4 + 4 * DENY_MAX_PORTS;
-const LPM_KEY_SIZE = 8;
-
-const MAP_NAMES = ["egress_deny", "strict_cidrs", "pod_class", "drops"] as const;
+const MAP_NAMES = ["egress_deny", "egress_deny6", "strict_cidrs", "pod_class", "drops"] as const;
 type MapName = (typeof MAP_NAMES)[number];
-
-const PROTO_NUMBER = { TCP: 6, UDP: 17 } as const;
-type Protocol = keyof typeof PROTO_NUMBER;
-
-export interface EgressDenyRule {
-  cidr: string;
-  /** Absent or empty: every port and protocol. A port without protocol means TCP and UDP. */
-  ports?: { port: number; protocol?: Protocol }[];
-}
 
 export interface SyncResult {
   /** Entries written (new or changed). */
   written: number;
   /** Entries removed because they are no longer desired. */
   deleted: number;
-  /** Inputs the IPv4-only maps cannot hold (IPv6), left out. */
-  unsupported: string[];
 }
 
 export interface Drops {
@@ -112,7 +106,6 @@ export interface Drops {
 }
 
 const BPF_FS_MAGIC = 0xcafe4a11;
-const LE = endianness() === "LE";
 
 /** Mounts bpffs on /sys/fs/bpf unless it is mounted already. */
 export function ensureBpffs(): void {
@@ -132,88 +125,6 @@ export function possibleCpuCount(): number {
     n += (hi ?? lo) - lo + 1;
   }
   return n;
-}
-
-function u32(value: number): Buffer {
-  const b = Buffer.alloc(4);
-  if (LE) b.writeUInt32LE(value);
-  else b.writeUInt32BE(value);
-  return b;
-}
-
-function readU32(b: Buffer, offset = 0): number {
-  return LE ? b.readUInt32LE(offset) : b.readUInt32BE(offset);
-}
-
-/** struct lpm_v4_key: host-order prefixlen, then the address bytes (network order). */
-function lpmKey(c: Cidr): Buffer {
-  const key = Buffer.alloc(LPM_KEY_SIZE);
-  u32(c.prefixLength).copy(key, 0);
-  Buffer.from(c.address).copy(key, 4);
-  return key;
-}
-
-function decodeLpmKey(key: Buffer): string {
-  return formatCidr({
-    family: 4,
-    prefixLength: readU32(key, 0),
-    address: Uint8Array.from(key.subarray(4, 8)),
-  });
-}
-
-function ipv4Cidr(text: string): Cidr | undefined {
-  const c = parseCidr(text);
-  return c.family === 4 ? c : undefined;
-}
-
-interface DenyEntry {
-  cidr: Cidr;
-  allPorts: boolean;
-  /** "proto/port" with proto the IP protocol number. */
-  ports: Set<string>;
-}
-
-function encodeDeny(e: DenyEntry): Buffer {
-  const v = Buffer.alloc(DENY_VALUE_SIZE);
-  if (e.allPorts) {
-    v[0] = 1;
-    return v;
-  }
-  const pairs = [...e.ports]
-    .map((p) => p.split("/").map(Number) as [number, number])
-    .sort((a, b) => a[0] - b[0] || a[1] - b[1]);
-  if (pairs.length > DENY_MAX_PORTS) {
-    throw new Error(
-      `egress deny ${formatCidr(e.cidr)}: ${pairs.length} (protocol, port) pairs, the map holds at most ${DENY_MAX_PORTS} per CIDR`,
-    );
-  }
-  v[1] = pairs.length;
-  pairs.forEach(([proto, port], i) => {
-    v[4 + 4 * i] = proto;
-    v.writeUInt16BE(port, 4 + 4 * i + 2);
-  });
-  return v;
-}
-
-function protoName(n: number): string {
-  if (n === PROTO_NUMBER.TCP) return "TCP";
-  if (n === PROTO_NUMBER.UDP) return "UDP";
-  return `proto${n}`;
-}
-
-function decodeDeny(cidr: string, v: Buffer): string[] {
-  if (v[0]) return [cidr];
-  const n = Math.min(v[1] ?? 0, DENY_MAX_PORTS);
-  const out: string[] = [];
-  for (let i = 0; i < n; i++) {
-    out.push(`${cidr} ${protoName(v[4 + 4 * i] ?? 0)}/${v.readUInt16BE(4 + 4 * i + 2)}`);
-  }
-  return out;
-}
-
-function checkPort(cidr: string, port: number): void {
-  if (!Number.isInteger(port) || port < 1 || port > 65535)
-    throw new Error(`egress deny ${cidr}: port ${port} is not in 1-65535`);
 }
 
 function linkPinPath(pinDir: string, ifname: string): string {
@@ -398,64 +309,52 @@ export class BpfDatapath {
   // egress_deny
 
   /**
-   * Makes egress_deny hold exactly these rules: rules with the same CIDR merge (an all-ports
-   * rule wins), a port without protocol means TCP and UDP. Extra keys are deleted after the
-   * desired ones are written.
+   * Makes egress_deny and egress_deny6 hold exactly these entries (egressDenyEntries: merged,
+   * covering prefixes folded in). Extra keys are deleted after the desired ones are written.
    */
-  syncEgressDeny(rules: EgressDenyRule[]): SyncResult {
-    const unsupported: string[] = [];
-    const want = new Map<string, DenyEntry>();
-    for (const r of rules) {
-      const cidr = ipv4Cidr(r.cidr);
-      if (!cidr) {
-        unsupported.push(r.cidr);
-        continue;
-      }
-      const k = formatCidr(cidr);
-      const e = want.get(k) ?? { cidr, allPorts: false, ports: new Set<string>() };
-      want.set(k, e);
-      if (!r.ports?.length) {
-        e.allPorts = true;
-        continue;
-      }
-      for (const p of r.ports) {
-        checkPort(r.cidr, p.port);
-        const protos: Protocol[] = p.protocol ? [p.protocol] : ["TCP", "UDP"];
-        for (const proto of protos) e.ports.add(`${PROTO_NUMBER[proto]}/${p.port}`);
-      }
+  syncEgressDeny(entries: readonly DenyEntry[]): { written: number; deleted: number } {
+    let written = 0;
+    let deleted = 0;
+    for (const family of [4, 6] as const) {
+      const desired = new Map<string, { key: Buffer; value: Buffer }>();
+      for (const e of entries.filter((x) => x.cidr.family === family))
+        desired.set(formatCidr(e.cidr), { key: encodeLpmKey(e.cidr), value: encodeDenyValue(e) });
+      const r = syncMap(this.fd(DENY_MAP[family]), LPM_KEY_SIZE[family], DENY_VALUE_SIZE, desired);
+      written += r.written;
+      deleted += r.deleted;
     }
-    const desired = new Map<string, { key: Buffer; value: Buffer }>();
-    for (const [k, e] of want) desired.set(k, { key: lpmKey(e.cidr), value: encodeDeny(e) });
-    return { ...this.syncLpm("egress_deny", desired, DENY_VALUE_SIZE), unsupported };
+    return { written, deleted };
   }
 
-  /** egress_deny as "cidr" (all ports) or "cidr TCP/22" per (protocol, port), sorted. */
-  readEgressDeny(): string[] {
-    const fd = this.fd("egress_deny");
-    const out: string[] = [];
-    for (const key of mapKeys(fd, LPM_KEY_SIZE)) {
-      const v = mapLookup(fd, key, DENY_VALUE_SIZE);
-      if (v) out.push(...decodeDeny(decodeLpmKey(key), v));
-    }
-    return out.sort();
+  /** What egress_deny and egress_deny6 hold. */
+  readEgressDeny(): DenyEntry[] {
+    return ([4, 6] as const).flatMap((family) => {
+      const fd = this.fd(DENY_MAP[family]);
+      return mapKeys(fd, LPM_KEY_SIZE[family]).flatMap((key) => {
+        const v = mapLookup(fd, key, DENY_VALUE_SIZE);
+        return v ? [decodeDenyEntry(key, v)] : [];
+      });
+    });
   }
 
   // -------------------------------------------------------------------------------------------
   // strict_cidrs
 
-  syncStrictCidrs(cidrs: string[]): SyncResult {
-    const unsupported: string[] = [];
+  /** IPv4 networks only (planDatapath keeps IPv6 out and reports it). */
+  syncStrictCidrs(cidrs: readonly string[]): SyncResult {
     const desired = new Map<string, { key: Buffer; value: Buffer }>();
     for (const text of cidrs) {
-      const c = ipv4Cidr(text);
-      if (!c) unsupported.push(text);
-      else desired.set(formatCidr(c), { key: lpmKey(c), value: Buffer.from([1]) });
+      const c = parseCidr(text);
+      if (c.family !== 4) throw new Error(`strict_cidrs holds IPv4 networks, not ${text}`);
+      desired.set(formatCidr(c), { key: encodeLpmKey(c), value: Buffer.from([1]) });
     }
-    return { ...this.syncLpm("strict_cidrs", desired, 1), unsupported };
+    return syncMap(this.fd("strict_cidrs"), LPM_KEY_SIZE[4], 1, desired);
   }
 
   readStrictCidrs(): string[] {
-    return mapKeys(this.fd("strict_cidrs"), LPM_KEY_SIZE).map(decodeLpmKey).sort();
+    return mapKeys(this.fd("strict_cidrs"), LPM_KEY_SIZE[4])
+      .map((k) => formatCidr(decodeLpmKey(k)))
+      .sort();
   }
 
   // -------------------------------------------------------------------------------------------
@@ -464,14 +363,10 @@ export class BpfDatapath {
   /** pod IPv4 → HTB class id (major << 16 | minor). */
   syncPodClasses(entries: Map<string, number>): SyncResult {
     const fd = this.fd("pod_class");
-    const unsupported: string[] = [];
     const desired = new Map<string, { key: Buffer; value: Buffer }>();
     for (const [ip, classid] of entries) {
       const p = parseIP(ip);
-      if (p.family !== 4) {
-        unsupported.push(ip);
-        continue;
-      }
+      if (p.family !== 4) throw new Error(`pod_class is keyed by IPv4 source, not ${ip}`);
       if (!Number.isInteger(classid) || classid < 0 || classid > 0xffffffff)
         throw new Error(`pod ${ip}: class id ${classid} is not a u32`);
       desired.set(Buffer.from(p.bytes).toString("hex"), {
@@ -479,7 +374,7 @@ export class BpfDatapath {
         value: u32(classid),
       });
     }
-    return { ...syncMap(fd, 4, 4, desired), unsupported };
+    return syncMap(fd, 4, 4, desired);
   }
 
   readPodClasses(): Map<string, number> {
@@ -518,8 +413,9 @@ export class BpfDatapath {
   /** Entries in the policy maps (the array of drop counters is fixed-size and left out). */
   mapEntryCounts(): Record<string, number> {
     return {
-      egress_deny: mapKeys(this.fd("egress_deny"), LPM_KEY_SIZE).length,
-      strict_cidrs: mapKeys(this.fd("strict_cidrs"), LPM_KEY_SIZE).length,
+      egress_deny: mapKeys(this.fd("egress_deny"), LPM_KEY_SIZE[4]).length,
+      egress_deny6: mapKeys(this.fd("egress_deny6"), LPM_KEY_SIZE[6]).length,
+      strict_cidrs: mapKeys(this.fd("strict_cidrs"), LPM_KEY_SIZE[4]).length,
       pod_class: mapKeys(this.fd("pod_class"), 4).length,
     };
   }
@@ -529,14 +425,6 @@ export class BpfDatapath {
     if (this.closed) return;
     this.closed = true;
     objectClose(this.obj);
-  }
-
-  private syncLpm(
-    name: MapName,
-    desired: Map<string, { key: Buffer; value: Buffer }>,
-    valueSize: number,
-  ): { written: number; deleted: number } {
-    return syncMap(this.fd(name), LPM_KEY_SIZE, valueSize, desired);
   }
 }
 
@@ -550,9 +438,11 @@ function syncMap(
   let written = 0;
   let deleted = 0;
   const keep = new Set<string>();
+  // A lookup in an LPM trie answers the longest match, not the exact key: check presence first.
+  const present = new Set(mapKeys(fd, keySize).map((k) => k.toString("hex")));
   for (const { key, value } of desired.values()) {
     keep.add(key.toString("hex"));
-    const have = mapLookup(fd, key, valueSize);
+    const have = present.has(key.toString("hex")) ? mapLookup(fd, key, valueSize) : undefined;
     if (have?.equals(value)) continue;
     mapUpdate(fd, key, value);
     written++;

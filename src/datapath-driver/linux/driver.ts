@@ -1,14 +1,18 @@
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { REPO_ROOT } from "../../api/fixtures.js";
-import type { NodeNetworkStateSpec } from "../../api/nodenetworkstate.js";
-import type {
-  ApplyContext,
-  ApplyReport,
-  Capabilities,
-  DatapathDriver,
-  DatapathState,
+import type { NodeNetworkStateSpec, PodBandwidth } from "../../api/nodenetworkstate.js";
+import {
+  type ApplyContext,
+  type ApplyReport,
+  type Capabilities,
+  type DatapathDriver,
+  type DatapathPlan,
+  type DatapathState,
+  mapEntryCounts,
+  planDatapath,
 } from "../driver.js";
+import { describeDenyEntries } from "../maps/egress-deny.js";
 import { UserspaceWireguard } from "../wireguard/backend.js";
 import type { PeerState } from "../wireguard/uapi.js";
 import { BpfDatapath } from "./bpf-datapath.js";
@@ -27,8 +31,8 @@ import {
 export const BPF_OBJECT = join(REPO_ROOT, "dist", "bpf", "netloom.bpf.o");
 
 /** Pure: one HTB class per limited pod, the same on every device its packets leave by. */
-export function htbClasses(spec: NodeNetworkStateSpec): HtbClass[] {
-  return (spec.bandwidth ?? []).map((b) => ({
+export function htbClasses(bandwidth: readonly PodBandwidth[]): HtbClass[] {
+  return bandwidth.map((b) => ({
     minor: classMinorFor(b.ip),
     rateBitsPerSecond: b.egressBitsPerSecond,
     ...(b.burstBytes ? { burstBytes: b.burstBytes } : {}),
@@ -94,17 +98,17 @@ export class LinuxDriver implements DatapathDriver {
   }
 
   async apply(spec: NodeNetworkStateSpec, ctx: ApplyContext = {}): Promise<ApplyReport> {
-    const caps = await this.capabilities();
+    await this.capabilities();
     const bpf = this.open();
     const devices = this.devicesFor(spec);
     if (devices.length === 0)
       throw new Error("no device to attach to: no default route and spec.devices is empty");
+    const plan = planDatapath(spec, devices, ctx);
     // Maps first, then programs: a freshly attached program never sees half-filled maps.
-    bpf.syncEgressDeny(spec.egressDeny ?? []);
-    bpf.syncStrictCidrs(spec.wireguard?.strictCIDRs ?? []);
-    const classes = new Map((spec.bandwidth ?? []).map((b) => [b.ip, classIdFor(b.ip)]));
-    for (const dev of devices) syncHtb(dev, htbClasses(spec));
-    bpf.syncPodClasses(classes);
+    bpf.syncEgressDeny(plan.egressDeny);
+    bpf.syncStrictCidrs(plan.strictCidrs);
+    for (const dev of devices) syncHtb(dev, htbClasses(plan.bandwidth));
+    bpf.syncPodClasses(new Map(plan.bandwidth.map((b) => [b.ip, classIdFor(b.ip)])));
     for (const dev of devices) {
       bpf.attach(dev, "netloom_egress", this.mode());
       this.attached.add(dev);
@@ -115,11 +119,12 @@ export class LinuxDriver implements DatapathDriver {
       removeHtb(dev);
       this.attached.delete(dev);
     }
-    const wg = await this.applyWireguard(spec, ctx, bpf);
+    const wg = await this.applyWireguard(spec, plan, ctx, bpf);
     return {
       attach: this.mode(),
-      bandwidth: caps.fq ? "EDT" : "HTB",
-      mapEntries: bpf.mapEntryCounts(),
+      bandwidth: "HTB",
+      mapEntries: mapEntryCounts(plan),
+      notEnforced: plan.notEnforced,
       ...(wg ? { wireguard: wg } : {}),
     };
   }
@@ -141,6 +146,7 @@ export class LinuxDriver implements DatapathDriver {
    */
   private async applyWireguard(
     spec: NodeNetworkStateSpec,
+    plan: DatapathPlan,
     ctx: ApplyContext,
     bpf: BpfDatapath,
   ): Promise<ApplyReport["wireguard"]> {
@@ -163,7 +169,7 @@ export class LinuxDriver implements DatapathDriver {
       peers,
     });
     this.wgIfname = ifname;
-    syncHtb(ifname, htbClasses(spec));
+    syncHtb(ifname, htbClasses(plan.bandwidth));
     bpf.attach(ifname, "netloom_tunnel_egress", this.mode());
     return {
       backend: this.wireguard.backend,
@@ -188,7 +194,8 @@ export class LinuxDriver implements DatapathDriver {
     const wg = this.wgIfname ? await this.wireguard.read(this.wgIfname) : undefined;
     return {
       attachedDevices,
-      egressDeny: bpf.readEgressDeny(),
+      egressDeny: describeDenyEntries(bpf.readEgressDeny()),
+      strictCidrs: bpf.readStrictCidrs(),
       bandwidth,
       ...(wg && this.wgIfname
         ? {

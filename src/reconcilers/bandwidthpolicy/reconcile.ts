@@ -14,14 +14,11 @@ export function registerBandwidthPolicyController(ctx: OperatorContext): Control
   return registerStatusController<Obj>(ctx, {
     name: "bandwidthpolicy",
     kind: BandwidthPolicyKind,
-    informer: ctx.bandwidthPolicies.informer as never,
+    cache: ctx.bandwidthPolicies,
     watch: (b) =>
       b
         .watches(NodeNetworkStateKind, (s) =>
-          (
-            (s as unknown as { spec?: { sources?: { bandwidthPolicies?: { name: string }[] } } })
-              .spec?.sources?.bandwidthPolicies ?? []
-          ).map((r) => r.name),
+          (ctx.states.of(s)?.spec.sources?.bandwidthPolicies ?? []).map((r) => r.name),
         )
         .watches(PodKind, (p) => inNamespace(p.metadata?.namespace)),
     fold: (bp) => {
@@ -30,6 +27,7 @@ export function registerBandwidthPolicyController(ctx: OperatorContext): Control
         ctx.podViews(bp.metadata.namespace),
         ctx.stateMap(),
         ctx.now(),
+        ctx.staleAfterMs,
       );
       const { conditions, ...fields } = f;
       return { decisions: conditions, fields, activeNodes: f.desiredNodes };

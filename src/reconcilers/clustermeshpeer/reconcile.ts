@@ -14,7 +14,7 @@ export function registerClusterMeshPeerController(ctx: OperatorContext): Control
   return registerStatusController<Obj>(ctx, {
     name: "clustermeshpeer",
     kind: ClusterMeshPeerKind,
-    informer: ctx.clusterMeshPeers.informer as never,
+    cache: ctx.clusterMeshPeers,
     finalizer: false,
     watch: () => {},
     fold: (peer) => {

@@ -14,13 +14,11 @@ export function registerEncryptionProfileController(ctx: OperatorContext): Contr
   return registerStatusController<Obj>(ctx, {
     name: "encryptionprofile",
     kind: EncryptionProfileKind,
-    informer: ctx.encryptionProfiles.informer as never,
+    cache: ctx.encryptionProfiles,
     watch: (b) =>
       b
         .watches(NodeNetworkStateKind, (s) => {
-          const ref = (
-            s as unknown as { spec?: { sources?: { encryptionProfile?: { name: string } } } }
-          ).spec?.sources?.encryptionProfile;
+          const ref = ctx.states.of(s)?.spec.sources?.encryptionProfile;
           return ref ? [ref.name] : [];
         })
         .watches(
@@ -34,6 +32,7 @@ export function registerEncryptionProfileController(ctx: OperatorContext): Contr
         ctx.nodeViews(),
         ctx.stateMap(),
         ctx.now(),
+        ctx.staleAfterMs,
       );
       const { conditions, ...fields } = f;
       return { decisions: conditions, fields, activeNodes: f.desiredNodes };

@@ -2,6 +2,7 @@ import type { NodeNetworkState } from "../../api/nodenetworkstate.js";
 import type { EncryptionProfile, NodeView } from "../model.js";
 import {
   type ConditionDecision,
+  DEFAULT_STALE_AFTER_MS,
   foldVerdicts,
   judgeNode,
   type NodeFold,
@@ -22,12 +23,20 @@ export function foldEncryptionProfile(
   nodes: readonly NodeView[],
   states: ReadonlyMap<string, NodeNetworkState>,
   now: Date,
+  staleAfterMs = DEFAULT_STALE_AFTER_MS,
 ): EncryptionProfileFold {
   const generation = ep.metadata.generation ?? 0;
   const { owned, lost } = nodesOf(ep, all, nodes);
   const wanted = { name: ep.metadata.name ?? "", generation };
   const verdicts = owned.map((n) =>
-    judgeNode(n, states.get(n), wanted, (s) => s.spec.sources?.encryptionProfile, now),
+    judgeNode(
+      n,
+      states.get(n),
+      wanted,
+      (s) => s.spec.sources?.encryptionProfile,
+      now,
+      staleAfterMs,
+    ),
   );
   const fold = foldVerdicts(generation, verdicts, {
     kind: "EncryptionProfile",

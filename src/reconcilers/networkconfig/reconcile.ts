@@ -14,13 +14,11 @@ export function registerNetworkConfigController(ctx: OperatorContext): Controlle
   return registerStatusController<Obj>(ctx, {
     name: "networkconfig",
     kind: NetworkConfigKind,
-    informer: ctx.networkConfigs.informer as never,
+    cache: ctx.networkConfigs,
     watch: (b) =>
       b
         .watches(NodeNetworkStateKind, (s) => {
-          const ref = (
-            s as unknown as { spec?: { sources?: { networkConfig?: { name: string } } } }
-          ).spec?.sources?.networkConfig;
+          const ref = ctx.states.of(s)?.spec.sources?.networkConfig;
           return ref ? [ref.name] : [];
         })
         // Labels decide ownership: a node change may move it between configs.
@@ -35,6 +33,7 @@ export function registerNetworkConfigController(ctx: OperatorContext): Controlle
         ctx.nodeViews(),
         ctx.stateMap(),
         ctx.now(),
+        ctx.staleAfterMs,
       );
       const { conditions, ...fields } = f;
       return { decisions: conditions, fields, activeNodes: f.desiredNodes };

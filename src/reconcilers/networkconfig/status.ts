@@ -1,6 +1,6 @@
 import type { NodeNetworkState } from "../../api/nodenetworkstate.js";
 import type { NetworkConfig, NodeView } from "../model.js";
-import { foldVerdicts, judgeNode, type NodeFold } from "../shared/fold.js";
+import { DEFAULT_STALE_AFTER_MS, foldVerdicts, judgeNode, type NodeFold } from "../shared/fold.js";
 import { nodesOf } from "../shared/ownership.js";
 
 export interface NetworkConfigFold extends NodeFold {
@@ -14,12 +14,13 @@ export function foldNetworkConfig(
   nodes: readonly NodeView[],
   states: ReadonlyMap<string, NodeNetworkState>,
   now: Date,
+  staleAfterMs = DEFAULT_STALE_AFTER_MS,
 ): NetworkConfigFold {
   const generation = nc.metadata.generation ?? 0;
   const { owned, lost } = nodesOf(nc, all, nodes);
   const wanted = { name: nc.metadata.name ?? "", generation };
   const verdicts = owned.map((n) =>
-    judgeNode(n, states.get(n), wanted, (s) => s.spec.sources?.networkConfig, now),
+    judgeNode(n, states.get(n), wanted, (s) => s.spec.sources?.networkConfig, now, staleAfterMs),
   );
   const fold = foldVerdicts(generation, verdicts, {
     kind: "NetworkConfig",

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { basename } from "node:path";
 import { describe, it } from "node:test";
+import { expectGolden, goldenCases, readGoldenInputs } from "../../../test/support/golden.js";
 import { nodeNetworkStateSpec } from "../../api/nodenetworkstate.js";
-import { expectGolden, goldenCases, readGoldenInputs } from "../golden.js";
 import { decidePodBandwidth, renderNodeState } from "./desired.js";
 
 describe("renderNodeState (golden fixtures: test/fixtures/golden/render)", () => {

@@ -55,7 +55,7 @@ export function registerNodeStateController(ctx: OperatorContext): Controller {
       BandwidthPolicyKind,
       whenChanged(
         (n, ns) => ctx.bandwidthPolicies.getByName(n, ns),
-        (bp) => nodesOfPolicy(ctx, bp as unknown as BandwidthPolicy),
+        (bp) => nodesOfPolicy(ctx, bp),
       ),
     )
     .withConcurrency(4)

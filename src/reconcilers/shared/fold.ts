@@ -16,6 +16,59 @@ export type NodeVerdict =
 /** How long an agent may stay silent before its node counts as failed. */
 export const DEFAULT_STALE_AFTER_MS = 45_000;
 
+/** What the node judgement looks at for one node and one object generation. */
+export interface NodeFacts {
+  node: string;
+  state: NodeNetworkState | undefined;
+  wanted: SourceRef;
+  /** The object's references among the state's sources. */
+  refs: SourceRef[];
+  now: Date;
+  staleAfterMs: number;
+}
+
+/** One check of the judgement: a verdict when it decides, undefined to go on (cert-manager's policy chain). */
+export type NodeCheck = (f: NodeFacts) => NodeVerdict | undefined;
+
+export const noState: NodeCheck = ({ node, state }) =>
+  state ? undefined : { node, state: "pending", why: "no NodeNetworkState yet" };
+
+export const notRendered: NodeCheck = ({ node, refs, wanted }) =>
+  refs.some((r) => r.name === wanted.name && r.generation === wanted.generation)
+    ? undefined
+    : { node, state: "pending", why: `generation ${wanted.generation} not rendered yet` };
+
+export const silent: NodeCheck = ({ node, state, now, staleAfterMs }) => {
+  const hb = state?.status?.heartbeatTime;
+  const age = hb ? now.getTime() - new Date(hb).getTime() : undefined;
+  return age !== undefined && age > staleAfterMs
+    ? { node, state: "failed", why: `no report for ${Math.round(age / 1000)}s` }
+    : undefined;
+};
+
+export const applyFailed: NodeCheck = ({ node, state }) => {
+  const ready = state?.status?.conditions?.find((c) => c.type === "Ready");
+  return ready?.status === "False" && ready.reason !== "Applying"
+    ? { node, state: "failed", why: ready.message || ready.reason }
+    : undefined;
+};
+
+export const applying: NodeCheck = ({ node, state }) => {
+  const st = state?.status;
+  const ready = st?.conditions?.find((c) => c.type === "Ready");
+  return st?.observedGeneration === state?.metadata.generation && ready?.status === "True"
+    ? undefined
+    : { node, state: "pending", why: st ? "applying" : "agent has not reported" };
+};
+
+export const NODE_CHECKS: readonly NodeCheck[] = [
+  noState,
+  notRendered,
+  silent,
+  applyFailed,
+  applying,
+];
+
 /**
  * Pure: whether a node applied generation `generation` of an object, from its NodeNetworkState.
  * `sourceOf` picks the object's reference out of the state's sources.
@@ -28,29 +81,13 @@ export function judgeNode(
   now: Date,
   staleAfterMs = DEFAULT_STALE_AFTER_MS,
 ): NodeVerdict {
-  if (!state) return { node, state: "pending", why: "no NodeNetworkState yet" };
-  const refs = [sourceOf(state)].flat().filter((r): r is SourceRef => r !== undefined);
-  const rendered = refs.some((r) => r.name === wanted.name && r.generation === wanted.generation);
-  if (!rendered)
-    return { node, state: "pending", why: `generation ${wanted.generation} not rendered yet` };
-  const st = state.status;
-  const heartbeat = st?.heartbeatTime ? new Date(st.heartbeatTime).getTime() : undefined;
-  if (heartbeat !== undefined && now.getTime() - heartbeat > staleAfterMs) {
-    return {
-      node,
-      state: "failed",
-      why: `no report for ${Math.round((now.getTime() - heartbeat) / 1000)}s`,
-    };
+  const refs = state ? [sourceOf(state)].flat().filter((r): r is SourceRef => r !== undefined) : [];
+  const facts = { node, state, wanted, refs, now, staleAfterMs };
+  for (const check of NODE_CHECKS) {
+    const verdict = check(facts);
+    if (verdict) return verdict;
   }
-  const ready = st?.conditions?.find((c) => c.type === "Ready");
-  const applied = st?.observedGeneration === state.metadata.generation;
-  if (ready?.status === "False" && ready.reason !== "Applying") {
-    return { node, state: "failed", why: ready.message || ready.reason };
-  }
-  if (!applied || ready?.status !== "True") {
-    return { node, state: "pending", why: st ? "applying" : "agent has not reported" };
-  }
-  return { node, state: "ready", drifted: st?.drift?.drifted === true };
+  return { node, state: "ready", drifted: state?.status?.drift?.drifted === true };
 }
 
 export interface NodeFold {

@@ -1,26 +1,34 @@
-import type { KubernetesObject } from "@kubernetes/client-node";
 import { mergePatchStatus } from "../../controllers/apply.js";
 import type { Controller } from "../../controllers/controller.js";
 import { addFinalizer, hasFinalizer, removeFinalizer } from "../../controllers/finalizers.js";
-import type { Informer } from "../../controllers/informer.js";
 import type { ResourceKind } from "../../controllers/resource.js";
-import type { OperatorContext } from "../context.js";
+import type { EventTarget } from "../../kube/events.js";
+import type { Cache, OperatorContext } from "../context.js";
 import { CLEANUP_FINALIZER } from "../nodenetworkstate/names.js";
 import type { ConditionDecision } from "./fold.js";
 import { sampleList } from "./fold.js";
 import { nextStatus, readyTransition, sameStatus, type UserStatus } from "./status.js";
 
-export interface UserObject extends KubernetesObject {
+/** What the status controller needs of a user-facing object (timestamps as the API's strings). */
+export interface UserObject {
   apiVersion: string;
   kind: string;
-  metadata: KubernetesObject["metadata"] & { name: string };
-  status?: UserStatus;
+  metadata: {
+    name: string;
+    namespace?: string | undefined;
+    uid?: string | undefined;
+    generation?: number | undefined;
+    deletionTimestamp?: string | undefined;
+    finalizers?: string[] | undefined;
+  };
+  status?: UserStatus | undefined;
 }
 
 export interface StatusControllerSpec<T extends UserObject> {
   name: string;
   kind: ResourceKind;
-  informer: Informer<T>;
+  /** Parsed objects of this kind; one that does not parse is reported, not folded. */
+  cache: Cache<T>;
   /** Extra watches mapped to keys of this kind (node states, nodes, pods). */
   watch(builder: ReturnType<OperatorContext["manager"]["controller"]>): void;
   /** Pure fold of node reports into conditions and status fields. */
@@ -47,8 +55,25 @@ export function registerStatusController<T extends UserObject>(
   const builder = ctx.manager.controller(spec.name).for(spec.kind);
   spec.watch(builder);
   return builder.withConcurrency(2).complete(async (key, { log }) => {
-    const obj = spec.informer.get(key);
-    if (!obj) return;
+    const raw = spec.cache.informer.get(key);
+    const name = raw?.metadata?.name;
+    if (!raw || !name) return;
+    const obj = spec.cache.get(key);
+    if (!obj) {
+      // Nothing was rendered from an object the code cannot use: deleting it waits for nobody.
+      if (raw.metadata?.deletionTimestamp) {
+        await removeFinalizer(ctx.objects, raw, CLEANUP_FINALIZER);
+        return;
+      }
+      const target = {
+        apiVersion: `${spec.kind.group}/${spec.kind.version}`,
+        kind: spec.kind.kind,
+        metadata: { ...raw.metadata, name },
+      };
+      const status = (raw as { status?: UserStatus }).status;
+      await reportInvalid(ctx, spec, target, status, spec.cache.invalid(key) ?? "not usable");
+      return;
+    }
     const useFinalizer = spec.finalizer ?? true;
     if (obj.metadata.deletionTimestamp) {
       if (!hasFinalizer(obj, CLEANUP_FINALIZER)) return;
@@ -99,4 +124,35 @@ export function registerStatusController<T extends UserObject>(
     // Silent agents only show up as time passes: fold again while nodes are involved.
     return activeNodes > 0 ? { requeueAfterMs: ctx.statusResyncMs } : undefined;
   });
+}
+
+/**
+ * An object the API server accepted but this operator cannot parse (a CRD older or newer than
+ * the code): Stalled with the field named, an Event, and nothing rendered from it.
+ */
+async function reportInvalid<T extends UserObject>(
+  ctx: OperatorContext,
+  spec: StatusControllerSpec<T>,
+  target: EventTarget & { metadata: { name: string; generation?: number | undefined } },
+  status: UserStatus | undefined,
+  error: string,
+): Promise<void> {
+  const generation = target.metadata.generation ?? 0;
+  const decisions: ConditionDecision[] = [
+    { type: "Ready", status: "False", reason: "InvalidSpec", message: error },
+    { type: "Reconciling", status: "False", reason: "InvalidSpec", message: error },
+    { type: "Stalled", status: "True", reason: "InvalidSpec", message: error },
+  ];
+  const next = nextStatus(status, generation, decisions, {}, ctx.now());
+  if (sameStatus(status, next)) return;
+  await mergePatchStatus(
+    ctx.custom,
+    {
+      kind: spec.kind,
+      name: target.metadata.name,
+      ...(target.metadata.namespace ? { namespace: target.metadata.namespace } : {}),
+    },
+    next,
+  );
+  await ctx.event(target, "Warning", "InvalidSpec", error);
 }

@@ -3,8 +3,8 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { V1Node, V1Pod } from "@kubernetes/client-node";
 import { parseAllDocuments, stringify } from "yaml";
-import { REPO_ROOT } from "../api/fixtures.js";
-import type { NodeNetworkState } from "../api/nodenetworkstate.js";
+import { REPO_ROOT } from "../../src/api/fixtures.js";
+import type { NodeNetworkState } from "../../src/api/nodenetworkstate.js";
 import {
   type BandwidthPolicy,
   type EncryptionProfile,
@@ -13,7 +13,7 @@ import {
   nodeView,
   type PodView,
   podView,
-} from "./model.js";
+} from "../../src/reconcilers/model.js";
 
 export interface GoldenInputs {
   nodes: NodeView[];
@@ -77,15 +77,19 @@ export function readGoldenInputs(caseDir: string): GoldenInputs {
 }
 
 /**
- * Compares `actual` with <case>/expected.yaml; UPDATE_GOLDEN=1 rewrites the file instead
- * (review the diff before committing it).
+ * Compares `actual` with <case>/expected.yaml. Only UPDATE_GOLDEN=1 writes the file (review the
+ * diff before committing it); a missing expected.yaml is an error, so a new case cannot pass
+ * by writing its own expectation.
  */
 export function expectGolden(
   caseDir: string,
   actual: unknown,
+  update = process.env.UPDATE_GOLDEN === "1",
 ): { expected: string; actual: string } {
   const path = join(caseDir, "expected.yaml");
   const text = stringify(actual, { lineWidth: 0, aliasDuplicateObjects: false });
-  if (process.env.UPDATE_GOLDEN === "1" || !existsSync(path)) writeFileSync(path, text);
+  if (update) writeFileSync(path, text);
+  else if (!existsSync(path))
+    throw new Error(`${path} is missing: run with UPDATE_GOLDEN=1, review it, and commit it`);
   return { expected: readFileSync(path, "utf8"), actual: text };
 }
