@@ -11,7 +11,7 @@
 import type { ChildProcess } from "node:child_process";
 import { existsSync, rmSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
-import { inNs, ip, isRoot, spawnInNs } from "../src/box/netns.js";
+import { inNs, ip, spawnInNs } from "../src/box/netns.js";
 import { UserspaceWireguard } from "../src/datapath-driver/wireguard/backend.js";
 import { generateKeyPair } from "../src/datapath-driver/wireguard/keys.js";
 import {
@@ -25,6 +25,7 @@ import {
   uapiSet,
   updateRequest,
 } from "../src/datapath-driver/wireguard/uapi.js";
+import { isRoot } from "../src/util/process.js";
 import { toolsRequirement } from "../src/util/system-tools.js";
 
 const RATE = Number(process.env.BENCH_ROTATION_PPS ?? 10_000);

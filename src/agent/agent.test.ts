@@ -3,8 +3,8 @@ import { describe, it } from "node:test";
 import type { NodeNetworkState, NodeNetworkStateStatus } from "../api/nodenetworkstate.js";
 import { diffDatapath, expectedState, planDatapath } from "../datapath-driver/driver.js";
 import { MemoryDriver } from "../datapath-driver/memory.js";
+import { FakeClock } from "../util/clock.js";
 import { NodeAgent } from "./agent.js";
-import { FakeClock } from "./clock.js";
 import { KeyStore } from "./keystore.js";
 import { ROTATION_GUARD_MS } from "./rotation.js";
 
@@ -129,6 +129,31 @@ describe("NodeAgent units on one clock (memory driver)", () => {
     assert.deepEqual(h.drifts, [["rate limit for 10.244.1.10 missing"]], "checked again, healed");
     assert.equal(degraded(h.last())?.status, "False", "a completed check clears DriftCheckFailed");
     h.agent.stop();
+  });
+
+  it("keeps checking drift when its own status writes come back through the watch", async () => {
+    const driver = new MemoryDriver();
+    const clock = new FakeClock();
+    let current = state(1, "Heal");
+    const drifts: string[][] = [];
+    const agent: NodeAgent = new NodeAgent({
+      node: "n1",
+      driver,
+      clock,
+      // As the informer does: every status write arrives as an update of the object.
+      writeStatus: async (status) => {
+        current = { ...current, status: structuredClone(status) };
+        void agent.observeObject(current);
+      },
+      onDrift: (items) => drifts.push(items.map((i) => i.detail)),
+    });
+    await agent.observe(current);
+    for (let i = 1; i <= 3; i++) {
+      driver.injectDrift("program");
+      await clock.advance(3_600_000, () => agent.idle());
+      assert.equal(drifts.length, i, `drift check ${i} ran and healed`);
+    }
+    agent.stop();
   });
 
   it("a heal that throws is reported, and healing is tried again at the next interval", async () => {

@@ -19,7 +19,7 @@ import {
 import type { PeerState } from "../datapath-driver/wireguard/uapi.js";
 import { SPEC_HASH_ANNOTATION } from "../reconcilers/nodenetworkstate/names.js";
 import { contentHash } from "../reconcilers/shared/hash.js";
-import { type Clock, RealClock } from "./clock.js";
+import { type Clock, RealClock } from "../util/clock.js";
 import type { KeyStore } from "./keystore.js";
 import { planPeers } from "./peers.js";
 import {
@@ -529,7 +529,9 @@ export class NodeAgent {
         ),
       );
     } finally {
-      if (this.state === nns) this.scheduleDrift(nns.spec);
+      // The state may have been replaced meanwhile (our own status write echoes back through
+      // the watch): the next check follows the current spec.
+      if (this.state) this.scheduleDrift(this.state.spec);
     }
   }
 

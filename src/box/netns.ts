@@ -36,10 +36,6 @@ export function sysctl(ns: string | undefined, key: string, value: string): void
   else sh(args[0]!, args.slice(1));
 }
 
-export function isRoot(): boolean {
-  return process.getuid?.() === 0;
-}
-
 /**
  * TCP connect from a namespace; true when a handshake completed within timeoutSec. Tries up to
  * `attempts` times, so a loaded machine does not turn a slow start into "blocked"; a blocked

@@ -8,7 +8,6 @@ import { NodeAgent } from "../agent/agent.js";
 import { KeyStore } from "../agent/keystore.js";
 import { statusPatch } from "../agent/status.js";
 import { parseDuration } from "../api/quantity.js";
-import { isRoot } from "../box/netns.js";
 import { mergePatchStatus } from "../controllers/apply.js";
 import { Informer } from "../controllers/informer.js";
 import type { DatapathDriver } from "../datapath-driver/driver.js";
@@ -17,6 +16,7 @@ import { defaultRouteDevice, deviceIPv4 } from "../datapath-driver/linux/htb.js"
 import { MemoryDriver } from "../datapath-driver/memory.js";
 import { recordEvent } from "../kube/events.js";
 import { NodeNetworkStateKind } from "../reconcilers/context.js";
+import { isRoot } from "../util/process.js";
 import { flags, loadKubeConfig } from "./args.js";
 
 const COMPONENT = "netloom-agent";

@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import { Writable } from "node:stream";
 import { describe, it } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
+import { setImmediate as turn } from "node:timers/promises";
 import { pino } from "pino";
+import { FakeClock } from "../util/clock.js";
 import {
   Controller,
   ControllerBuilder,
@@ -50,12 +51,19 @@ function captureLogs(): { lines: Array<Record<string, unknown>>; logger: pino.Lo
   return { lines, logger: pino({ level: "debug" }, stream) };
 }
 
-async function until(cond: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error("condition not met in time");
-    await sleep(5);
-  }
+/** Turns the event loop until cond holds: workers run on promises, delays on the test's clock. */
+async function until(cond: () => boolean, turns = 10_000): Promise<void> {
+  for (let i = 0; i < turns && !cond(); i++) await turn();
+  if (!cond()) throw new Error(`condition not met after ${turns} turns of the event loop`);
+}
+
+/** A promise and the function that settles it: a test step waits on an event, not on time. */
+function deferred(): { promise: Promise<void>; resolve: () => void } {
+  let resolve = () => {};
+  const promise = new Promise<void>((r) => {
+    resolve = r;
+  });
+  return { promise, resolve };
 }
 
 describe("classifyReconcile", () => {
@@ -147,31 +155,41 @@ describe("Controller", () => {
   it("retries a failing key with growing delays and counts errors; success forgets", async () => {
     const metrics = new RuntimeMetrics();
     const src = new FakeSource();
+    const clock = new FakeClock();
     const times: number[] = [];
     const retries: number[] = [];
     const c = new Controller({
       name: "flaky",
       metrics,
+      clock,
       rateLimiter: () => new ItemExponentialFailureRateLimiter<string>(20, 10_000),
       watches: [{ source: src, toKeys: () => ["k"] }],
       reconcile: async (_key, ctx) => {
-        times.push(Date.now());
+        times.push(clock.now().getTime());
         retries.push(ctx.retries);
         if (times.length <= 4) throw new Error("boom");
       },
     });
     c.start();
     src.add(cm("x"));
-    await until(() => times.length === 5);
-    await sleep(100);
+    // Backoff 20, 40, 80, 160 ms: not a millisecond early, and then at once.
+    for (const [i, backoff] of [20, 40, 80, 160].entries()) {
+      await until(() => times.length === i + 1);
+      await clock.advance(backoff - 1);
+      await turn();
+      assert.equal(times.length, i + 1, `retry ${i + 1} waits its ${backoff} ms`);
+      await clock.advance(1);
+      await until(() => times.length === i + 2);
+    }
+    await clock.advance(60_000);
+    await turn();
     await c.stop({ timeoutMs: 1000 });
     assert.equal(times.length, 5, "no more runs after success");
     assert.deepEqual(retries, [0, 1, 2, 3, 4]);
-    const gaps = times.slice(1).map((t, i) => t - (times[i] ?? t));
-    // Backoff 20, 40, 80, 160 ms: each wait at least its nominal delay (timers never fire early).
-    for (const [i, d] of [20, 40, 80, 160].entries()) {
-      assert.ok((gaps[i] ?? 0) >= d - 2, `gap ${i} ${gaps[i]} >= ${d}`);
-    }
+    assert.deepEqual(
+      times.slice(1).map((t, i) => t - (times[i] ?? t)),
+      [20, 40, 80, 160],
+    );
     const text = await metrics.registry.metrics();
     assert.match(text, /controller_runtime_reconcile_errors_total\{controller="flaky"\} 4/);
     assert.match(text, /controller_runtime_reconcile_total\{controller="flaky",result="error"\} 4/);
@@ -185,10 +203,12 @@ describe("Controller", () => {
   it("requeueAfterMs runs the key again later", async () => {
     const metrics = new RuntimeMetrics();
     const src = new FakeSource();
+    const clock = new FakeClock();
     let runs = 0;
     const c = new Controller({
       name: "after",
       metrics,
+      clock,
       watches: [{ source: src, toKeys: () => ["k"] }],
       reconcile: async (): Promise<ReconcileResult> => {
         runs++;
@@ -197,6 +217,11 @@ describe("Controller", () => {
     });
     c.start();
     src.add(cm("x"));
+    await until(() => runs === 1);
+    await clock.advance(29);
+    await turn();
+    assert.equal(runs, 1, "not before requeueAfterMs");
+    await clock.advance(1);
     await until(() => runs === 2);
     await c.stop({ timeoutMs: 1000 });
     assert.match(await metrics.registry.metrics(), /result="requeue_after"\} 1/);
@@ -225,16 +250,18 @@ describe("Controller", () => {
     const src = new FakeSource();
     let aborted = false;
     let finished = false;
+    let started = deferred();
+    let release = deferred();
     const c = new Controller({
       name: "slow",
       watches: [{ source: src, toKeys: () => ["k"] }],
       reconcile: async (_k, ctx) => {
+        started.resolve();
         await new Promise<void>((resolve) => {
-          const t = setTimeout(resolve, 200);
+          void release.promise.then(resolve);
           ctx.signal.addEventListener("abort", () => {
             if (finished) return; // the signal also fires after a clean stop
             aborted = true;
-            clearTimeout(t);
             resolve();
           });
         });
@@ -243,15 +270,21 @@ describe("Controller", () => {
     });
     c.start();
     src.add(cm("x"));
-    await sleep(20);
-    assert.equal(await c.stop({ timeoutMs: 5000 }), true);
+    await started.promise;
+    const graceful = c.stop({ timeoutMs: 5000 });
+    await turn();
+    assert.equal(finished, false, "stop is waiting for the reconcile in flight");
+    release.resolve();
+    assert.equal(await graceful, true);
     assert.equal(finished, true);
     assert.equal(aborted, false, "a graceful stop lets it finish");
 
     finished = false;
+    started = deferred();
+    release = deferred();
     c.start();
     src.add(cm("x"));
-    await sleep(20);
+    await started.promise;
     assert.equal(await c.stop({ timeoutMs: 5000, abortInFlight: true }), true);
     assert.equal(aborted, true);
   });
@@ -261,6 +294,8 @@ describe("Controller", () => {
     let running = 0;
     let overlap = false;
     let runs = 0;
+    const started = deferred();
+    const release = deferred();
     const c = new Controller({
       name: "term",
       watches: [{ source: src, toKeys: () => ["k"] }],
@@ -268,15 +303,19 @@ describe("Controller", () => {
         runs++;
         if (running > 0) overlap = true;
         running++;
-        await sleep(150); // ignores the abort signal on purpose
+        started.resolve();
+        await release.promise; // ignores the abort signal on purpose
         running--;
       },
     });
     c.start();
     src.add(cm("x"));
-    await sleep(20);
+    await started.promise;
     const stopped = c.stop({ timeoutMs: 5000, abortInFlight: true });
     c.start(); // leadership regained at once; the source replays x once the new term runs
+    await turn();
+    assert.equal(runs, 1, "the new term waits for the old term's reconcile of the key");
+    release.resolve();
     assert.equal(await stopped, true);
     await until(() => runs === 2);
     await c.stop({ timeoutMs: 1000 });

@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { type Logger, pino } from "pino";
+import type { Clock } from "../util/clock.js";
 import { describeError } from "./errors.js";
 import type { EventHandler, EventSource } from "./informer.js";
 import { type ReconcileOutcome, RuntimeMetrics } from "./metrics.js";
@@ -55,6 +56,8 @@ export interface ControllerOptions {
   rateLimiter?: () => RateLimiter<string>;
   metrics?: RuntimeMetrics;
   logger?: Logger;
+  /** The work queue's clock: backoff and requeue-after delays (tests pass a FakeClock). */
+  clock?: Clock;
 }
 
 export type QueueAction =
@@ -162,6 +165,7 @@ export class Controller {
       name: this.name,
       metrics: this.metrics,
       rateLimiter: this.opts.rateLimiter?.() ?? new ItemExponentialFailureRateLimiter<string>(),
+      ...(this.opts.clock ? { clock: this.opts.clock } : {}),
     });
     const abort = new AbortController();
     this.queue = queue;

@@ -1,18 +1,22 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
+import { setImmediate as turn } from "node:timers/promises";
+import { FakeClock } from "../util/clock.js";
 import { RuntimeMetrics } from "./metrics.js";
 import { ItemExponentialFailureRateLimiter } from "./rate-limiter.js";
 import { WorkQueue } from "./workqueue.js";
 
-/** get() with a bound: "timeout" if nothing arrives within ms (the getter is withdrawn). */
-async function tryGet<K>(q: WorkQueue<K>, ms: number): Promise<K | "timeout" | undefined> {
-  // Not AbortSignal.timeout: its timer is unref'd and would let the test process exit early.
+/**
+ * get() that answers "nothing" when no item is ready: the queue hands items to waiting getters
+ * synchronously on add, so one turn of the event loop settles it (no timeout needed).
+ */
+async function tryGet<K>(q: WorkQueue<K>): Promise<K | "nothing" | undefined> {
   const abort = new AbortController();
-  const timer = setTimeout(() => abort.abort(), ms);
-  const item = await q.get(abort.signal);
-  clearTimeout(timer);
-  return item === undefined && abort.signal.aborted ? "timeout" : item;
+  const got = q.get(abort.signal);
+  await turn();
+  abort.abort();
+  const item = await got;
+  return item === undefined && abort.signal.aborted ? "nothing" : item;
 }
 
 describe("WorkQueue", () => {
@@ -24,7 +28,7 @@ describe("WorkQueue", () => {
     assert.equal(q.len(), 2);
     assert.equal(await q.get(), "a");
     assert.equal(await q.get(), "b");
-    assert.equal(await tryGet(q, 20), "timeout");
+    assert.equal(await tryGet(q), "nothing");
     q.shutDown();
   });
 
@@ -36,12 +40,12 @@ describe("WorkQueue", () => {
     q.add("a"); // during processing: must wait for done()
     q.add("a"); // and still only once
     assert.equal(q.len(), 0);
-    assert.equal(await tryGet(q, 30), "timeout", "a second worker must not get a while it runs");
+    assert.equal(await tryGet(q), "nothing", "a second worker must not get a while it runs");
     q.done("a");
     assert.equal(q.len(), 1);
     assert.equal(await q.get(), "a");
     q.done("a");
-    assert.equal(await tryGet(q, 30), "timeout", "ran exactly once more");
+    assert.equal(await tryGet(q), "nothing", "ran exactly once more");
     q.shutDown();
   });
 
@@ -57,7 +61,7 @@ describe("WorkQueue", () => {
         if (running.has(key)) overlap = true;
         running.add(key);
         runs.set(key, (runs.get(key) ?? 0) + 1);
-        await sleep(5);
+        await turn(); // other workers run meanwhile
         running.delete(key);
         q.done(key);
       }
@@ -65,9 +69,9 @@ describe("WorkQueue", () => {
     const workers = Array.from({ length: 4 }, worker);
     for (let i = 0; i < 30; i++) {
       q.add(`k${i % 3}`);
-      await sleep(1);
+      await turn();
     }
-    while (q.len() > 0 || q.inFlight() > 0) await sleep(5);
+    while (q.len() > 0 || q.inFlight() > 0) await turn();
     q.shutDown();
     await Promise.all(workers);
     assert.equal(overlap, false);
@@ -76,16 +80,22 @@ describe("WorkQueue", () => {
 
   it("addRateLimited backs off per item and forget resets it", async () => {
     const limiter = new ItemExponentialFailureRateLimiter<string>(20, 1_000_000);
-    const q = new WorkQueue<string>({ name: "t", rateLimiter: limiter });
+    const clock = new FakeClock();
+    const q = new WorkQueue<string>({ name: "t", rateLimiter: limiter, clock });
     q.addRateLimited("a"); // 20 ms
     assert.equal(q.numRequeues("a"), 1);
+    await clock.advance(19);
     assert.equal(q.len(), 0, "not queued before its delay");
-    assert.equal(await tryGet(q, 2000), "a");
+    await clock.advance(1);
+    assert.equal(await tryGet(q), "a");
     q.done("a");
     q.addRateLimited("a"); // 40 ms
     q.addRateLimited("a"); // 80 ms: the earlier (40 ms) delay wins
     assert.equal(q.numRequeues("a"), 3);
-    assert.equal(await tryGet(q, 2000), "a");
+    await clock.advance(39);
+    assert.equal(q.len(), 0);
+    await clock.advance(1);
+    assert.equal(await tryGet(q), "a");
     q.done("a");
     q.forget("a");
     assert.equal(q.numRequeues("a"), 0);
@@ -93,15 +103,17 @@ describe("WorkQueue", () => {
   });
 
   it("addAfter delivers after the delay, keeps the earliest of several, and ignores <=0 delay", async () => {
-    const q = new WorkQueue<string>({ name: "t" });
-    const t0 = Date.now();
+    const clock = new FakeClock();
+    const q = new WorkQueue<string>({ name: "t", clock });
     q.addAfter("a", 60);
     q.addAfter("a", 5000); // later: ignored
-    assert.equal(q.len(), 0);
-    assert.equal(await tryGet(q, 5), "timeout");
-    assert.equal(await tryGet(q, 3000), "a");
-    assert.ok(Date.now() - t0 >= 55, "not before its delay");
+    await clock.advance(59);
+    assert.equal(await tryGet(q), "nothing", "not before its delay");
+    await clock.advance(1);
+    assert.equal(await tryGet(q), "a");
     q.done("a");
+    await clock.advance(5000);
+    assert.equal(q.len(), 0, "the later delay was dropped, not kept");
     q.addAfter("b", 0);
     assert.equal(q.len(), 1);
     q.shutDown();
@@ -126,7 +138,7 @@ describe("WorkQueue", () => {
     assert.equal(q.len(), 0, "no adds after shutdown");
     assert.equal(await q.get(), undefined);
     q.done("a");
-    await sleep(10);
+    await turn();
     assert.equal(finished, false, "b is still in flight");
     q.done("b");
     assert.equal(await drain, true);
@@ -139,17 +151,18 @@ describe("WorkQueue", () => {
     abort.abort();
     assert.equal(await abandoned, undefined);
     q.add("a");
-    assert.equal(await tryGet(q, 1000), "a");
+    assert.equal(await tryGet(q), "a");
     q.shutDown();
   });
 
   it("shutDownWithDrain gives up at its deadline", async () => {
-    const q = new WorkQueue<string>({ name: "t" });
+    const clock = new FakeClock();
+    const q = new WorkQueue<string>({ name: "t", clock });
     q.add("stuck");
     await q.get();
-    const t0 = Date.now();
-    assert.equal(await q.shutDownWithDrain(50), false);
-    assert.ok(Date.now() - t0 < 3000);
+    const drain = q.shutDownWithDrain(50);
+    await clock.advance(50);
+    assert.equal(await drain, false);
   });
 
   it("counts adds, retries and depth in metrics labelled with the queue name", async () => {

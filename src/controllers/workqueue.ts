@@ -1,3 +1,4 @@
+import { type Clock, RealClock } from "../util/clock.js";
 import type { RuntimeMetrics } from "./metrics.js";
 import { ItemExponentialFailureRateLimiter, type RateLimiter } from "./rate-limiter.js";
 
@@ -6,11 +7,13 @@ export interface WorkQueueOptions<K> {
   name: string;
   rateLimiter?: RateLimiter<K>;
   metrics?: RuntimeMetrics;
+  /** Delays and drain deadlines run on it (tests move a FakeClock instead of sleeping). */
+  clock?: Clock;
 }
 
 interface Delayed {
   readyAt: number;
-  timer: NodeJS.Timeout;
+  timer: string;
 }
 
 /**
@@ -33,12 +36,20 @@ export class WorkQueue<K = string> {
   private readonly getters: Array<(item: K | undefined) => void> = [];
   private readonly idleWaiters: Array<() => void> = [];
   private shuttingDown = false;
+  private readonly clock: Clock;
+  private timers = 0;
 
   constructor(opts: WorkQueueOptions<K>) {
     this.name = opts.name;
     this.rateLimiter = opts.rateLimiter ?? new ItemExponentialFailureRateLimiter<K>();
     this.metrics = opts.metrics;
     this.metrics?.initQueue(this.name);
+    this.clock = opts.clock ?? new RealClock({ keepAlive: true });
+  }
+
+  /** A timer name of its own on a clock that other queues may share. */
+  private timerName(): string {
+    return `workqueue/${this.name}/${this.timers++}`;
   }
 
   add(item: K): void {
@@ -58,14 +69,15 @@ export class WorkQueue<K = string> {
       this.add(item);
       return;
     }
-    const readyAt = Date.now() + delayMs;
+    const readyAt = this.clock.now().getTime() + delayMs;
     const pending = this.delayed.get(item);
     if (pending && pending.readyAt <= readyAt) return;
-    if (pending) clearTimeout(pending.timer);
-    const timer = setTimeout(() => {
+    if (pending) this.clock.cancel(pending.timer);
+    const timer = this.timerName();
+    this.clock.schedule(timer, new Date(readyAt), () => {
       this.delayed.delete(item);
       this.add(item);
-    }, delayMs);
+    });
     this.delayed.set(item, { readyAt, timer });
   }
 
@@ -136,7 +148,7 @@ export class WorkQueue<K = string> {
   shutDown(): void {
     if (this.shuttingDown) return;
     this.shuttingDown = true;
-    for (const { timer } of this.delayed.values()) clearTimeout(timer);
+    for (const { timer } of this.delayed.values()) this.clock.cancel(timer);
     this.delayed.clear();
     this.queue.length = 0;
     this.dirty.clear();
@@ -151,15 +163,17 @@ export class WorkQueue<K = string> {
   async shutDownWithDrain(timeoutMs: number): Promise<boolean> {
     this.shutDown();
     if (this.processing.size === 0) return true;
-    let timer: NodeJS.Timeout | undefined;
+    const timer = this.timerName();
     const drained = new Promise<boolean>((resolve) => this.idleWaiters.push(() => resolve(true)));
     const expired = new Promise<boolean>((resolve) => {
-      timer = setTimeout(() => resolve(false), timeoutMs);
+      this.clock.schedule(timer, new Date(this.clock.now().getTime() + timeoutMs), () =>
+        resolve(false),
+      );
     });
     try {
       return await Promise.race([drained, expired]);
     } finally {
-      clearTimeout(timer);
+      this.clock.cancel(timer);
     }
   }
 

@@ -14,13 +14,14 @@ import {
   METADATA_IP,
   readBoxState,
 } from "../box/box.js";
-import { canConnect, inNs, isRoot, listNetns } from "../box/netns.js";
+import { canConnect, inNs, listNetns } from "../box/netns.js";
 import { isAlive } from "../cluster/control-plane.js";
 import { BPF_OBJECT } from "../datapath-driver/linux/driver.js";
 import { parseHtbClasses } from "../datapath-driver/linux/htb.js";
 import { uapiGet } from "../datapath-driver/wireguard/uapi.js";
 import { applyManifests } from "../kube/apply.js";
 import { kubeRequest } from "../kube/raw.js";
+import { isRoot } from "../util/process.js";
 import { installSystemTools, toolsRequirement } from "../util/system-tools.js";
 
 export interface DemoOptions {

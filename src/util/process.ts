@@ -2,6 +2,10 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { openSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 
+export function isRoot(): boolean {
+  return process.getuid?.() === 0;
+}
+
 export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);

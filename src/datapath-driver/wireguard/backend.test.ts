@@ -2,15 +2,16 @@
 // peer key is retired, drains, and only then is removed.
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 import { skipWhen, unmet } from "../../../test/support/prerequisites.js";
+import { FakeClock } from "../../util/clock.js";
 import { RETIRED_PEER_DRAIN_MS, UserspaceWireguard } from "./backend.js";
 import { generateKeyPair } from "./keys.js";
 
 const missing = unmet({ root: "a TUN device for wireguard-go", tools: ["ip", "wireguard-go"] });
 
 describe("UserspaceWireguard (real wireguard-go)", { skip: skipWhen(missing) }, () => {
-  const wg = new UserspaceWireguard();
+  const clock = new FakeClock();
+  const wg = new UserspaceWireguard(undefined, clock);
   const ifname = `nlt${process.pid % 100000}`;
   const self = generateKeyPair();
   const old = generateKeyPair();
@@ -44,7 +45,14 @@ describe("UserspaceWireguard (real wireguard-go)", { skip: skipWhen(missing) }, 
     // An update while it drains keeps it.
     await wg.apply({ ...base, peers: [peer(next.publicKey, "10.99.1.0/24", 9)] });
     assert.ok((await wg.read(ifname))?.peers.some((p) => p.publicKey === old.publicKey));
-    await sleep(RETIRED_PEER_DRAIN_MS + 700);
+    await clock.advance(RETIRED_PEER_DRAIN_MS - 1);
+    await wg.settled();
+    assert.ok(
+      (await wg.read(ifname))?.peers.some((p) => p.publicKey === old.publicKey),
+      "still draining a millisecond before its time",
+    );
+    await clock.advance(1);
+    await wg.settled();
     assert.deepEqual(
       (await wg.read(ifname))?.peers.map((p) => p.publicKey),
       [next.publicKey],

@@ -1,6 +1,7 @@
 import { existsSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { type Clock, RealClock } from "../../util/clock.js";
 import { sh } from "../../util/exec.js";
 import { spawnDaemon } from "../../util/process.js";
 import {
@@ -41,7 +42,19 @@ export class UserspaceWireguard {
   /** Per interface: retired peer keys (see retiringPeers) and when each was retired. */
   private readonly retired = new Map<string, Map<string, number>>();
 
-  constructor(private readonly runDir = "/var/run/wireguard") {}
+  /** Drain removals started by timers; settled() waits for them. */
+  private removals: Promise<void> = Promise.resolve();
+  private drains = 0;
+
+  constructor(
+    private readonly runDir = "/var/run/wireguard",
+    private readonly clock: Clock = new RealClock(),
+  ) {}
+
+  /** Settles when the drain removals started so far are done (tests await it). */
+  settled(): Promise<void> {
+    return this.removals;
+  }
 
   private sock(ifname: string): string {
     return socketPath(ifname, this.runDir);
@@ -88,7 +101,7 @@ export class UserspaceWireguard {
   async updatePeers(cfg: Omit<WireguardDeviceConfig, "mtu"> & { fwmark?: number }): Promise<void> {
     const retired = this.retired.get(cfg.ifname) ?? new Map<string, number>();
     this.retired.set(cfg.ifname, retired);
-    const now = Date.now();
+    const now = this.clock.now().getTime();
     const draining = new Set(
       [...retired].filter(([, at]) => now - at < RETIRED_PEER_DRAIN_MS).map(([k]) => k),
     );
@@ -101,14 +114,20 @@ export class UserspaceWireguard {
     await uapiKick(this.sock(cfg.ifname), handshake);
     for (const k of newlyRetired) retired.set(k, now);
     if (newlyRetired.length > 0)
-      setTimeout(() => void this.removeDrained(cfg.ifname), RETIRED_PEER_DRAIN_MS).unref();
+      this.clock.schedule(
+        `wireguard-drain/${cfg.ifname}/${this.drains++}`,
+        new Date(now + RETIRED_PEER_DRAIN_MS),
+        () => {
+          this.removals = this.removals.then(() => this.removeDrained(cfg.ifname));
+        },
+      );
   }
 
   /** Removes retired peers whose drain time is over (they hold no allowed IPs any more). */
   private async removeDrained(ifname: string): Promise<void> {
     const retired = this.retired.get(ifname);
     if (!retired) return;
-    const now = Date.now();
+    const now = this.clock.now().getTime();
     const due = [...retired].filter(([, at]) => now - at >= RETIRED_PEER_DRAIN_MS).map(([k]) => k);
     if (due.length === 0) return;
     try {

@@ -18,6 +18,9 @@ export const MAX_TIMER_MS = 2 ** 31 - 1;
 export class RealClock implements Clock {
   private readonly timers = new Map<string, { at: Date; timer: NodeJS.Timeout }>();
 
+  /** keepAlive: pending timers keep the process running (Node's default); off, they do not. */
+  constructor(private readonly opts: { keepAlive?: boolean } = {}) {}
+
   now(): Date {
     return new Date();
   }
@@ -34,7 +37,7 @@ export class RealClock implements Clock {
         },
         Math.max(0, Math.min(wait, MAX_TIMER_MS)),
       );
-      timer.unref();
+      if (!this.opts.keepAlive) timer.unref();
       this.timers.set(name, { at, timer });
     };
     arm();
