@@ -70,3 +70,47 @@ describe("foldVerdicts", () => {
     assert.match(stalled?.message ?? "", /older NetworkConfig old: n1/);
   });
 });
+
+describe("the operator's stale window reaches every fold", () => {
+  // Each golden case with its clock moved 20 s past its newest report.
+  const cases = goldenCases("test/fixtures/golden/status").map((dir) => {
+    const i = readGoldenInputs(dir);
+    const newest = Math.max(
+      ...[...i.states.values()].map((s) => new Date(s.status?.heartbeatTime ?? 0).getTime()),
+    );
+    return { i, later: new Date(newest + 20_000) };
+  });
+  const folds: Record<string, (w: number) => number[]> = {
+    NetworkConfig: (w) =>
+      cases.flatMap(({ i, later }) =>
+        i.networkConfigs.map(
+          (nc) => foldNetworkConfig(nc, i.networkConfigs, i.nodes, i.states, later, w).readyNodes,
+        ),
+      ),
+    EncryptionProfile: (w) =>
+      cases.flatMap(({ i, later }) =>
+        i.encryptionProfiles.map(
+          (ep) =>
+            foldEncryptionProfile(ep, i.encryptionProfiles, i.nodes, i.states, later, w).readyNodes,
+        ),
+      ),
+    BandwidthPolicy: (w) =>
+      cases.flatMap(({ i, later }) =>
+        i.bandwidthPolicies.map(
+          (bp) => foldBandwidthPolicy(bp, i.pods, i.states, later, w).readyNodes,
+        ),
+      ),
+  };
+  for (const [kind, readyNodes] of Object.entries(folds)) {
+    it(`${kind}: silent 20 s is fine with the default window and failed with a 15 s one`, () => {
+      assert.ok(
+        readyNodes(45_000).some((n) => n > 0),
+        "the fixtures have ready nodes of this kind",
+      );
+      assert.ok(
+        readyNodes(15_000).every((n) => n === 0),
+        "no node counts as ready once it is silent past the window",
+      );
+    });
+  }
+});
