@@ -105,15 +105,7 @@ export function registerStatusController<T extends UserObject>(
     }
     const next = nextStatus(obj.status, generation, decisions, fields, ctx.now());
     if (!sameStatus(obj.status, next)) {
-      await mergePatchStatus(
-        ctx.custom,
-        {
-          kind: spec.kind,
-          name: obj.metadata.name,
-          ...(obj.metadata.namespace ? { namespace: obj.metadata.namespace } : {}),
-        },
-        next,
-      );
+      await patchStatus(ctx, spec.kind, obj.metadata, next);
       const transition = readyTransition(obj.status, next);
       if (transition) await ctx.event(obj, transition.type, transition.reason, transition.message);
       log.debug(
@@ -145,14 +137,16 @@ async function reportInvalid<T extends UserObject>(
   ];
   const next = nextStatus(status, generation, decisions, {}, ctx.now());
   if (sameStatus(status, next)) return;
-  await mergePatchStatus(
-    ctx.custom,
-    {
-      kind: spec.kind,
-      name: target.metadata.name,
-      ...(target.metadata.namespace ? { namespace: target.metadata.namespace } : {}),
-    },
-    next,
-  );
+  await patchStatus(ctx, spec.kind, target.metadata, next);
   await ctx.event(target, "Warning", "InvalidSpec", error);
+}
+
+function patchStatus(
+  ctx: OperatorContext,
+  kind: ResourceKind,
+  meta: { name: string; namespace?: string | undefined },
+  status: UserStatus,
+): Promise<unknown> {
+  const ref = { kind, name: meta.name, ...(meta.namespace ? { namespace: meta.namespace } : {}) };
+  return mergePatchStatus(ctx.custom, ref, status);
 }
