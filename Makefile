@@ -66,9 +66,12 @@ demo: build bpf-if-possible
 demo-down: build
 	$(NETLOOM) demo down
 
+## bench: figures against floors measured in the same run; the control-plane half writes
+## docs/benchmarks.md (BENCH_CP_NODES=100,1000 by default: about half an hour here)
 bench: build control-plane
 	node dist/bench/run.js
 	node dist/bench/rotation.js
+	node dist/bench/control-plane.js
 
 clean:
 	rm -rf dist

@@ -6,7 +6,7 @@ import {
   type NodeNetworkStateStatus,
   nodeNetworkState,
 } from "../api/nodenetworkstate.js";
-import { parseApiObject } from "../api/parse.js";
+import { type Parsed, parseApiObject } from "../api/parse.js";
 import { parseDuration } from "../api/quantity.js";
 import { formatTime } from "../controllers/conditions.js";
 import type { ApplyReport, Capabilities, DatapathDriver } from "../datapath-driver/driver.js";
@@ -95,7 +95,9 @@ export class NodeAgent {
   private chain: Promise<void> = Promise.resolve();
   private failures = 0;
   private stopped = false;
-  private peerStates: NodeNetworkState[] = [];
+  /** Every node's state as the watch delivered it; parsed (once per object) when used. */
+  private peerObjects: readonly unknown[] = [];
+  private readonly parsedPeers = new WeakMap<object, Parsed<NodeNetworkState>>();
   /** Peer parse errors already reported (each once). */
   private readonly invalidPeers = new Set<string>();
   /** Not before this switch time: a peer's clashing switch comes first. */
@@ -156,27 +158,36 @@ export class NodeAgent {
 
   /** Feed every NodeNetworkState as sent; peers that do not parse are left out and reported. */
   observePeerObjects(objs: readonly unknown[]): Promise<void> {
-    const states: NodeNetworkState[] = [];
-    for (const o of objs) {
-      const parsed = parseApiObject(nodeNetworkState, o);
-      if (parsed.ok) states.push(parsed.value);
-      else if (!this.invalidPeers.has(parsed.error)) {
-        this.invalidPeers.add(parsed.error);
-        this.log.warn({ error: parsed.error }, "peer NodeNetworkState not usable: left out");
-        this.opts.onInvalid?.(parsed.error);
-      }
-    }
-    return this.observePeers(states);
-  }
-
-  /** Feed every NodeNetworkState (WireGuard peers are learned from the others' status). */
-  observePeers(states: NodeNetworkState[]): Promise<void> {
-    this.peerStates = states;
+    this.peerObjects = objs;
+    // Without WireGuard nothing reads peers: no parsing until it is switched on.
     if (!this.state?.spec.wireguard) return Promise.resolve();
     return this.serial(async () => {
       await this.fastSwitch();
       await this.yieldOnClash();
       await this.converge();
+    });
+  }
+
+  /** Feed every NodeNetworkState (WireGuard peers are learned from the others' status). */
+  observePeers(states: NodeNetworkState[]): Promise<void> {
+    return this.observePeerObjects(states);
+  }
+
+  /** The peers' states that parse; each one that does not is reported once and left out. */
+  private get peerStates(): NodeNetworkState[] {
+    return this.peerObjects.flatMap((o) => {
+      if (typeof o !== "object" || o === null) return [];
+      let parsed = this.parsedPeers.get(o);
+      if (!parsed) {
+        parsed = parseApiObject(nodeNetworkState, o);
+        this.parsedPeers.set(o, parsed);
+        if (!parsed.ok && !this.invalidPeers.has(parsed.error)) {
+          this.invalidPeers.add(parsed.error);
+          this.log.warn({ error: parsed.error }, "peer NodeNetworkState not usable: left out");
+          this.opts.onInvalid?.(parsed.error);
+        }
+      }
+      return parsed.ok ? [parsed.value] : [];
     });
   }
 

@@ -7,9 +7,9 @@ import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import { NodeAgent } from "../agent/agent.js";
 import { KeyStore } from "../agent/keystore.js";
 import { statusPatch } from "../agent/status.js";
+import { agentWatches } from "../agent/watches.js";
 import { parseDuration } from "../api/quantity.js";
 import { mergePatchStatus } from "../controllers/apply.js";
-import { Informer } from "../controllers/informer.js";
 import type { DatapathDriver } from "../datapath-driver/driver.js";
 import { BPF_OBJECT, LinuxDriver } from "../datapath-driver/linux/driver.js";
 import { defaultRouteDevice, deviceIPv4 } from "../datapath-driver/linux/htb.js";
@@ -183,23 +183,7 @@ export async function runAgent(argv: string[]): Promise<number> {
     },
   });
 
-  // Only this node's state: the API server filters, so a node costs one watch, not O(nodes).
-  const informer = new Informer({
-    kubeconfig: kc,
-    kind: NodeNetworkStateKind,
-    fieldSelector: `metadata.name=${node}`,
-    logger: log,
-  });
-  const route = (o: unknown) => void agent.observeObject(o);
-  informer.addEventHandler({
-    add: route,
-    update: (_o, n) => route(n),
-    delete: () => void agent.observe(undefined),
-  });
-  // Every node's state, for WireGuard peers (their public keys, endpoints and pod CIDRs).
-  const peers = new Informer({ kubeconfig: kc, kind: NodeNetworkStateKind, logger: log });
-  const allPeers = () => void agent.observePeerObjects(peers.list());
-  peers.addEventHandler({ add: allPeers, update: allPeers, delete: allPeers });
+  const watches = agentWatches(kc, node, agent, log);
 
   const server = createServer((req, res) => {
     if (req.url === "/healthz") {
@@ -213,8 +197,7 @@ export async function runAgent(argv: string[]): Promise<number> {
   });
   await new Promise<void>((resolve) => server.listen(Number(f["metrics-port"]), resolve));
 
-  informer.start();
-  peers.start();
+  watches.start();
   agent.start();
   log.info(
     { driver: driver.kind, pinDir: linux ? join(f.bpffs ?? "", "netloom") : undefined },
@@ -228,8 +211,7 @@ export async function runAgent(argv: string[]): Promise<number> {
     const stop = () => {
       // The datapath stays: pinned programs and maps keep forwarding while the agent is away.
       agent.stop();
-      informer.stop();
-      peers.stop();
+      watches.stop();
       server.close();
       resolve();
     };

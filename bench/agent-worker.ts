@@ -1,0 +1,103 @@
+// A child process of bench/control-plane.ts: simulated node agents, each with its own watches
+// (agentWatches, exactly what `netloom agent` opens), so the API server's watch fan-out is real.
+// Only the kernel is simulated (MemoryDriver). Also opens plain watches for the fan-out floor.
+// Talks to the parent over IPC.
+import { CustomObjectsApi, KubeConfig, Watch } from "@kubernetes/client-node";
+import { pino } from "pino";
+import { NodeAgent } from "../src/agent/agent.js";
+import { KeyStore } from "../src/agent/keystore.js";
+import { statusPatch } from "../src/agent/status.js";
+import { agentWatches } from "../src/agent/watches.js";
+import { mergePatchStatus } from "../src/controllers/apply.js";
+import { MemoryDriver } from "../src/datapath-driver/memory.js";
+import { NodeNetworkStateKind } from "../src/reconcilers/context.js";
+
+export type ToWorker =
+  | { op: "agents"; nodes: string[]; heartbeatMs: number }
+  | { op: "fanout-watch"; count: number; namespace: string; name: string }
+  | { op: "fanout-stop" }
+  | { op: "stop" };
+
+export type FromWorker =
+  | { op: "agents-synced"; writes: number }
+  | { op: "fanout-ready" }
+  | { op: "fanout-event"; at: number }
+  | { op: "stats"; writes: number };
+
+const send = (m: FromWorker) => process.send?.(m);
+const kc = new KubeConfig();
+kc.loadFromFile(process.env.BENCH_KUBECONFIG ?? "");
+const log = pino({ level: process.env.BENCH_LOG ?? "silent" });
+const api = kc.makeApiClient(CustomObjectsApi);
+const stops: (() => void)[] = [];
+let fanout: AbortController[] = [];
+let writes = 0;
+
+async function startAgents(nodes: string[], heartbeatMs: number): Promise<void> {
+  const watches = nodes.map((node, i) => {
+    const agent = new NodeAgent({
+      node,
+      driver: new MemoryDriver(),
+      heartbeatMs,
+      keys: new KeyStore(undefined),
+      nodeIP: `192.0.2.${(i % 250) + 1}`,
+      writeStatus: async (status) => {
+        writes++;
+        await mergePatchStatus(
+          api,
+          { kind: NodeNetworkStateKind, name: node },
+          statusPatch(status),
+        );
+      },
+      log,
+    });
+    const w = agentWatches(kc, node, agent, log);
+    w.start();
+    agent.start();
+    stops.push(() => {
+      agent.stop();
+      w.stop();
+    });
+    return w;
+  });
+  await Promise.all(watches.map((w) => w.synced()));
+  send({ op: "agents-synced", writes });
+}
+
+async function openFanout(count: number, namespace: string, name: string): Promise<void> {
+  const watch = new Watch(kc);
+  let ready = 0;
+  await new Promise<void>((resolve, reject) => {
+    for (let i = 0; i < count; i++) {
+      watch
+        .watch(
+          `/api/v1/namespaces/${namespace}/configmaps`,
+          { fieldSelector: `metadata.name=${name}`, allowWatchBookmarks: false },
+          (type) => {
+            if (type === "MODIFIED") send({ op: "fanout-event", at: Date.now() });
+          },
+          () => {},
+        )
+        .then((abort) => {
+          fanout.push(abort);
+          if (++ready === count) resolve();
+        }, reject);
+    }
+  });
+  send({ op: "fanout-ready" });
+}
+
+process.on("message", (m: ToWorker) => {
+  if (m.op === "agents") void startAgents(m.nodes, m.heartbeatMs);
+  if (m.op === "fanout-watch") void openFanout(m.count, m.namespace, m.name);
+  if (m.op === "fanout-stop") {
+    for (const a of fanout) a.abort();
+    fanout = [];
+  }
+  if (m.op === "stop") {
+    send({ op: "stats", writes });
+    for (const s of stops) s();
+    for (const a of fanout) a.abort();
+    setImmediate(() => process.exit(0));
+  }
+});

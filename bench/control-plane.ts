@@ -1,0 +1,514 @@
+// The control-plane half of `make bench`: the operator as its own `netloom operator` process and
+// simulated agents in worker processes, each agent with its own watches (bench/agent-worker.ts),
+// on a real kube-apiserver + etcd. Every figure is printed next to the floor the API server
+// itself sets, measured in the same run: N server-side applies, N status patches, and one event
+// reaching N watchers. Sizes: BENCH_CP_NODES (default "100,1000"), BENCH_PODS_PER_NODE (30).
+// Writes docs/benchmarks.md's control-plane section (BENCH_CP_WRITE=0 only prints).
+import { type ChildProcess, execFileSync, fork, spawn } from "node:child_process";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { cpus, totalmem } from "node:os";
+import { join } from "node:path";
+import { performance } from "node:perf_hooks";
+import { CoreV1Api, type KubeConfig, type KubernetesObject } from "@kubernetes/client-node";
+import { REPO_ROOT } from "../src/api/fixtures.js";
+import type { NetworkConfig } from "../src/api/networkconfig.js";
+import type { NodeNetworkState } from "../src/api/nodenetworkstate.js";
+import { Informer } from "../src/controllers/informer.js";
+import { installCRDs } from "../src/kube/crds.js";
+import { kubeRequest } from "../src/kube/raw.js";
+import { NetworkConfigKind, NodeNetworkStateKind } from "../src/reconcilers/context.js";
+import { startTestCluster, type TestCluster } from "../test/support/cluster.js";
+import type { FromWorker, ToWorker } from "./agent-worker.js";
+
+const SIZES = (process.env.BENCH_CP_NODES ?? "100,1000").split(",").map(Number);
+const PODS_PER_NODE = Number(process.env.BENCH_PODS_PER_NODE ?? 30);
+const WORKERS = Number(process.env.BENCH_CP_WORKERS ?? 8);
+const IN_FLIGHT = 16;
+const REST_WINDOW_MS = Number(process.env.BENCH_CP_REST_MS ?? 30_000);
+const HEARTBEAT_MS = 15_000;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const say = (line: string) => process.stderr.write(`[bench control-plane] ${line}\n`);
+
+/** Runs fn over items with at most `limit` in flight; resolves with the elapsed ms. */
+async function timedPool<T>(
+  items: T[],
+  limit: number,
+  fn: (t: T) => Promise<void>,
+): Promise<number> {
+  const t0 = performance.now();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) await fn(items[next++]!);
+    }),
+  );
+  return performance.now() - t0;
+}
+
+async function must(
+  kc: KubeConfig,
+  method: string,
+  path: string,
+  opts: { body?: unknown; contentType?: string } = {},
+): Promise<void> {
+  const r = await kubeRequest(kc, method, path, opts);
+  if (r.status >= 300) throw new Error(`${method} ${path}: ${r.status} ${r.body.slice(0, 300)}`);
+}
+
+const apply = (kc: KubeConfig, path: string, body: unknown) =>
+  must(kc, "PATCH", `${path}?fieldManager=netloom-bench&force=true`, {
+    body,
+    contentType: "application/apply-patch+yaml",
+  });
+
+// ---- API server metrics: writes by resource, watch events ---------------------------------------
+
+interface ApiCounts {
+  writes: Map<string, number>;
+  watchEvents: number;
+}
+
+const WRITE_VERBS = new Set(["POST", "PUT", "PATCH", "APPLY", "DELETE", "DELETECOLLECTION"]);
+
+async function apiCounts(kc: KubeConfig): Promise<ApiCounts> {
+  const r = await kubeRequest(kc, "GET", "/metrics");
+  const writes = new Map<string, number>();
+  let watchEvents = 0;
+  for (const line of r.body.split("\n")) {
+    if (line.startsWith("apiserver_request_total{")) {
+      const labels = Object.fromEntries(
+        [...line.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1]!, m[2]!]),
+      );
+      if (!WRITE_VERBS.has(labels.verb ?? "")) continue;
+      const what = `${labels.resource}${labels.subresource ? `/${labels.subresource}` : ""}`;
+      writes.set(what, (writes.get(what) ?? 0) + Number(line.split(" ").at(-1)));
+    } else if (line.startsWith("apiserver_watch_events_total{")) {
+      watchEvents += Number(line.split(" ").at(-1));
+    }
+  }
+  return { writes, watchEvents };
+}
+
+function diffCounts(a: ApiCounts, b: ApiCounts): { writes: Map<string, number>; events: number } {
+  const writes = new Map<string, number>();
+  for (const [k, v] of b.writes) {
+    const d = v - (a.writes.get(k) ?? 0);
+    if (d > 0) writes.set(k, d);
+  }
+  return { writes, events: b.watchEvents - a.watchEvents };
+}
+
+const total = (m: Map<string, number>) => [...m.values()].reduce((s, v) => s + v, 0);
+const describeWrites = (m: Map<string, number>) =>
+  [...m]
+    .sort((a, b) => b[1] - a[1])
+    .map(([k, v]) => `${k} ${v}`)
+    .join(", ");
+
+// ---- processes ------------------------------------------------------------------------------------
+
+interface Worker {
+  child: ChildProcess;
+  send(m: ToWorker): void;
+  next(op: FromWorker["op"]): Promise<FromWorker>;
+}
+
+function startWorker(kubeconfigPath: string, onEvent: (m: FromWorker) => void): Worker {
+  const child = fork(join(REPO_ROOT, "dist", "bench", "agent-worker.js"), [], {
+    env: { ...process.env, BENCH_KUBECONFIG: kubeconfigPath },
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+  });
+  const waiting: { op: string; resolve: (m: FromWorker) => void }[] = [];
+  child.on("message", (m: FromWorker) => {
+    onEvent(m);
+    const i = waiting.findIndex((w) => w.op === m.op);
+    if (i >= 0) waiting.splice(i, 1)[0]!.resolve(m);
+  });
+  return {
+    child,
+    send: (m) => child.send(m),
+    next: (op) => new Promise((resolve) => waiting.push({ op, resolve })),
+  };
+}
+
+/** Resident memory (MB) and CPU seconds used so far by a process, from /proc. */
+function processUsage(pid: number): { rssMB: number; cpuS: number } {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const rssKB = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const ticks = Number(fields[11]) + Number(fields[12]); // utime + stime
+  return { rssMB: rssKB / 1024, cpuS: ticks / 100 };
+}
+
+// ---- the cluster ------------------------------------------------------------------------------------
+
+const nodeName = (i: number) => `node-${String(i).padStart(5, "0")}`;
+const podCIDR = (i: number) => `10.${64 + (i >> 8)}.${i & 255}.0/24`;
+const podIP = (i: number, j: number) => `10.${64 + (i >> 8)}.${i & 255}.${j + 10}`;
+
+async function createNodesAndPods(kc: KubeConfig, n: number, podsPerNode: number): Promise<void> {
+  const core = kc.makeApiClient(CoreV1Api);
+  await timedPool([...Array(n).keys()], IN_FLIGHT, async (i) => {
+    await core.createNode({
+      body: {
+        metadata: { name: nodeName(i), labels: { zone: `z${i % 3}` } },
+        spec: { podCIDR: podCIDR(i), podCIDRs: [podCIDR(i)] },
+      },
+    });
+  });
+  for (const ns of Array.from({ length: 10 }, (_, k) => `bench-${k}`))
+    await core.createNamespace({ body: { metadata: { name: ns } } });
+  const pods = [...Array(n * podsPerNode).keys()].map((k) => ({
+    i: Math.floor(k / podsPerNode),
+    j: k % podsPerNode,
+  }));
+  await timedPool(pods, IN_FLIGHT, async ({ i, j }) => {
+    const namespace = `bench-${j % 10}`;
+    const name = `p-${i}-${j}`;
+    await core.createNamespacedPod({
+      namespace,
+      body: {
+        metadata: { name, labels: { app: j % 3 === 0 ? "landing-page" : "api" } },
+        spec: {
+          nodeName: nodeName(i),
+          containers: [{ name: "app", image: "registry.invalid/a:1" }],
+        },
+      },
+    });
+    await must(kc, "PATCH", `/api/v1/namespaces/${namespace}/pods/${name}/status`, {
+      body: { status: { phase: "Running", podIP: podIP(i, j), podIPs: [{ ip: podIP(i, j) }] } },
+      contentType: "application/merge-patch+json",
+    });
+  });
+}
+
+// ---- floors ------------------------------------------------------------------------------------------
+
+async function applyFloor(kc: KubeConfig, n: number): Promise<number> {
+  await must(kc, "POST", "/api/v1/namespaces", { body: { metadata: { name: "bench-floor" } } });
+  return timedPool([...Array(n).keys()], IN_FLIGHT, (i) =>
+    apply(kc, `/api/v1/namespaces/bench-floor/configmaps/floor-${i}`, {
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: { name: `floor-${i}`, namespace: "bench-floor" },
+      data: { egressDeny: "169.254.169.254/32", generation: "1" },
+    }),
+  );
+}
+
+async function statusFloor(kc: KubeConfig, n: number): Promise<number> {
+  const base = "/apis/netloom.io/v1alpha1/nodenetworkstates";
+  await timedPool([...Array(n).keys()], IN_FLIGHT, (i) =>
+    apply(kc, `${base}/floor-${i}`, {
+      apiVersion: "netloom.io/v1alpha1",
+      kind: "NodeNetworkState",
+      metadata: { name: `floor-${i}`, labels: { "netloom.io/bench": "floor" } },
+      spec: { nodeName: `floor-${i}` },
+    }),
+  );
+  const ms = await timedPool([...Array(n).keys()], IN_FLIGHT, (i) =>
+    must(kc, "PATCH", `${base}/floor-${i}/status`, {
+      body: { status: { observedGeneration: 1, heartbeatTime: new Date().toISOString() } },
+      contentType: "application/merge-patch+json",
+    }),
+  );
+  await must(kc, "DELETE", `${base}?labelSelector=netloom.io%2Fbench%3Dfloor`);
+  return ms;
+}
+
+/** One ConfigMap write reaching n watches spread over the worker processes. */
+async function fanoutFloor(
+  kc: KubeConfig,
+  workers: Worker[],
+  n: number,
+  events: number[],
+): Promise<number> {
+  await apply(kc, "/api/v1/namespaces/bench-floor/configmaps/fanout", {
+    apiVersion: "v1",
+    kind: "ConfigMap",
+    metadata: { name: "fanout", namespace: "bench-floor" },
+    data: { v: "0" },
+  });
+  const share = (w: number) => Math.floor(n / workers.length) + (w < n % workers.length ? 1 : 0);
+  await Promise.all(
+    workers.map((w, k) => {
+      const ready = w.next("fanout-ready");
+      w.send({ op: "fanout-watch", count: share(k), namespace: "bench-floor", name: "fanout" });
+      return ready;
+    }),
+  );
+  events.length = 0;
+  const t0 = Date.now();
+  await apply(kc, "/api/v1/namespaces/bench-floor/configmaps/fanout", {
+    apiVersion: "v1",
+    kind: "ConfigMap",
+    metadata: { name: "fanout", namespace: "bench-floor" },
+    data: { v: "1" },
+  });
+  while (events.length < n) await sleep(5);
+  const floor = Math.max(...events) - t0;
+  for (const w of workers) w.send({ op: "fanout-stop" });
+  return floor;
+}
+
+// ---- one size ----------------------------------------------------------------------------------------
+
+/**
+ * Whether a node applied generation `generation` of NetworkConfig `name`, from its state: the
+ * criterion the status controllers use too (here: rendered into the spec, spec applied).
+ */
+function appliedNetworkConfig(s: NodeNetworkState, name: string, generation: number): boolean {
+  const ref = s.spec.sources?.networkConfig;
+  return (
+    ref?.name === name &&
+    ref.generation === generation &&
+    s.status?.observedGeneration === s.metadata.generation
+  );
+}
+
+interface ChangeFigures {
+  p50: number;
+  p99: number;
+  max: number;
+  readyMs: number;
+  writes: Map<string, number>;
+  events: number;
+}
+
+const pct = (sorted: number[], p: number) =>
+  sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? Number.NaN;
+
+async function measureChange(
+  kc: KubeConfig,
+  states: Informer<KubernetesObject>,
+  nodes: string[],
+  generation: number,
+  write: () => Promise<void>,
+): Promise<ChangeFigures> {
+  const appliedAt = new Map<string, number>();
+  const check = (o: KubernetesObject) => {
+    const s = o as unknown as NodeNetworkState;
+    const name = s.metadata.name ?? "";
+    if (!appliedAt.has(name) && appliedNetworkConfig(s, "bench", generation))
+      appliedAt.set(name, performance.now());
+  };
+  const handler = { add: check, update: (_: KubernetesObject, o: KubernetesObject) => check(o) };
+  const unregister = states.addEventHandler(handler);
+  const before = await apiCounts(kc);
+  const t0 = performance.now();
+  await write();
+  let readyMs = Number.NaN;
+  const deadline = Date.now() + 20 * 60_000;
+  while (Date.now() < deadline) {
+    for (const o of states.list()) check(o);
+    if (Number.isNaN(readyMs)) {
+      const nc = (
+        await kubeRequest(kc, "GET", "/apis/netloom.io/v1alpha1/networkconfigs/bench")
+      ).json<NetworkConfig>();
+      const ready = nc.status?.conditions?.find((c) => c.type === "Ready");
+      if (ready?.status === "True" && nc.status?.observedGeneration === generation)
+        readyMs = performance.now() - t0;
+    }
+    if (appliedAt.size === nodes.length && !Number.isNaN(readyMs)) break;
+    await sleep(100);
+  }
+  unregister();
+  await sleep(3000); // late reports and status writes of this change
+  const { writes, events } = diffCounts(before, await apiCounts(kc));
+  const lat = [...appliedAt.values()].map((t) => t - t0).sort((a, b) => a - b);
+  return {
+    p50: pct(lat, 50),
+    p99: pct(lat, 99),
+    max: lat.at(-1) ?? Number.NaN,
+    readyMs,
+    writes,
+    events,
+  };
+}
+
+interface SizeFigures {
+  nodes: number;
+  pods: number;
+  floors: { applyMs: number; statusMs: number; fanoutMs: number };
+  create: ChangeFigures;
+  change: ChangeFigures;
+  rest: { eventsPerS: number; writesPerS: number };
+  operator: { rssMB: number; cpuS: number };
+}
+
+async function measureSize(n: number): Promise<SizeFigures> {
+  say(`${n} nodes × ${PODS_PER_NODE} pods: starting etcd + kube-apiserver`);
+  const cluster: TestCluster = await startTestCluster();
+  const kc = cluster.kubeconfig;
+  const kcPath = cluster.state.kubeconfigPath;
+  const procs: ChildProcess[] = [];
+  try {
+    await installCRDs(kc);
+    const fanoutEvents: number[] = [];
+    const workers = Array.from({ length: Math.min(WORKERS, n) }, () =>
+      startWorker(kcPath, (m) => {
+        if (m.op === "fanout-event") fanoutEvents.push(m.at);
+      }),
+    );
+    procs.push(...workers.map((w) => w.child));
+    const floors = {
+      applyMs: await applyFloor(kc, n),
+      statusMs: await statusFloor(kc, n),
+      fanoutMs: await fanoutFloor(kc, workers, n, fanoutEvents),
+    };
+    say(
+      `floors: ${n} applies ${floors.applyMs.toFixed(0)} ms, ${n} status patches ${floors.statusMs.toFixed(0)} ms, one event to ${n} watchers ${floors.fanoutMs.toFixed(0)} ms`,
+    );
+    say(`creating ${n} Nodes and ${n * PODS_PER_NODE} Pods`);
+    await createNodesAndPods(kc, n, PODS_PER_NODE);
+    const operator = spawn(
+      process.execPath,
+      [
+        join(REPO_ROOT, "bin", "netloom.js"),
+        "operator",
+        "--kubeconfig",
+        kcPath,
+        "--metrics-port",
+        "0",
+        "--log-level",
+        "warn",
+      ],
+      { stdio: ["ignore", "ignore", "inherit"] },
+    );
+    procs.push(operator);
+    const nodes = Array.from({ length: n }, (_, i) => nodeName(i));
+    say(`starting ${n} simulated agents in ${workers.length} processes`);
+    await Promise.all(
+      workers.map((w, k) => {
+        const synced = w.next("agents-synced");
+        w.send({
+          op: "agents",
+          nodes: nodes.filter((_, i) => i % workers.length === k),
+          heartbeatMs: HEARTBEAT_MS,
+        });
+        return synced;
+      }),
+    );
+    const states = new Informer({ kubeconfig: kc, kind: NodeNetworkStateKind });
+    states.start();
+    await states.synced();
+    // Settled: every node has a state its agent applied.
+    for (;;) {
+      const list = states.list() as unknown as NodeNetworkState[];
+      const applied = list.filter((s) => s.status?.observedGeneration === s.metadata.generation);
+      if (list.length >= n && applied.length >= n) break;
+      await sleep(500);
+    }
+    say(`settled; at rest for ${REST_WINDOW_MS / 1000} s`);
+    const restA = await apiCounts(kc);
+    await sleep(REST_WINDOW_MS);
+    const rest = diffCounts(restA, await apiCounts(kc));
+    const nc = (generation: number) => ({
+      apiVersion: "netloom.io/v1alpha1",
+      kind: "NetworkConfig",
+      metadata: { name: "bench" },
+      spec: {
+        egressDeny: [
+          { cidr: "169.254.169.254/32" },
+          ...(generation > 1 ? [{ cidr: "192.0.2.0/24", ports: [{ port: 22 }] }] : []),
+        ],
+      },
+    });
+    const ncPath = `/apis/${NetworkConfigKind.group}/${NetworkConfigKind.version}/networkconfigs/bench`;
+    say("a NetworkConfig created");
+    const create = await measureChange(kc, states, nodes, 1, () => apply(kc, ncPath, nc(1)));
+    say("the NetworkConfig changed");
+    const change = await measureChange(kc, states, nodes, 2, () => apply(kc, ncPath, nc(2)));
+    const usage = processUsage(operator.pid!);
+    states.stop();
+    for (const w of workers) w.send({ op: "stop" });
+    return {
+      nodes: n,
+      pods: n * PODS_PER_NODE,
+      floors,
+      create,
+      change,
+      rest: {
+        eventsPerS: rest.events / (REST_WINDOW_MS / 1000),
+        writesPerS: total(rest.writes) / (REST_WINDOW_MS / 1000),
+      },
+      operator: usage,
+    };
+  } finally {
+    for (const p of procs) p.kill("SIGKILL");
+    await cluster.stop();
+  }
+}
+
+// ---- report ------------------------------------------------------------------------------------------
+
+const s = (ms: number) => (ms / 1000).toFixed(1);
+const x = (a: number, b: number) => (a / b).toFixed(1);
+
+function report(all: SizeFigures[], commit: string): string {
+  const rows = all.flatMap((f) =>
+    (
+      [
+        ["created", f.create],
+        ["changed", f.change],
+      ] as const
+    ).map(
+      ([what, c]) =>
+        `| ${f.nodes} | ${what} | ${s(c.p50)} / ${s(c.p99)} / ${s(c.max)} | ${x(c.p99, f.floors.fanoutMs)}× | ${s(c.readyMs)} | ${x(c.readyMs, f.floors.statusMs)}× | ${total(c.writes)} (${(total(c.writes) / f.nodes).toFixed(1)}/node) | ${c.events} (${(c.events / f.nodes).toFixed(0)}/node) |`,
+    ),
+  );
+  const floorRows = all.map(
+    (f) =>
+      `| ${f.nodes} | ${f.pods} | ${s(f.floors.applyMs)} | ${s(f.floors.statusMs)} | ${f.floors.fanoutMs.toFixed(0)} ms | ${f.rest.eventsPerS.toFixed(0)} (target ≤ ${f.nodes / 10}) | ${f.rest.writesPerS.toFixed(1)} | ${f.operator.rssMB.toFixed(0)} MB | ${f.operator.cpuS.toFixed(1)} s |`,
+  );
+  const writeDetail = all.map(
+    (f) => `- ${f.nodes} nodes, NetworkConfig changed: ${describeWrites(f.change.writes)}`,
+  );
+  return [
+    `Measured ${new Date().toISOString().slice(0, 10)} on commit ${commit}, ${cpus().length} CPUs, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, kube-apiserver 1.37.2 + etcd on loopback; reproduce with \`BENCH_CP_NODES=${all.map((f) => f.nodes).join(",")} node dist/bench/control-plane.js\` (part of \`make bench\`).`,
+    "",
+    "A source write → every node applied it (p50 / p99 / max, from the write to each node's report), and → the resource's Ready; each against its floor measured in the same run (p99 against one event reaching N watchers, Ready against N status patches).",
+    "",
+    "| nodes | NetworkConfig | applied p50 / p99 / max (s) | p99 ÷ fan-out floor | Ready (s) | Ready ÷ N-status floor | API writes | watch events |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ...rows,
+    "",
+    "| nodes | pods | N applies (s) | N status patches (s) | one event → N watchers | watch events/s at rest | writes/s at rest | operator RSS | operator CPU |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ...floorRows,
+    "",
+    "Writes of one change, by resource:",
+    ...writeDetail,
+  ].join("\n");
+}
+
+async function main(): Promise<void> {
+  if (!existsSync(join(REPO_ROOT, "dist", "bench", "agent-worker.js")))
+    throw new Error("dist/bench/agent-worker.js is missing: make build");
+  const all: SizeFigures[] = [];
+  for (const n of SIZES) all.push(await measureSize(n));
+  const commit = execFileSync("git", ["rev-parse", "--short", "HEAD"], {
+    cwd: REPO_ROOT,
+    encoding: "utf8",
+  }).trim();
+  const text = report(all, commit);
+  process.stdout.write(`${text}\n`);
+  if (process.env.BENCH_CP_WRITE !== "0") writeBenchmarksSection(text);
+}
+
+/** Replaces the text between the control-plane markers of docs/benchmarks.md. */
+function writeBenchmarksSection(text: string): void {
+  const path = join(REPO_ROOT, "docs", "benchmarks.md");
+  const begin = "<!-- control-plane:begin (written by bench/control-plane.ts) -->";
+  const end = "<!-- control-plane:end -->";
+  const doc = existsSync(path) ? readFileSync(path, "utf8") : "";
+  const i = doc.indexOf(begin);
+  const j = doc.indexOf(end);
+  if (i < 0 || j < i) throw new Error(`${path} has no ${begin} … ${end} block`);
+  writeFileSync(path, `${doc.slice(0, i + begin.length)}\n${text}\n${doc.slice(j)}`);
+}
+
+await main();
+process.exit(0);
