@@ -6,11 +6,13 @@ import { CustomObjectsApi, KubeConfig, Watch } from "@kubernetes/client-node";
 import { pino } from "pino";
 import { NodeAgent } from "../src/agent/agent.js";
 import { KeyStore } from "../src/agent/keystore.js";
+import { applyAgentLease, DEFAULT_LEASE_NAMESPACE, LeaseKeeper } from "../src/agent/lease.js";
 import { statusPatch } from "../src/agent/status.js";
 import { agentWatches } from "../src/agent/watches.js";
 import { mergePatchStatus } from "../src/controllers/apply.js";
 import { MemoryDriver } from "../src/datapath-driver/memory.js";
 import { NodeNetworkStateKind } from "../src/reconcilers/context.js";
+import { RealClock } from "../src/util/clock.js";
 
 export type ToWorker =
   | { op: "agents"; nodes: string[]; heartbeatMs: number }
@@ -30,6 +32,7 @@ kc.loadFromFile(process.env.BENCH_KUBECONFIG ?? "");
 const log = pino({ level: process.env.BENCH_LOG ?? "silent" });
 const api = kc.makeApiClient(CustomObjectsApi);
 const stops: (() => void)[] = [];
+const clock = new RealClock();
 let fanout: AbortController[] = [];
 let writes = 0;
 
@@ -52,10 +55,17 @@ async function startAgents(nodes: string[], heartbeatMs: number): Promise<void> 
       log,
     });
     const w = agentWatches(kc, node, agent, log);
+    const lease = new LeaseKeeper({
+      node,
+      clock,
+      renew: (now) => applyAgentLease(kc, node, DEFAULT_LEASE_NAMESPACE, now),
+    });
     w.start();
     agent.start();
+    lease.start();
     stops.push(() => {
       agent.stop();
+      lease.stop();
       w.stop();
     });
     return w;

@@ -10,11 +10,13 @@ import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { CoreV1Api, type KubeConfig, type KubernetesObject } from "@kubernetes/client-node";
+import { DEFAULT_LEASE_NAMESPACE } from "../src/agent/lease.js";
 import { REPO_ROOT } from "../src/api/fixtures.js";
 import type { NetworkConfig } from "../src/api/networkconfig.js";
 import type { NodeNetworkState } from "../src/api/nodenetworkstate.js";
 import { Informer } from "../src/controllers/informer.js";
 import { installCRDs } from "../src/kube/crds.js";
+import { ensureNamespace } from "../src/kube/namespace.js";
 import { kubeRequest } from "../src/kube/raw.js";
 import { NetworkConfigKind, NodeNetworkStateKind } from "../src/reconcilers/context.js";
 import { startTestCluster, type TestCluster } from "../test/support/cluster.js";
@@ -346,6 +348,7 @@ async function measureSize(n: number): Promise<SizeFigures> {
   const procs: ChildProcess[] = [];
   try {
     await installCRDs(kc);
+    await ensureNamespace(kc, DEFAULT_LEASE_NAMESPACE);
     const fanoutEvents: number[] = [];
     const workers = Array.from({ length: Math.min(WORKERS, n) }, () =>
       startWorker(kcPath, (m) => {

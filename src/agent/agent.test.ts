@@ -156,6 +156,16 @@ describe("NodeAgent units on one clock (memory driver)", () => {
     agent.stop();
   });
 
+  it("writes nothing at rest: liveness is the Lease's job, the heartbeat writes only changes", async () => {
+    const h = harness();
+    await h.agent.observe(state(1, "Heal"));
+    h.agent.start();
+    const writes = h.writes.length;
+    await h.advance(10 * 15_000);
+    assert.equal(h.writes.length, writes, "ten quiet heartbeat periods, no status write");
+    h.agent.stop();
+  });
+
   it("a heal that throws is reported, and healing is tried again at the next interval", async () => {
     const h = harness();
     await h.agent.observe(state(1, "Heal"));

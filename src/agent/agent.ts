@@ -116,6 +116,8 @@ export class NodeAgent {
   private lastRotation: string | undefined;
   private readonly clock: Clock;
   private readonly log: Logger;
+  /** What was last written, without its time: the heartbeat writes only a different report. */
+  private publishedHash: string | undefined;
 
   constructor(private readonly opts: NodeAgentOptions) {
     this.clock = opts.clock ?? new RealClock();
@@ -595,14 +597,20 @@ export class NodeAgent {
     else this.status = status;
   }
 
+  /**
+   * The periodic check of what only time changes (WireGuard sessions, peer counts held back
+   * from a join): written only when a reader would see a difference. Liveness is the Lease's
+   * job, so a quiet node writes nothing here.
+   */
   private async heartbeat(): Promise<void> {
     if (!this.status || !this.state) return;
     const wireguard = await this.tunnelStatus();
-    await this.publish({
-      ...this.status,
-      ...(wireguard ? { wireguard } : {}),
-      heartbeatTime: formatTime(this.clock.now()),
-    });
+    const next = { ...this.status, ...(wireguard ? { wireguard } : {}) };
+    if (reportHash(next) === this.publishedHash) {
+      this.status = next;
+      return;
+    }
+    await this.publish({ ...next, heartbeatTime: formatTime(this.clock.now()) });
   }
 
   /** Since when each peer key is configured: a new one gets a grace for its first handshake. */
@@ -641,6 +649,13 @@ export class NodeAgent {
 
   private async publish(status: NodeNetworkStateStatus): Promise<void> {
     this.status = status;
+    this.publishedHash = reportHash(status);
     await this.opts.writeStatus(status);
   }
+}
+
+/** A report's content without the time it was made. */
+function reportHash(status: NodeNetworkStateStatus): string {
+  const { heartbeatTime: _t, ...rest } = status;
+  return contentHash(rest);
 }

@@ -6,14 +6,18 @@ import { mergePatchStatus } from "../controllers/apply.js";
 import { Informer } from "../controllers/informer.js";
 import { MemoryDriver } from "../datapath-driver/memory.js";
 import { NodeNetworkStateKind } from "../reconcilers/context.js";
+import { RealClock } from "../util/clock.js";
 import { NodeAgent } from "./agent.js";
 import { KeyStore } from "./keystore.js";
+import { applyAgentLease, DEFAULT_LEASE_NAMESPACE, LeaseKeeper } from "./lease.js";
 import { statusPatch } from "./status.js";
 
 export interface SimulatorOptions {
   kubeconfig: KubeConfig;
   nodes: string[];
   heartbeatMs?: number;
+  /** How often each agent renews its Lease (default AGENT_LEASE_RENEW_MS). */
+  leaseRenewMs?: number;
   log?: Logger;
 }
 
@@ -23,9 +27,13 @@ export interface SimulatorOptions {
  * `netloom agent` does; only the kernel is simulated.
  */
 export class AgentSimulator {
-  readonly agents = new Map<string, { agent: NodeAgent; driver: MemoryDriver }>();
+  readonly agents = new Map<
+    string,
+    { agent: NodeAgent; driver: MemoryDriver; lease: LeaseKeeper }
+  >();
   private readonly informer: Informer<KubernetesObject>;
   private readonly api: CustomObjectsApi;
+  private readonly clock = new RealClock();
   /** Status writes made, for scale tests. */
   statusWrites = 0;
 
@@ -70,8 +78,16 @@ export class AgentSimulator {
       },
       ...(this.opts.log ? { log: this.opts.log } : {}),
     });
-    this.agents.set(node, { agent, driver });
+    const lease = new LeaseKeeper({
+      node,
+      clock: this.clock,
+      renew: (now) => applyAgentLease(this.opts.kubeconfig, node, DEFAULT_LEASE_NAMESPACE, now),
+      ...(this.opts.leaseRenewMs ? { renewMs: this.opts.leaseRenewMs } : {}),
+      ...(this.opts.log ? { log: this.opts.log } : {}),
+    });
+    this.agents.set(node, { agent, driver, lease });
     agent.start();
+    lease.start();
     const current = this.informer?.getByName(node);
     if (current) void agent.observeObject(current);
     return agent;
@@ -79,6 +95,7 @@ export class AgentSimulator {
 
   removeNode(node: string): void {
     this.agents.get(node)?.agent.stop();
+    this.agents.get(node)?.lease.stop();
     this.agents.delete(node);
   }
 
@@ -95,6 +112,9 @@ export class AgentSimulator {
 
   stop(): void {
     this.informer.stop();
-    for (const { agent } of this.agents.values()) agent.stop();
+    for (const { agent, lease } of this.agents.values()) {
+      agent.stop();
+      lease.stop();
+    }
   }
 }

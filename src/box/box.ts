@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { CoreV1Api, KubeConfig } from "@kubernetes/client-node";
+import { DEFAULT_LEASE_NAMESPACE } from "../agent/lease.js";
 import { REPO_ROOT } from "../api/fixtures.js";
 import {
   type ControlPlaneState,
@@ -8,6 +9,7 @@ import {
   stopControlPlane,
 } from "../cluster/control-plane.js";
 import { installCRDs } from "../kube/crds.js";
+import { ensureNamespace } from "../kube/namespace.js";
 import { kubeRequest } from "../kube/raw.js";
 import { spawnDaemon, terminate } from "../util/process.js";
 import { inNs, ip, listNetns, netnsExists, sh, sysctl } from "./netns.js";
@@ -348,6 +350,7 @@ async function finishBox(
   kc.loadFromFile(s.kubeconfigPath);
   say("installing CRDs; registering Nodes and Pods");
   await installCRDs(kc);
+  await ensureNamespace(kc, DEFAULT_LEASE_NAMESPACE); // where the agents renew their Leases
   await registerObjects(kc, s);
   if (opts.startProcesses ?? true) {
     say("starting the operator and one agent per node");

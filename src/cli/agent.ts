@@ -6,6 +6,7 @@ import { pino } from "pino";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import { NodeAgent } from "../agent/agent.js";
 import { KeyStore } from "../agent/keystore.js";
+import { applyAgentLease, DEFAULT_LEASE_NAMESPACE, LeaseKeeper } from "../agent/lease.js";
 import { statusPatch } from "../agent/status.js";
 import { agentWatches } from "../agent/watches.js";
 import { parseDuration } from "../api/quantity.js";
@@ -16,6 +17,7 @@ import { defaultRouteDevice, deviceIPv4 } from "../datapath-driver/linux/htb.js"
 import { MemoryDriver } from "../datapath-driver/memory.js";
 import { recordEvent } from "../kube/events.js";
 import { NodeNetworkStateKind } from "../reconcilers/context.js";
+import { RealClock } from "../util/clock.js";
 import { isRoot } from "../util/process.js";
 import { flags, loadKubeConfig } from "./args.js";
 
@@ -49,6 +51,7 @@ export async function runAgent(argv: string[]): Promise<number> {
     "metrics-port": { type: "string", default: "9962" },
     heartbeat: { type: "string", default: "15s" },
     "wireguard-interface": { type: "string" },
+    "lease-namespace": { type: "string" },
     "log-level": { type: "string", default: "info" },
   });
   const node = f.node ?? process.env.NODE_NAME;
@@ -197,8 +200,17 @@ export async function runAgent(argv: string[]): Promise<number> {
   });
   await new Promise<void>((resolve) => server.listen(Number(f["metrics-port"]), resolve));
 
+  const leaseNamespace =
+    f["lease-namespace"] ?? process.env.POD_NAMESPACE ?? DEFAULT_LEASE_NAMESPACE;
+  const lease = new LeaseKeeper({
+    node,
+    clock: new RealClock(),
+    renew: (now) => applyAgentLease(kc, node, leaseNamespace, now),
+    log,
+  });
   watches.start();
   agent.start();
+  lease.start();
   log.info(
     { driver: driver.kind, pinDir: linux ? join(f.bpffs ?? "", "netloom") : undefined },
     "agent started",
@@ -211,6 +223,7 @@ export async function runAgent(argv: string[]): Promise<number> {
     const stop = () => {
       // The datapath stays: pinned programs and maps keep forwarding while the agent is away.
       agent.stop();
+      lease.stop();
       watches.stop();
       server.close();
       resolve();

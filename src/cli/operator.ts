@@ -25,6 +25,7 @@ export async function runOperator(argv: string[]): Promise<number> {
     kubeconfig,
     logger,
     server: { port },
+    leaseNamespace: f["lease-namespace"] ?? "netloom-system",
     ...(f["leader-elect"]
       ? {
           leaderElection: {

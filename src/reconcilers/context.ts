@@ -6,12 +6,18 @@ import {
   type KubeConfig,
   type KubernetesObject,
   KubernetesObjectApi,
+  type V1Lease,
   type V1Node,
   type V1Pod,
 } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { Gauge } from "prom-client";
 import type { z } from "zod";
+import {
+  AGENT_LEASE_LABEL,
+  AGENT_LEASE_LABEL_VALUE,
+  DEFAULT_LEASE_NAMESPACE,
+} from "../agent/lease.js";
 import { bandwidthPolicy } from "../api/bandwidthpolicy.js";
 import { type ClusterMeshPeer, clusterMeshPeer } from "../api/clustermeshpeer.js";
 import { encryptionProfile } from "../api/encryptionprofile.js";
@@ -21,7 +27,7 @@ import { type NodeNetworkState, nodeNetworkState } from "../api/nodenetworkstate
 import { type Parsed, parseApiObject } from "../api/parse.js";
 import type { Informer } from "../controllers/informer.js";
 import type { Manager } from "../controllers/manager.js";
-import { NodeKind, PodKind, type ResourceKind } from "../controllers/resource.js";
+import { LeaseKind, NodeKind, PodKind, type ResourceKind } from "../controllers/resource.js";
 import { type EventTarget, recordEvent } from "../kube/events.js";
 import {
   type BandwidthPolicy,
@@ -129,12 +135,16 @@ export interface OperatorOptions {
   cleanupTimeoutMs?: number;
   /** Status is re-folded this often while nodes exist, so silent agents are noticed (15 s). */
   statusResyncMs?: number;
+  /** Where the agents' Leases live (liveness; default netloom-system). */
+  leaseNamespace?: string;
   now?: () => Date;
 }
 
 export class OperatorContext {
   readonly nodes: Informer<V1Node>;
   readonly pods: Informer<V1Pod>;
+  /** The agents' Leases: when each node's agent was last alive. Watched here only. */
+  readonly agentLeases: Informer<V1Lease>;
   readonly networkConfigs: Cache<Named<NetworkConfig>>;
   readonly encryptionProfiles: Cache<Named<EncryptionProfile>>;
   readonly bandwidthPolicies: Cache<Named<BandwidthPolicy>>;
@@ -159,6 +169,10 @@ export class OperatorContext {
     this.nodes = manager.informer<V1Node>(NodeKind);
     this.pods = manager.informer<V1Pod>(PodKind);
     this.pods.addIndex("node", (p) => (p.spec?.nodeName ? [p.spec.nodeName] : []));
+    this.agentLeases = manager.informer<V1Lease>(LeaseKind, {
+      namespace: opts.leaseNamespace ?? DEFAULT_LEASE_NAMESPACE,
+      labelSelector: `${AGENT_LEASE_LABEL}=${AGENT_LEASE_LABEL_VALUE}`,
+    });
     this.pods.addIndex("namespace", (p) => [p.metadata?.namespace ?? ""]);
     this.networkConfigs = new Cache(manager.informer(NetworkConfigKind), named(networkConfig));
     this.encryptionProfiles = new Cache(
@@ -194,6 +208,18 @@ export class OperatorContext {
 
   podViews(namespace?: string): PodView[] {
     return (namespace ? this.pods.byIndex("namespace", namespace) : this.pods.list()).map(podView);
+  }
+
+  /** Node → the last renewal of its agent's Lease. */
+  lastSeen(): Map<string, Date> {
+    const out = new Map<string, Date>();
+    for (const l of this.agentLeases.list()) {
+      const node = l.spec?.holderIdentity;
+      const renewed = l.spec?.renewTime;
+      // The reflector keeps the API's JSON: the MicroTime is a string here.
+      if (node && renewed) out.set(node, new Date(String(renewed)));
+    }
+    return out;
   }
 
   stateMap(): Map<string, NodeNetworkState> {

@@ -15,6 +15,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { KubeConfig } from "@kubernetes/client-node";
 import { parseAllDocuments } from "yaml";
+import { agentLease } from "../../src/agent/lease.js";
 import { kubeRequest, type RawResponse } from "../../src/kube/raw.js";
 import { startTestCluster, type TestCluster } from "../support/cluster.js";
 
@@ -636,6 +637,43 @@ describe("the kustomize install on a real kube-apiserver", () => {
         );
         await sleep(200);
       }
+    });
+
+    it("the agent renews its own node's Lease only; the operator may read the Leases", async () => {
+      const leasePath = (node: string) =>
+        `/apis/coordination.k8s.io/v1/namespaces/netloom-system/leases/${node}?fieldManager=netloom-agent&force=true`;
+      const renew = (as_: string, node: string) =>
+        as(
+          kc,
+          agentOn(as_),
+          "PATCH",
+          leasePath(node),
+          agentLease(node, "netloom-system", new Date()),
+          "application/apply-patch+yaml",
+        );
+      const own = await renew("node-a", "node-a");
+      assert.equal(own.status, 201, own.body);
+      assert.equal((await renew("node-a", "node-a")).status, 200, "renewed");
+      const other = await renew("node-a", "node-b");
+      assert.equal(other.status, 403, other.body);
+      assert.match(message(other), /ValidatingAdmissionPolicy 'netloom-agent-own-lease'/);
+      assert.match(message(other), /may only renew the Lease of its own\s+node, not node-b/);
+      const unbound = await as(
+        kc,
+        agentOn(),
+        "PATCH",
+        leasePath("node-a"),
+        agentLease("node-a", "netloom-system", new Date()),
+        "application/apply-patch+yaml",
+      );
+      assert.equal(unbound.status, 403, "no node-bound token, no Lease");
+      const list = await as(
+        kc,
+        operator,
+        "GET",
+        "/apis/coordination.k8s.io/v1/namespaces/netloom-system/leases",
+      );
+      assert.equal(list.status, 200, list.body);
     });
 
     it("the agent (impersonated with its node-name extra) writes its own status only", async () => {

@@ -1,7 +1,9 @@
 import { CoreV1Api, type KubeConfig } from "@kubernetes/client-node";
 import { pino } from "pino";
+import { DEFAULT_LEASE_NAMESPACE } from "../../src/agent/lease.js";
 import { AgentSimulator } from "../../src/agent/simulator.js";
 import { installCRDs } from "../../src/kube/crds.js";
+import { ensureNamespace } from "../../src/kube/namespace.js";
 import { kubeRequest } from "../../src/kube/raw.js";
 import { createOperator } from "../../src/reconcilers/operator.js";
 import { startTestCluster, type TestCluster } from "./cluster.js";
@@ -69,11 +71,17 @@ export async function createPod(
  */
 export async function startSimCluster(
   nodes: number,
-  opts: { auditLog?: boolean; staleAfterMs?: number; heartbeatMs?: number } = {},
+  opts: {
+    auditLog?: boolean;
+    staleAfterMs?: number;
+    heartbeatMs?: number;
+    leaseRenewMs?: number;
+  } = {},
 ): Promise<SimCluster> {
   const cluster = await startTestCluster({ auditLog: opts.auditLog ?? false });
   const kc = cluster.kubeconfig;
   await installCRDs(kc);
+  await ensureNamespace(kc, DEFAULT_LEASE_NAMESPACE);
   const core = kc.makeApiClient(CoreV1Api);
   for (let i = 0; i < nodes; i++) await createNode(core, i);
   const log = pino({ level: process.env.NETLOOM_TEST_LOG ?? "silent" });
@@ -81,6 +89,7 @@ export async function startSimCluster(
     kubeconfig: kc,
     nodes: Array.from({ length: nodes }, (_, i) => nodeName(i)),
     heartbeatMs: opts.heartbeatMs ?? 5_000,
+    ...(opts.leaseRenewMs ? { leaseRenewMs: opts.leaseRenewMs } : {}),
     log,
   });
   await sim.start();

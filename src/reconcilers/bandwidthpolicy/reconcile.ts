@@ -28,6 +28,7 @@ export function registerBandwidthPolicyController(ctx: OperatorContext): Control
         ctx.stateMap(),
         ctx.now(),
         ctx.staleAfterMs,
+        ctx.lastSeen(),
       );
       const { conditions, ...fields } = f;
       return { decisions: conditions, fields, activeNodes: f.desiredNodes };

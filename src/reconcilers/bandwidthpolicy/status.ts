@@ -32,6 +32,7 @@ export function foldBandwidthPolicy(
   states: ReadonlyMap<string, NodeNetworkState>,
   now: Date,
   staleAfterMs = DEFAULT_STALE_AFTER_MS,
+  lastSeen?: ReadonlyMap<string, Date>,
 ): BandwidthPolicyFold {
   const generation = bp.metadata.generation ?? 0;
   const self = `${bp.metadata.namespace}/${bp.metadata.name}`;
@@ -46,6 +47,7 @@ export function foldBandwidthPolicy(
       (s) => s.spec.sources?.bandwidthPolicies,
       now,
       staleAfterMs,
+      lastSeen?.get(n),
     ),
   );
   const readyNodes = new Set(verdicts.filter((v) => v.state === "ready").map((v) => v.node));

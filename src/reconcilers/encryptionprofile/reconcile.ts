@@ -33,6 +33,7 @@ export function registerEncryptionProfileController(ctx: OperatorContext): Contr
         ctx.stateMap(),
         ctx.now(),
         ctx.staleAfterMs,
+        ctx.lastSeen(),
       );
       const { conditions, ...fields } = f;
       return { decisions: conditions, fields, activeNodes: f.desiredNodes };

@@ -24,6 +24,7 @@ export function foldEncryptionProfile(
   states: ReadonlyMap<string, NodeNetworkState>,
   now: Date,
   staleAfterMs = DEFAULT_STALE_AFTER_MS,
+  lastSeen?: ReadonlyMap<string, Date>,
 ): EncryptionProfileFold {
   const generation = ep.metadata.generation ?? 0;
   const { owned, lost } = nodesOf(ep, all, nodes);
@@ -36,6 +37,7 @@ export function foldEncryptionProfile(
       (s) => s.spec.sources?.encryptionProfile,
       now,
       staleAfterMs,
+      lastSeen?.get(n),
     ),
   );
   const fold = foldVerdicts(generation, verdicts, {

@@ -34,6 +34,7 @@ export function registerNetworkConfigController(ctx: OperatorContext): Controlle
         ctx.stateMap(),
         ctx.now(),
         ctx.staleAfterMs,
+        ctx.lastSeen(),
       );
       const { conditions, ...fields } = f;
       return { decisions: conditions, fields, activeNodes: f.desiredNodes };

@@ -15,12 +15,21 @@ export function foldNetworkConfig(
   states: ReadonlyMap<string, NodeNetworkState>,
   now: Date,
   staleAfterMs = DEFAULT_STALE_AFTER_MS,
+  lastSeen?: ReadonlyMap<string, Date>,
 ): NetworkConfigFold {
   const generation = nc.metadata.generation ?? 0;
   const { owned, lost } = nodesOf(nc, all, nodes);
   const wanted = { name: nc.metadata.name ?? "", generation };
   const verdicts = owned.map((n) =>
-    judgeNode(n, states.get(n), wanted, (s) => s.spec.sources?.networkConfig, now, staleAfterMs),
+    judgeNode(
+      n,
+      states.get(n),
+      wanted,
+      (s) => s.spec.sources?.networkConfig,
+      now,
+      staleAfterMs,
+      lastSeen?.get(n),
+    ),
   );
   const fold = foldVerdicts(generation, verdicts, {
     kind: "NetworkConfig",

@@ -64,6 +64,18 @@ describe("node judgement, one check at a time", () => {
     ["silent: 46 s of 45", silent, facts(state({ heartbeatAgoMs: 46_000 })), "failed"],
     ["silent: 44 s of 45", silent, facts(state({ heartbeatAgoMs: 44_000 })), undefined],
     [
+      "silent: a recent Lease renewal outranks an old report",
+      silent,
+      facts(state({ heartbeatAgoMs: 600_000 }), { lastSeen: new Date(NOW.getTime() - 5_000) }),
+      undefined,
+    ],
+    [
+      "silent: a stale Lease fails the node whatever it reported",
+      silent,
+      facts(state({ heartbeatAgoMs: 1_000 }), { lastSeen: new Date(NOW.getTime() - 50_000) }),
+      "failed",
+    ],
+    [
       "silent: the window is the caller's",
       silent,
       facts(state({ heartbeatAgoMs: 11_000 }), { staleAfterMs: 10_000 }),

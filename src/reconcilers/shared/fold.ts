@@ -25,6 +25,8 @@ export interface NodeFacts {
   refs: SourceRef[];
   now: Date;
   staleAfterMs: number;
+  /** When the node's agent last renewed its Lease (undefined: no Lease; its last report counts). */
+  lastSeen?: Date | undefined;
 }
 
 /** One check of the judgement: a verdict when it decides, undefined to go on (cert-manager's policy chain). */
@@ -38,9 +40,10 @@ export const notRendered: NodeCheck = ({ node, refs, wanted }) =>
     ? undefined
     : { node, state: "pending", why: `generation ${wanted.generation} not rendered yet` };
 
-export const silent: NodeCheck = ({ node, state, now, staleAfterMs }) => {
+export const silent: NodeCheck = ({ node, state, now, staleAfterMs, lastSeen }) => {
   const hb = state?.status?.heartbeatTime;
-  const age = hb ? now.getTime() - new Date(hb).getTime() : undefined;
+  const seen = lastSeen?.getTime() ?? (hb ? new Date(hb).getTime() : undefined);
+  const age = seen !== undefined ? now.getTime() - seen : undefined;
   return age !== undefined && age > staleAfterMs
     ? { node, state: "failed", why: `no report for ${Math.round(age / 1000)}s` }
     : undefined;
@@ -80,9 +83,10 @@ export function judgeNode(
   sourceOf: (s: NodeNetworkState) => SourceRef | SourceRef[] | undefined,
   now: Date,
   staleAfterMs = DEFAULT_STALE_AFTER_MS,
+  lastSeen?: Date,
 ): NodeVerdict {
   const refs = state ? [sourceOf(state)].flat().filter((r): r is SourceRef => r !== undefined) : [];
-  const facts = { node, state, wanted, refs, now, staleAfterMs };
+  const facts = { node, state, wanted, refs, now, staleAfterMs, lastSeen };
   for (const check of NODE_CHECKS) {
     const verdict = check(facts);
     if (verdict) return verdict;
