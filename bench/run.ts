@@ -102,7 +102,7 @@ const states = new Map<string, NodeNetworkState>(
     },
   ]),
 );
-const fold = time(() => foldNetworkConfig(nc, [nc], nodes, states, new Date()));
+const fold = time(() => foldNetworkConfig(nc, [nc], nodes, states, { now: new Date() }));
 
 const line = (what: string, ms: number, per: number) =>
   `${what.padEnd(44)} ${ms.toFixed(1).padStart(8)} ms  ${((ms * 1000) / per).toFixed(1).padStart(7)} µs/node  ×${(ms / baseline.ms).toFixed(2)} baseline`;

@@ -39,6 +39,7 @@ import {
   podView,
 } from "./model.js";
 import { OPERATOR_FIELD_MANAGER } from "./nodenetworkstate/names.js";
+import type { Judging } from "./shared/fold.js";
 
 function crdKind(kind: string): ResourceKind {
   const k = KINDS.find((d) => d.kind === kind)!;
@@ -208,6 +209,11 @@ export class OperatorContext {
 
   podViews(namespace?: string): PodView[] {
     return (namespace ? this.pods.byIndex("namespace", namespace) : this.pods.list()).map(podView);
+  }
+
+  /** What node judgement needs now: the clock, the stale window, the Lease renewals. */
+  judging(): Judging {
+    return { now: this.now(), staleAfterMs: this.staleAfterMs, lastSeen: this.lastSeen() };
   }
 
   /** Node → the last renewal of its agent's Lease. */

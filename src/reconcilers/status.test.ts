@@ -18,7 +18,7 @@ describe("status folding (golden fixtures: test/fixtures/golden/status)", () => 
           i.networkConfigs,
           i.nodes,
           i.states,
-          i.now,
+          { now: i.now },
         );
       }
       for (const ep of i.encryptionProfiles) {
@@ -27,7 +27,7 @@ describe("status folding (golden fixtures: test/fixtures/golden/status)", () => 
           i.encryptionProfiles,
           i.nodes,
           i.states,
-          i.now,
+          { now: i.now },
         );
       }
       for (const bp of i.bandwidthPolicies) {
@@ -35,7 +35,7 @@ describe("status folding (golden fixtures: test/fixtures/golden/status)", () => 
           bp,
           i.pods,
           i.states,
-          i.now,
+          { now: i.now },
         );
       }
       const { expected, actual } = expectGolden(dir, out);
@@ -84,20 +84,28 @@ describe("the operator's stale window reaches every fold", () => {
     NetworkConfig: (w) =>
       cases.flatMap(({ i, later }) =>
         i.networkConfigs.map(
-          (nc) => foldNetworkConfig(nc, i.networkConfigs, i.nodes, i.states, later, w).readyNodes,
+          (nc) =>
+            foldNetworkConfig(nc, i.networkConfigs, i.nodes, i.states, {
+              now: later,
+              staleAfterMs: w,
+            }).readyNodes,
         ),
       ),
     EncryptionProfile: (w) =>
       cases.flatMap(({ i, later }) =>
         i.encryptionProfiles.map(
           (ep) =>
-            foldEncryptionProfile(ep, i.encryptionProfiles, i.nodes, i.states, later, w).readyNodes,
+            foldEncryptionProfile(ep, i.encryptionProfiles, i.nodes, i.states, {
+              now: later,
+              staleAfterMs: w,
+            }).readyNodes,
         ),
       ),
     BandwidthPolicy: (w) =>
       cases.flatMap(({ i, later }) =>
         i.bandwidthPolicies.map(
-          (bp) => foldBandwidthPolicy(bp, i.pods, i.states, later, w).readyNodes,
+          (bp) =>
+            foldBandwidthPolicy(bp, i.pods, i.states, { now: later, staleAfterMs: w }).readyNodes,
         ),
       ),
   };

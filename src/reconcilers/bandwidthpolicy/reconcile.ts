@@ -26,9 +26,7 @@ export function registerBandwidthPolicyController(ctx: OperatorContext): Control
         bp,
         ctx.podViews(bp.metadata.namespace),
         ctx.stateMap(),
-        ctx.now(),
-        ctx.staleAfterMs,
-        ctx.lastSeen(),
+        ctx.judging(),
       );
       const { conditions, ...fields } = f;
       return { decisions: conditions, fields, activeNodes: f.desiredNodes };

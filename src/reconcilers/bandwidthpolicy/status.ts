@@ -1,7 +1,7 @@
 import type { NodeNetworkState } from "../../api/nodenetworkstate.js";
 import type { BandwidthPolicy, PodView } from "../model.js";
 import { podKey } from "../model.js";
-import { DEFAULT_STALE_AFTER_MS, foldVerdicts, judgeNode, type NodeFold } from "../shared/fold.js";
+import { foldVerdicts, type Judging, judgeNode, type NodeFold } from "../shared/fold.js";
 import { matchesSelector } from "../shared/selector.js";
 
 export interface BandwidthPolicyFold extends NodeFold {
@@ -30,9 +30,7 @@ export function foldBandwidthPolicy(
   bp: BandwidthPolicy,
   pods: readonly PodView[],
   states: ReadonlyMap<string, NodeNetworkState>,
-  now: Date,
-  staleAfterMs = DEFAULT_STALE_AFTER_MS,
-  lastSeen?: ReadonlyMap<string, Date>,
+  judging: Judging,
 ): BandwidthPolicyFold {
   const generation = bp.metadata.generation ?? 0;
   const self = `${bp.metadata.namespace}/${bp.metadata.name}`;
@@ -40,15 +38,7 @@ export function foldBandwidthPolicy(
   const nodeNames = [...new Set(selected.map((p) => p.nodeName!))].sort();
   const wanted = { name: self, generation };
   const verdicts = nodeNames.map((n) =>
-    judgeNode(
-      n,
-      states.get(n),
-      wanted,
-      (s) => s.spec.sources?.bandwidthPolicies,
-      now,
-      staleAfterMs,
-      lastSeen?.get(n),
-    ),
+    judgeNode(n, states.get(n), wanted, (s) => s.spec.sources?.bandwidthPolicies, judging),
   );
   const readyNodes = new Set(verdicts.filter((v) => v.state === "ready").map((v) => v.node));
   let enforced = 0;

@@ -31,9 +31,7 @@ export function registerEncryptionProfileController(ctx: OperatorContext): Contr
         ctx.encryptionProfiles.list(),
         ctx.nodeViews(),
         ctx.stateMap(),
-        ctx.now(),
-        ctx.staleAfterMs,
-        ctx.lastSeen(),
+        ctx.judging(),
       );
       const { conditions, ...fields } = f;
       return { decisions: conditions, fields, activeNodes: f.desiredNodes };

@@ -2,8 +2,8 @@ import type { NodeNetworkState } from "../../api/nodenetworkstate.js";
 import type { EncryptionProfile, NodeView } from "../model.js";
 import {
   type ConditionDecision,
-  DEFAULT_STALE_AFTER_MS,
   foldVerdicts,
+  type Judging,
   judgeNode,
   type NodeFold,
   sampleList,
@@ -22,23 +22,13 @@ export function foldEncryptionProfile(
   all: readonly EncryptionProfile[],
   nodes: readonly NodeView[],
   states: ReadonlyMap<string, NodeNetworkState>,
-  now: Date,
-  staleAfterMs = DEFAULT_STALE_AFTER_MS,
-  lastSeen?: ReadonlyMap<string, Date>,
+  judging: Judging,
 ): EncryptionProfileFold {
   const generation = ep.metadata.generation ?? 0;
   const { owned, lost } = nodesOf(ep, all, nodes);
   const wanted = { name: ep.metadata.name ?? "", generation };
   const verdicts = owned.map((n) =>
-    judgeNode(
-      n,
-      states.get(n),
-      wanted,
-      (s) => s.spec.sources?.encryptionProfile,
-      now,
-      staleAfterMs,
-      lastSeen?.get(n),
-    ),
+    judgeNode(n, states.get(n), wanted, (s) => s.spec.sources?.encryptionProfile, judging),
   );
   const fold = foldVerdicts(generation, verdicts, {
     kind: "EncryptionProfile",

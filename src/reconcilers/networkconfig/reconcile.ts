@@ -32,9 +32,7 @@ export function registerNetworkConfigController(ctx: OperatorContext): Controlle
         ctx.networkConfigs.list(),
         ctx.nodeViews(),
         ctx.stateMap(),
-        ctx.now(),
-        ctx.staleAfterMs,
-        ctx.lastSeen(),
+        ctx.judging(),
       );
       const { conditions, ...fields } = f;
       return { decisions: conditions, fields, activeNodes: f.desiredNodes };

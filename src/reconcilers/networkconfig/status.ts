@@ -1,6 +1,6 @@
 import type { NodeNetworkState } from "../../api/nodenetworkstate.js";
 import type { NetworkConfig, NodeView } from "../model.js";
-import { DEFAULT_STALE_AFTER_MS, foldVerdicts, judgeNode, type NodeFold } from "../shared/fold.js";
+import { foldVerdicts, type Judging, judgeNode, type NodeFold } from "../shared/fold.js";
 import { nodesOf } from "../shared/ownership.js";
 
 export interface NetworkConfigFold extends NodeFold {
@@ -13,23 +13,13 @@ export function foldNetworkConfig(
   all: readonly NetworkConfig[],
   nodes: readonly NodeView[],
   states: ReadonlyMap<string, NodeNetworkState>,
-  now: Date,
-  staleAfterMs = DEFAULT_STALE_AFTER_MS,
-  lastSeen?: ReadonlyMap<string, Date>,
+  judging: Judging,
 ): NetworkConfigFold {
   const generation = nc.metadata.generation ?? 0;
   const { owned, lost } = nodesOf(nc, all, nodes);
   const wanted = { name: nc.metadata.name ?? "", generation };
   const verdicts = owned.map((n) =>
-    judgeNode(
-      n,
-      states.get(n),
-      wanted,
-      (s) => s.spec.sources?.networkConfig,
-      now,
-      staleAfterMs,
-      lastSeen?.get(n),
-    ),
+    judgeNode(n, states.get(n), wanted, (s) => s.spec.sources?.networkConfig, judging),
   );
   const fold = foldVerdicts(generation, verdicts, {
     kind: "NetworkConfig",

@@ -104,7 +104,16 @@ describe("judgeNode", () => {
   it("passes its stale window to the chain (the operator's --stale-after reaches it)", () => {
     const s = state({ heartbeatAgoMs: 20_000 });
     const src = (x: NodeNetworkState) => x.spec.sources?.networkConfig;
-    assert.equal(judgeNode("n1", s, wanted, src, NOW).state, "ready");
-    assert.equal(judgeNode("n1", s, wanted, src, NOW, 15_000).state, "failed");
+    assert.equal(judgeNode("n1", s, wanted, src, { now: NOW }).state, "ready");
+    assert.equal(
+      judgeNode("n1", s, wanted, src, { now: NOW, staleAfterMs: 15_000 }).state,
+      "failed",
+    );
+    const renewed = new Map([["n1", new Date(NOW.getTime() - 1_000)]]);
+    assert.equal(
+      judgeNode("n1", s, wanted, src, { now: NOW, staleAfterMs: 15_000, lastSeen: renewed }).state,
+      "ready",
+      "the node's own Lease renewal, looked up by name",
+    );
   });
 });

@@ -72,6 +72,15 @@ export const NODE_CHECKS: readonly NodeCheck[] = [
   applying,
 ];
 
+/** How nodes are judged: now, the operator's stale window, and when each agent renewed its Lease. */
+export interface Judging {
+  now: Date;
+  /** Default DEFAULT_STALE_AFTER_MS. */
+  staleAfterMs?: number;
+  /** Node → last Lease renewal (a node without one is judged by its last report). */
+  lastSeen?: ReadonlyMap<string, Date>;
+}
+
 /**
  * Pure: whether a node applied generation `generation` of an object, from its NodeNetworkState.
  * `sourceOf` picks the object's reference out of the state's sources.
@@ -81,12 +90,18 @@ export function judgeNode(
   state: NodeNetworkState | undefined,
   wanted: SourceRef,
   sourceOf: (s: NodeNetworkState) => SourceRef | SourceRef[] | undefined,
-  now: Date,
-  staleAfterMs = DEFAULT_STALE_AFTER_MS,
-  lastSeen?: Date,
+  judging: Judging,
 ): NodeVerdict {
   const refs = state ? [sourceOf(state)].flat().filter((r): r is SourceRef => r !== undefined) : [];
-  const facts = { node, state, wanted, refs, now, staleAfterMs, lastSeen };
+  const facts = {
+    node,
+    state,
+    wanted,
+    refs,
+    now: judging.now,
+    staleAfterMs: judging.staleAfterMs ?? DEFAULT_STALE_AFTER_MS,
+    lastSeen: judging.lastSeen?.get(node),
+  };
   for (const check of NODE_CHECKS) {
     const verdict = check(facts);
     if (verdict) return verdict;
