@@ -74,24 +74,31 @@ async function startAgents(nodes: string[], heartbeatMs: number): Promise<void> 
   send({ op: "agents-synced", writes });
 }
 
+/**
+ * Opens `count` watches on one ConfigMap and says ready once every one of them has delivered
+ * its initial ADDED event: only then is each watch live on the server, so the write that
+ * follows is seen by all of them.
+ */
 async function openFanout(count: number, namespace: string, name: string): Promise<void> {
   const watch = new Watch(kc);
-  let ready = 0;
+  let live = 0;
   await new Promise<void>((resolve, reject) => {
     for (let i = 0; i < count; i++) {
+      let seen = false;
       watch
         .watch(
           `/api/v1/namespaces/${namespace}/configmaps`,
           { fieldSelector: `metadata.name=${name}`, allowWatchBookmarks: false },
           (type) => {
+            if (type === "ADDED" && !seen) {
+              seen = true;
+              if (++live === count) resolve();
+            }
             if (type === "MODIFIED") send({ op: "fanout-event", at: Date.now() });
           },
           () => {},
         )
-        .then((abort) => {
-          fanout.push(abort);
-          if (++ready === count) resolve();
-        }, reject);
+        .then((abort) => fanout.push(abort), reject);
     }
   });
   send({ op: "fanout-ready" });

@@ -249,7 +249,9 @@ async function fanoutFloor(
     metadata: { name: "fanout", namespace: "bench-floor" },
     data: { v: "1" },
   });
-  while (events.length < n) await sleep(5);
+  const deadline = Date.now() + 60_000;
+  while (events.length < n && Date.now() < deadline) await sleep(5);
+  if (events.length < n) say(`fan-out floor: only ${events.length} of ${n} watches saw the write`);
   const floor = Math.max(...events) - t0;
   for (const w of workers) w.send({ op: "fanout-stop" });
   return floor;
@@ -491,7 +493,10 @@ async function main(): Promise<void> {
   if (!existsSync(join(REPO_ROOT, "dist", "bench", "agent-worker.js")))
     throw new Error("dist/bench/agent-worker.js is missing: make build");
   const all: SizeFigures[] = [];
-  for (const n of SIZES) all.push(await measureSize(n));
+  for (const n of SIZES) {
+    all.push(await measureSize(n));
+    say(`figures so far:\n${report(all, "(partial)")}`);
+  }
   const commit = execFileSync("git", ["rev-parse", "--short", "HEAD"], {
     cwd: REPO_ROOT,
     encoding: "utf8",

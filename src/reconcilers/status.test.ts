@@ -6,6 +6,7 @@ import { foldBandwidthPolicy } from "./bandwidthpolicy/status.js";
 import { foldEncryptionProfile } from "./encryptionprofile/status.js";
 import { foldNetworkConfig } from "./networkconfig/status.js";
 import { foldVerdicts, sampleList } from "./shared/fold.js";
+import { statusWriteDecision } from "./shared/status.js";
 
 describe("status folding (golden fixtures: test/fixtures/golden/status)", () => {
   for (const dir of goldenCases("test/fixtures/golden/status")) {
@@ -121,4 +122,47 @@ describe("the operator's stale window reaches every fold", () => {
       );
     });
   }
+});
+
+describe("statusWriteDecision (coalescing count-only writes)", () => {
+  const cond = (status: "True" | "False", reason: string) => ({
+    type: "Ready",
+    status,
+    reason,
+    message: "m",
+    lastTransitionTime: "2026-11-29T12:00:00Z",
+    observedGeneration: 2,
+  });
+  const st = (ready: number, c = cond("False", "NodesNotReady"), g = 2) => ({
+    observedGeneration: g,
+    readyNodes: ready,
+    conditions: [c],
+  });
+  const T = 1_000_000;
+  const cases: [
+    string,
+    Parameters<typeof statusWriteDecision>,
+    ReturnType<typeof statusWriteDecision>,
+  ][] = [
+    ["first write", [undefined, st(1), undefined, T], { write: true }],
+    [
+      "counts only, 200 ms after a write: held",
+      [st(1), st(2), T - 200, T],
+      { write: false, holdMs: 800 },
+    ],
+    ["counts only, 1 s after a write: written", [st(1), st(2), T - 1000, T], { write: true }],
+    ["Ready flips: at once", [st(49), st(50, cond("True", "Ready")), T - 10, T], { write: true }],
+    [
+      "reason changes: at once",
+      [st(3), st(3, cond("False", "NodesFailed")), T - 10, T],
+      { write: true },
+    ],
+    [
+      "new generation: at once",
+      [st(3), st(0, cond("False", "NodesNotReady"), 3), T - 10, T],
+      { write: true },
+    ],
+  ];
+  for (const [name, args, want] of cases)
+    it(name, () => assert.deepEqual(statusWriteDecision(...args), want));
 });

@@ -7,7 +7,13 @@ import type { Cache, OperatorContext } from "../context.js";
 import { CLEANUP_FINALIZER } from "../nodenetworkstate/names.js";
 import type { ConditionDecision } from "./fold.js";
 import { sampleList } from "./fold.js";
-import { nextStatus, readyTransition, sameStatus, type UserStatus } from "./status.js";
+import {
+  nextStatus,
+  readyTransition,
+  sameStatus,
+  statusWriteDecision,
+  type UserStatus,
+} from "./status.js";
 
 /** What the status controller needs of a user-facing object (timestamps as the API's strings). */
 export interface UserObject {
@@ -53,11 +59,16 @@ export function registerStatusController<T extends UserObject>(
   spec: StatusControllerSpec<T>,
 ): Controller {
   const builder = ctx.manager.controller(spec.name).for(spec.kind);
+  /** When each object's status was last written: count-only changes are coalesced. */
+  const lastWrite = new Map<string, number>();
   spec.watch(builder);
   return builder.withConcurrency(2).complete(async (key, { log }) => {
     const raw = spec.cache.informer.get(key);
     const name = raw?.metadata?.name;
-    if (!raw || !name) return;
+    if (!raw || !name) {
+      lastWrite.delete(key);
+      return;
+    }
     const obj = spec.cache.get(key);
     if (!obj) {
       // Nothing was rendered from an object the code cannot use: deleting it waits for nobody.
@@ -91,6 +102,7 @@ export function registerStatusController<T extends UserObject>(
       await removeFinalizer(ctx.objects, obj, CLEANUP_FINALIZER);
       for (const state of ["desired", "ready", "drifted"])
         ctx.resourceNodes.remove({ kind: obj.kind, name: key, state });
+      lastWrite.delete(key);
       log.info({ pending: pending.length }, "finalizer removed");
       return;
     }
@@ -105,6 +117,10 @@ export function registerStatusController<T extends UserObject>(
     }
     const next = nextStatus(obj.status, generation, decisions, fields, ctx.now());
     if (!sameStatus(obj.status, next)) {
+      const nowMs = ctx.now().getTime();
+      const decision = statusWriteDecision(obj.status, next, lastWrite.get(key), nowMs);
+      if (!decision.write) return { requeueAfterMs: decision.holdMs };
+      lastWrite.set(key, nowMs);
       await patchStatus(ctx, spec.kind, obj.metadata, next);
       const transition = readyTransition(obj.status, next);
       if (transition) await ctx.event(obj, transition.type, transition.reason, transition.message);

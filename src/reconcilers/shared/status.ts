@@ -42,3 +42,28 @@ export function readyTransition(
   const stalled = next.conditions?.find((c) => c.type === "Stalled")?.status === "True";
   return { type: stalled ? "Warning" : "Normal", reason: after.reason, message: after.message };
 }
+
+/** Count-only status changes of one object are written at most this often (coalesced). */
+export const STATUS_COALESCE_MS = 1000;
+
+/**
+ * Pure: write the new status now, or hold it `holdMs` so that the reports of many nodes fold
+ * into one write. What a reader acts on (a condition's status or reason, the generation) is
+ * written at once; counts and messages alone wait until STATUS_COALESCE_MS after the last write.
+ */
+export function statusWriteDecision(
+  prev: UserStatus | undefined,
+  next: UserStatus,
+  lastWriteMs: number | undefined,
+  nowMs: number,
+  coalesceMs = STATUS_COALESCE_MS,
+): { write: true } | { write: false; holdMs: number } {
+  const shape = (s: UserStatus | undefined) =>
+    stableStringify({
+      g: s?.observedGeneration,
+      c: (s?.conditions ?? []).map((c) => [c.type, c.status, c.reason, c.observedGeneration]),
+    });
+  if (lastWriteMs === undefined || shape(prev) !== shape(next)) return { write: true };
+  const wait = lastWriteMs + coalesceMs - nowMs;
+  return wait > 0 ? { write: false, holdMs: wait } : { write: true };
+}
