@@ -166,6 +166,18 @@ describe("NodeAgent units on one clock (memory driver)", () => {
     h.agent.stop();
   });
 
+  it("a drift check that finds nothing changes nothing a reader sees (no write at rest either)", async () => {
+    const h = harness();
+    const s = state(1, "Heal");
+    s.spec.drift = { checkInterval: "30s", mode: "Heal" };
+    await h.agent.observe(s);
+    h.agent.start();
+    const writes = h.writes.length;
+    await h.advance(10 * 15_000);
+    assert.equal(h.writes.length, writes, "five quiet drift checks, ten heartbeats, no write");
+    h.agent.stop();
+  });
+
   it("a heal that throws is reported, and healing is tried again at the next interval", async () => {
     const h = harness();
     await h.agent.observe(state(1, "Heal"));

@@ -55,7 +55,13 @@ export function statusAfterApply(
             notEnforced: result.report.notEnforced.length,
           },
           mapEntries: result.report.mapEntries,
-          drift: { ...prev?.drift, drifted: false },
+          // Counters start at 0 here, so the first quiet drift check changes nothing (no write).
+          drift: {
+            ...prev?.drift,
+            drifted: false,
+            detectedTotal: prev?.drift?.detectedTotal ?? 0,
+            healedTotal: prev?.drift?.healedTotal ?? 0,
+          },
         }
       : {}),
     conditions,
