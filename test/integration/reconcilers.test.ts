@@ -273,6 +273,7 @@ describe(`reconcilers with ${NODES} simulated agents on a real API server`, () =
   });
 
   it("a BandwidthPolicy change writes only the states of nodes whose pods it selects", async () => {
+    await settled();
     const mark = auditLength();
     const path = `${base}/namespaces/default/bandwidthpolicies/landing-page`;
     const res = await patch(path, { spec: { egress: { rate: "40M" } } });
