@@ -6,7 +6,7 @@ import { CustomObjectsApi, KubeConfig, Watch } from "@kubernetes/client-node";
 import { pino } from "pino";
 import { NodeAgent } from "../src/agent/agent.js";
 import { KeyStore } from "../src/agent/keystore.js";
-import { applyAgentLease, DEFAULT_LEASE_NAMESPACE, LeaseKeeper } from "../src/agent/lease.js";
+import { agentLeaseKeeper } from "../src/agent/lease.js";
 import { statusPatch } from "../src/agent/status.js";
 import { agentWatches } from "../src/agent/watches.js";
 import { mergePatchStatus } from "../src/controllers/apply.js";
@@ -55,11 +55,7 @@ async function startAgents(nodes: string[], heartbeatMs: number): Promise<void> 
       log,
     });
     const w = agentWatches(kc, node, agent, log);
-    const lease = new LeaseKeeper({
-      node,
-      clock,
-      renew: (now) => applyAgentLease(kc, node, DEFAULT_LEASE_NAMESPACE, now),
-    });
+    const lease = agentLeaseKeeper(kc, node, { clock });
     w.start();
     agent.start();
     lease.start();

@@ -1,7 +1,7 @@
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { kubeRequest } from "../kube/raw.js";
-import type { Clock } from "../util/clock.js";
+import { type Clock, RealClock } from "../util/clock.js";
 
 /**
  * Liveness by Lease (KEP-589, as kubelets do in kube-node-lease): one coordination.k8s.io Lease
@@ -93,4 +93,20 @@ export async function applyAgentLease(
   );
   if (r.status >= 300)
     throw new Error(`Lease ${namespace}/${node}: ${r.status} ${r.body.slice(0, 300)}`);
+}
+
+/** The Lease keeper of a node's agent, renewing through the API server (agent, simulator, bench). */
+export function agentLeaseKeeper(
+  kc: KubeConfig,
+  node: string,
+  opts: { namespace?: string; clock?: Clock; renewMs?: number; log?: Logger } = {},
+): LeaseKeeper {
+  const namespace = opts.namespace ?? DEFAULT_LEASE_NAMESPACE;
+  return new LeaseKeeper({
+    node,
+    clock: opts.clock ?? new RealClock(),
+    renew: (now) => applyAgentLease(kc, node, namespace, now),
+    ...(opts.renewMs ? { renewMs: opts.renewMs } : {}),
+    ...(opts.log ? { log: opts.log } : {}),
+  });
 }

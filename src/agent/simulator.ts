@@ -9,7 +9,7 @@ import { NodeNetworkStateKind } from "../reconcilers/context.js";
 import { RealClock } from "../util/clock.js";
 import { NodeAgent } from "./agent.js";
 import { KeyStore } from "./keystore.js";
-import { applyAgentLease, DEFAULT_LEASE_NAMESPACE, LeaseKeeper } from "./lease.js";
+import { agentLeaseKeeper, type LeaseKeeper } from "./lease.js";
 import { statusPatch } from "./status.js";
 
 export interface SimulatorOptions {
@@ -78,10 +78,8 @@ export class AgentSimulator {
       },
       ...(this.opts.log ? { log: this.opts.log } : {}),
     });
-    const lease = new LeaseKeeper({
-      node,
+    const lease = agentLeaseKeeper(this.opts.kubeconfig, node, {
       clock: this.clock,
-      renew: (now) => applyAgentLease(this.opts.kubeconfig, node, DEFAULT_LEASE_NAMESPACE, now),
       ...(this.opts.leaseRenewMs ? { renewMs: this.opts.leaseRenewMs } : {}),
       ...(this.opts.log ? { log: this.opts.log } : {}),
     });

@@ -6,7 +6,7 @@ import { pino } from "pino";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import { NodeAgent } from "../agent/agent.js";
 import { KeyStore } from "../agent/keystore.js";
-import { applyAgentLease, DEFAULT_LEASE_NAMESPACE, LeaseKeeper } from "../agent/lease.js";
+import { agentLeaseKeeper, DEFAULT_LEASE_NAMESPACE } from "../agent/lease.js";
 import { statusPatch } from "../agent/status.js";
 import { agentWatches } from "../agent/watches.js";
 import { parseDuration } from "../api/quantity.js";
@@ -17,7 +17,6 @@ import { defaultRouteDevice, deviceIPv4 } from "../datapath-driver/linux/htb.js"
 import { MemoryDriver } from "../datapath-driver/memory.js";
 import { recordEvent } from "../kube/events.js";
 import { NodeNetworkStateKind } from "../reconcilers/context.js";
-import { RealClock } from "../util/clock.js";
 import { isRoot } from "../util/process.js";
 import { flags, loadKubeConfig } from "./args.js";
 
@@ -202,12 +201,7 @@ export async function runAgent(argv: string[]): Promise<number> {
 
   const leaseNamespace =
     f["lease-namespace"] ?? process.env.POD_NAMESPACE ?? DEFAULT_LEASE_NAMESPACE;
-  const lease = new LeaseKeeper({
-    node,
-    clock: new RealClock(),
-    renew: (now) => applyAgentLease(kc, node, leaseNamespace, now),
-    log,
-  });
+  const lease = agentLeaseKeeper(kc, node, { namespace: leaseNamespace, log });
   watches.start();
   agent.start();
   lease.start();
