@@ -263,17 +263,16 @@ async function fanoutFloor(
 
 // ---- one size ----------------------------------------------------------------------------------------
 
+const isReady = (s: NodeNetworkState) =>
+  s.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") === true;
+
 /**
- * Whether a node applied generation `generation` of NetworkConfig `name`, from its state: the
- * criterion the status controllers use too (here: rendered into the spec, spec applied).
+ * Whether a node applied generation `generation` of NetworkConfig `name`, from its report: the
+ * criterion the status controllers use too (that generation among the applied sources, Ready).
  */
 function appliedNetworkConfig(s: NodeNetworkState, name: string, generation: number): boolean {
-  const ref = s.spec.sources?.networkConfig;
-  return (
-    ref?.name === name &&
-    ref.generation === generation &&
-    s.status?.observedGeneration === s.metadata.generation
-  );
+  const ref = s.status?.sources?.networkConfig;
+  return ref?.name === name && ref.generation === generation && isReady(s);
 }
 
 interface ChangeFigures {
@@ -406,7 +405,7 @@ async function measureSize(n: number): Promise<SizeFigures> {
     // Settled: every node has a state its agent applied.
     for (;;) {
       const list = states.list() as unknown as NodeNetworkState[];
-      const applied = list.filter((s) => s.status?.observedGeneration === s.metadata.generation);
+      const applied = list.filter(isReady);
       if (list.length >= n && applied.length >= n) break;
       await sleep(500);
     }

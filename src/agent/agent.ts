@@ -1,12 +1,12 @@
 import type { Logger } from "pino";
 import { pino } from "pino";
 import {
-  type NodeNetworkState,
-  type NodeNetworkStateSpec,
+  type NodeDatapath,
   type NodeNetworkStateStatus,
   nodeNetworkState,
 } from "../api/nodenetworkstate.js";
-import { type Parsed, parseApiObject } from "../api/parse.js";
+import type { NodePeer, NodePeerStatus } from "../api/nodepeer.js";
+import { parseApiObject } from "../api/parse.js";
 import { parseDuration } from "../api/quantity.js";
 import { formatTime } from "../controllers/conditions.js";
 import type { ApplyReport, Capabilities, DatapathDriver } from "../datapath-driver/driver.js";
@@ -17,17 +17,17 @@ import {
   planDatapath,
 } from "../datapath-driver/driver.js";
 import type { PeerState } from "../datapath-driver/wireguard/uapi.js";
-import { SPEC_HASH_ANNOTATION } from "../reconcilers/nodenetworkstate/names.js";
 import { contentHash } from "../reconcilers/shared/hash.js";
 import { type Clock, RealClock } from "../util/clock.js";
 import type { KeyStore } from "./keystore.js";
-import { planPeers } from "./peers.js";
+import { planPeers, usablePeers } from "./peers.js";
 import {
   type Announcement,
   firstRotationDue,
   ROTATION_GUARD_MS,
   rotationClash,
 } from "./rotation.js";
+import { type RawSources, SourceParser } from "./sources.js";
 import {
   statusAfterApply,
   statusAfterDriftCheck,
@@ -41,6 +41,13 @@ export interface NodeAgentOptions {
   driver: DatapathDriver;
   /** Writes the whole status of this node's NodeNetworkState (through /status). */
   writeStatus(status: NodeNetworkStateStatus): Promise<void>;
+  /**
+   * Writes the whole status of this node's NodePeer: what peers need (key, endpoint, rotation
+   * announcements). Called only when that changes; without it the node publishes no peer data.
+   */
+  writePeer?(status: NodePeerStatus): Promise<void>;
+  /** Parses watched objects (simulated agents in one process share one). */
+  parser?: SourceParser;
   /** Each apply's duration in seconds (a metric in the real agent). */
   onApply?(seconds: number, ok: boolean): void;
   /** The tunnel's sessions, on every heartbeat: metrics in the real agent. */
@@ -88,18 +95,24 @@ const TIMER = {
  * another unit's (or its own next) run.
  */
 export class NodeAgent {
-  private state: NodeNetworkState | undefined;
+  /** What this node must hold, rendered from the watched sources (undefined: node gone). */
+  private desired: NodeDatapath | undefined;
+  /** The generation of this node's NodeNetworkState (stamped on the conditions). */
+  private generation = 1;
   private status: NodeNetworkStateStatus | undefined;
   private appliedKey: string | undefined;
   private caps: Capabilities | undefined;
   private chain: Promise<void> = Promise.resolve();
   private failures = 0;
   private stopped = false;
-  /** Every node's state as the watch delivered it; parsed (once per object) when used. */
+  private readonly parser: SourceParser;
+  /** The sources as the watches delivered them last; rendered once per burst of events. */
+  private raw: RawSources | undefined;
+  private renderQueued = false;
+  /** Every node's peer entry as the watch delivered it; parsed (once per object) when used. */
   private peerObjects: readonly unknown[] = [];
-  private readonly parsedPeers = new WeakMap<object, Parsed<NodeNetworkState>>();
-  /** Peer parse errors already reported (each once). */
-  private readonly invalidPeers = new Set<string>();
+  /** Problems with peer data already reported (each once). */
+  private readonly reportedPeerProblems = new Set<string>();
   /** Not before this switch time: a peer's clashing switch comes first. */
   private rotationDeferredTo: number | undefined;
   private readonly configuredAt = new Map<string, number>();
@@ -118,10 +131,15 @@ export class NodeAgent {
   private readonly log: Logger;
   /** What was last written, without its time: the heartbeat writes only a different report. */
   private publishedHash: string | undefined;
+  /** The peer data last written to this node's NodePeer. */
+  private publishedPeerHash: string | undefined;
+  /** A write failed (e.g. the operator has not created the object yet): retry when it appears. */
+  private unpublished = false;
 
   constructor(private readonly opts: NodeAgentOptions) {
     this.clock = opts.clock ?? new RealClock();
     this.log = (opts.log ?? pino({ level: "silent" })).child({ node: opts.node });
+    this.parser = opts.parser ?? new SourceParser();
   }
 
   get node(): string {
@@ -133,36 +151,64 @@ export class NodeAgent {
     return this.status;
   }
 
-  /** Feed the current NodeNetworkState of this node (undefined when it was deleted). */
-  observe(nns: NodeNetworkState | undefined): Promise<void> {
-    this.state = nns;
-    if (nns?.status) this.status ??= nns.status;
+  /** The desired datapath rendered last. */
+  currentDesired(): NodeDatapath | undefined {
+    return this.desired;
+  }
+
+  /** Feed this node's desired datapath (undefined when the node is gone). */
+  observe(desired: NodeDatapath | undefined): Promise<void> {
+    this.desired = desired;
     return this.serial(() => this.converge());
   }
 
   /**
-   * Feed this node's NodeNetworkState as the API server sent it. It is parsed here; one the
-   * code cannot use is reported (Ready=False InvalidSpec naming the field, onInvalid), and the
-   * datapath applied last stays.
+   * Feed the watched sources as the API server sent them. Rendering waits for the serial chain,
+   * so a burst of events (a sync, a busy node) renders once. A source the code cannot use is
+   * reported (Ready=False InvalidSpec naming the field, onInvalid) and the datapath applied
+   * last stays.
    */
-  observeObject(obj: unknown): Promise<void> {
-    const parsed = parseApiObject(nodeNetworkState, obj);
-    if (parsed.ok) return this.observe(parsed.value);
-    const generation = (obj as { metadata?: { generation?: number } })?.metadata?.generation ?? 0;
+  observeSources(raw: RawSources): Promise<void> {
+    this.raw = raw;
+    if (this.renderQueued) return this.chain;
+    this.renderQueued = true;
     return this.serial(async () => {
-      this.log.warn({ error: parsed.error }, "NodeNetworkState not usable");
-      this.opts.onInvalid?.(parsed.error);
+      this.renderQueued = false;
+      const r = this.parser.render(this.raw!);
+      if (r.ok) {
+        this.desired = r.spec;
+        await this.converge();
+        return;
+      }
+      this.log.warn({ error: r.error }, "a source is not usable");
+      this.opts.onInvalid?.(r.error);
       await this.publish(
-        statusInvalidSpec(this.status, parsed.error, generation, this.clock.now()),
+        statusInvalidSpec(this.status, r.error, this.generation, this.clock.now()),
       );
     });
   }
 
-  /** Feed every NodeNetworkState as sent; peers that do not parse are left out and reported. */
+  /**
+   * Feed this node's NodeNetworkState: its last report (kept across agent restarts: counters
+   * go on) and, once it exists, a status write that failed before it did is made again.
+   */
+  observeOwnState(obj: unknown): Promise<void> {
+    const parsed = parseApiObject(nodeNetworkState, obj);
+    if (!parsed.ok) return Promise.resolve();
+    this.generation = parsed.value.metadata.generation ?? 1;
+    if (parsed.value.status && !this.status) this.status = parsed.value.status;
+    return this.republish();
+  }
+
+  /** Feed every NodePeer as sent; entries that do not parse or clash are left out and reported. */
   observePeerObjects(objs: readonly unknown[]): Promise<void> {
     this.peerObjects = objs;
+    const mine = objs.some(
+      (o) => (o as { metadata?: { name?: string } })?.metadata?.name === this.node,
+    );
+    if (mine) void this.republish();
     // Without WireGuard nothing reads peers: no parsing until it is switched on.
-    if (!this.state?.spec.wireguard) return Promise.resolve();
+    if (!this.desired?.wireguard) return this.chain;
     return this.serial(async () => {
       await this.fastSwitch();
       await this.yieldOnClash();
@@ -170,27 +216,29 @@ export class NodeAgent {
     });
   }
 
-  /** Feed every NodeNetworkState (WireGuard peers are learned from the others' status). */
-  observePeers(states: NodeNetworkState[]): Promise<void> {
-    return this.observePeerObjects(states);
+  /** Feed every NodePeer (parsed already: tests). */
+  observePeers(peers: NodePeer[]): Promise<void> {
+    return this.observePeerObjects(peers);
   }
 
-  /** The peers' states that parse; each one that does not is reported once and left out. */
-  private get peerStates(): NodeNetworkState[] {
-    return this.peerObjects.flatMap((o) => {
-      if (typeof o !== "object" || o === null) return [];
-      let parsed = this.parsedPeers.get(o);
-      if (!parsed) {
-        parsed = parseApiObject(nodeNetworkState, o);
-        this.parsedPeers.set(o, parsed);
-        if (!parsed.ok && !this.invalidPeers.has(parsed.error)) {
-          this.invalidPeers.add(parsed.error);
-          this.log.warn({ error: parsed.error }, "peer NodeNetworkState not usable: left out");
-          this.opts.onInvalid?.(parsed.error);
-        }
-      }
-      return parsed.ok ? [parsed.value] : [];
+  private republish(): Promise<void> {
+    if (!this.unpublished || !this.status) return this.chain;
+    return this.serial(async () => {
+      if (this.unpublished && this.status) await this.publish(this.status);
     });
+  }
+
+  /** The peer entries this node may use; each problem (no parse, a key clash) reported once. */
+  private peerEntries(ownKeys: readonly string[]): NodePeer[] {
+    const parsed = this.parser.peers(this.peerObjects);
+    const usable = usablePeers(this.node, ownKeys, parsed.peers);
+    for (const problem of [...parsed.errors, ...usable.problems]) {
+      if (this.reportedPeerProblems.has(problem)) continue;
+      this.reportedPeerProblems.add(problem);
+      this.log.warn({ problem }, "peer data not usable: left out");
+      this.opts.onInvalid?.(problem);
+    }
+    return usable.peers;
   }
 
   /** Re-read the kernel now (the real agent calls this on SIGHUP too). */
@@ -250,46 +298,45 @@ export class NodeAgent {
   }
 
   private async converge(): Promise<void> {
-    const nns = this.state;
-    if (!nns || nns.metadata.deletionTimestamp) {
+    const spec = this.desired;
+    if (!spec) {
       if (this.appliedKey !== undefined) {
         await this.opts.driver.teardown();
         this.appliedKey = undefined;
       }
       return;
     }
-    const generation = nns.metadata.generation ?? 0;
-    const specHash = nns.metadata.annotations?.[SPEC_HASH_ANNOTATION];
-    const wg = this.wireguardContext(nns.spec);
-    const key = `${generation}/${specHash ?? ""}/${wg ? this.wireguardHash(wg) : ""}`;
-    if (key === this.appliedKey && this.status?.observedGeneration === generation) return;
+    const specHash = contentHash(spec);
+    const wg = this.wireguardContext(spec);
+    const key = `${specHash}/${wg ? this.wireguardHash(wg) : ""}`;
+    if (key === this.appliedKey) return;
     // Peers coming and going change no spec: their count rides on the next heartbeat, so a node
     // joining does not make every other node write at once.
     const peersOnly =
-      this.appliedKey?.startsWith(`${generation}/${specHash ?? ""}/`) &&
+      this.appliedKey?.startsWith(`${specHash}/`) &&
       this.status?.wireguard?.publicKey === wg?.publicKey;
     let result: Parameters<typeof statusAfterApply>[1]["result"];
     const started = performance.now();
     try {
       result = {
         ok: true,
-        report: await this.opts.driver.apply(nns.spec, wg ? { wireguard: wg.ctx } : {}),
+        report: await this.opts.driver.apply(spec, wg ? { wireguard: wg.ctx } : {}),
       };
       this.appliedKey = key;
       this.pushedWireguard = wg ? this.wireguardHash(wg) : undefined;
       if (wg) this.notePeersConfigured(wg.ctx.peers);
       this.failures = 0;
-      this.log.info({ generation }, "applied");
+      this.log.info({ sources: spec.sources }, "applied");
     } catch (err) {
       result = { ok: false, error: err instanceof Error ? err.message : String(err) };
       this.appliedKey = undefined;
-      this.log.warn({ generation, error: result.error }, "apply failed");
+      this.log.warn({ sources: spec.sources, error: result.error }, "apply failed");
       this.scheduleRetry();
     }
     this.opts.onApply?.((performance.now() - started) / 1000, result.ok);
     const status = statusAfterApply(
       this.status,
-      { generation, specHash, result },
+      { generation: this.generation, sources: spec.sources, specHash, result },
       {
         now: this.clock.now(),
         capabilities: await this.capabilities(),
@@ -299,23 +346,24 @@ export class NodeAgent {
     );
     if (!wg) this.tunnel = {};
     status.wireguard =
-      wg && result.ok ? this.wireguardStatus(nns.spec, wg, result.report.wireguard) : undefined;
+      wg && result.ok ? this.wireguardStatus(spec, wg, result.report.wireguard) : undefined;
     if (peersOnly && result.ok) this.status = status;
     else await this.publish(status);
-    this.scheduleDrift(nns.spec);
+    this.scheduleDrift(spec);
     if (wg?.nextSwitch) this.scheduleAt(wg.nextSwitch, "switch");
-    this.scheduleRotation(nns.spec);
+    this.scheduleRotation(spec);
   }
 
-  private wireguardContext(spec: NodeNetworkStateSpec) {
+  private wireguardContext(spec: NodeDatapath) {
     const w = spec.wireguard;
     if (!w || !this.opts.keys) return undefined;
     const ifname = this.opts.interfaceName ?? w.interfaceName;
     const keys = this.opts.keys.current(ifname);
+    const own = [keys.publicKey, ...(this.opts.keys.next ? [this.opts.keys.next.publicKey] : [])];
     const plan = planPeers(
       this.node,
       w.profile,
-      this.peerStates,
+      this.peerEntries(own),
       this.clock.now(),
       w.persistentKeepaliveSeconds,
       w.nodeEncryption === true,
@@ -332,7 +380,7 @@ export class NodeAgent {
 
   /** Only public material: the private key stays in the driver and the 0600 file. */
   private wireguardStatus(
-    spec: NodeNetworkStateSpec,
+    spec: NodeDatapath,
     wg: NonNullable<ReturnType<NodeAgent["wireguardContext"]>>,
     applied: ApplyReport["wireguard"],
   ): NodeNetworkStateStatus["wireguard"] {
@@ -356,7 +404,7 @@ export class NodeAgent {
 
   /** The rotation fast path: keys and peers straight to the tunnel, the rest follows. */
   private async fastSwitch(): Promise<void> {
-    const spec = this.state?.spec;
+    const spec = this.desired;
     const wg = spec ? this.wireguardContext(spec) : undefined;
     if (!spec?.wireguard || !wg || !this.opts.driver.switchKeys) return;
     // Only on a running tunnel, and only when keys or peers changed (not on every heartbeat).
@@ -364,6 +412,13 @@ export class NodeAgent {
     if (this.appliedKey === undefined || this.pushedWireguard === pushed) return;
     await this.opts.driver.switchKeys(spec.wireguard.listenPort, wg.ctx);
     this.pushedWireguard = pushed;
+  }
+
+  /** This node's public keys (current, and an announced next one). */
+  private ownKeys(ifname: string): string[] {
+    const keys = this.opts.keys;
+    if (!keys) return [];
+    return [keys.current(ifname).publicKey, ...(keys.next ? [keys.next.publicKey] : [])];
   }
 
   private wireguardHash(wg: NonNullable<ReturnType<NodeAgent["wireguardContext"]>>): string {
@@ -383,7 +438,7 @@ export class NodeAgent {
    * Scheduled rotation: announce the next public key with a switch time rotationLeadMs ahead;
    * at that time this node switches, and its peers follow once its status says so (peerKeyAt).
    */
-  private scheduleRotation(spec: NodeNetworkStateSpec): void {
+  private scheduleRotation(spec: NodeDatapath): void {
     const interval = spec.wireguard?.keyRotationIntervalSeconds;
     if (!interval || !this.opts.keys || this.stopped) {
       this.cancel(TIMER.announce);
@@ -431,14 +486,14 @@ export class NodeAgent {
 
   private async rotate(): Promise<void> {
     const keys = this.opts.keys;
-    const spec = this.state?.spec;
+    const spec = this.desired;
     if (!keys || !spec?.wireguard || keys.next) return;
     const ifname = this.opts.interfaceName ?? spec.wireguard.interfaceName;
     const switchAt = new Date(this.clock.now().getTime() + this.lead());
     const clash = rotationClash(
       this.node,
       spec.wireguard.profile,
-      this.peerStates,
+      this.peerEntries(this.ownKeys(ifname)),
       switchAt,
       false,
     );
@@ -466,12 +521,13 @@ export class NodeAgent {
    */
   private async yieldOnClash(): Promise<void> {
     const next = this.opts.keys?.next;
-    const spec = this.state?.spec;
+    const spec = this.desired;
     if (!next || !spec?.wireguard || this.clock.now() >= next.switchAt) return;
+    const ifname = this.opts.interfaceName ?? spec.wireguard.interfaceName;
     const clash = rotationClash(
       this.node,
       spec.wireguard.profile,
-      this.peerStates,
+      this.peerEntries(this.ownKeys(ifname)),
       next.switchAt,
       true,
     );
@@ -516,7 +572,7 @@ export class NodeAgent {
     this.after(TIMER.retry, delay, () => this.converge());
   }
 
-  private scheduleDrift(spec: NodeNetworkStateSpec): void {
+  private scheduleDrift(spec: NodeDatapath): void {
     const ms = parseDuration(spec.drift?.checkInterval ?? "30s");
     this.after(TIMER.drift, ms, () => this.driftCheck());
   }
@@ -526,36 +582,26 @@ export class NodeAgent {
    * (Degraded, DriftCheckFailed) and checked again at the next interval.
    */
   private async driftCheck(): Promise<void> {
-    const nns = this.state;
-    if (!nns || this.appliedKey === undefined) return;
+    const spec = this.desired;
+    if (!spec || this.appliedKey === undefined) return;
     try {
-      await this.compareAndHeal(nns);
+      await this.compareAndHeal(spec);
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       this.log.warn({ error: message }, "drift check failed");
       await this.publish(
-        statusAfterDriftCheckFailed(
-          this.status,
-          message,
-          nns.metadata.generation ?? 0,
-          this.clock.now(),
-        ),
+        statusAfterDriftCheckFailed(this.status, message, this.generation, this.clock.now()),
       );
     } finally {
-      // The state may have been replaced meanwhile (our own status write echoes back through
-      // the watch): the next check follows the current spec.
-      if (this.state) this.scheduleDrift(this.state.spec);
+      // The desired state may have been replaced meanwhile: the next check follows the current.
+      if (this.desired) this.scheduleDrift(this.desired);
     }
   }
 
-  private async compareAndHeal(nns: NodeNetworkState): Promise<void> {
-    const wg = this.wireguardContext(nns.spec);
+  private async compareAndHeal(spec: NodeDatapath): Promise<void> {
+    const wg = this.wireguardContext(spec);
     const desired = expectedState(
-      planDatapath(
-        nns.spec,
-        this.opts.driver.devicesFor(nns.spec),
-        wg ? { wireguard: wg.ctx } : {},
-      ),
+      planDatapath(spec, this.opts.driver.devicesFor(spec), wg ? { wireguard: wg.ctx } : {}),
     );
     const actual = await this.opts.driver.read();
     const items = diffDatapath(desired, actual);
@@ -569,10 +615,10 @@ export class NodeAgent {
     );
     let healed = false;
     if (items.length > 0) {
-      const mode = nns.spec.drift?.mode ?? "Heal";
+      const mode = spec.drift?.mode ?? "Heal";
       this.log.warn({ drift: items.map((i) => i.detail), mode }, "drift detected");
       if (mode === "Heal") {
-        await this.opts.driver.apply(nns.spec, wg ? { wireguard: wg.ctx } : {});
+        await this.opts.driver.apply(spec, wg ? { wireguard: wg.ctx } : {});
         healed = true;
         // Re-added peers start over: they get the first-handshake grace again.
         this.configuredAt.clear();
@@ -583,7 +629,7 @@ export class NodeAgent {
     const status = statusAfterDriftCheck(
       this.status,
       { items, healed },
-      nns.metadata.generation ?? 0,
+      this.generation,
       this.clock.now(),
     );
     const degradedBefore = this.status?.conditions?.find((c) => c.type === "Degraded")?.reason;
@@ -603,7 +649,7 @@ export class NodeAgent {
    * job, so a quiet node writes nothing here.
    */
   private async heartbeat(): Promise<void> {
-    if (!this.status || !this.state) return;
+    if (!this.status || !this.desired) return;
     const wireguard = await this.tunnelStatus();
     const next = { ...this.status, ...(wireguard ? { wireguard } : {}) };
     if (reportHash(next) === this.publishedHash) {
@@ -624,7 +670,7 @@ export class NodeAgent {
   /** The sessions as the tunnel reports them, folded into the status (rides on the heartbeat). */
   private async tunnelStatus(): Promise<NodeNetworkStateStatus["wireguard"]> {
     const current = this.status?.wireguard;
-    const spec = this.state?.spec;
+    const spec = this.desired;
     const wg = spec ? this.wireguardContext(spec) : undefined;
     if (!current || !wg || !this.opts.driver.wireguardPeers) return current;
     const onDevice = await this.opts.driver.wireguardPeers();
@@ -647,10 +693,43 @@ export class NodeAgent {
     return { ...current, ...this.tunnel };
   }
 
+  /**
+   * Writes the report, and the peer data first when it changed (a key announcement must reach
+   * peers as early as possible). A failed write is made again when the object shows up.
+   */
   private async publish(status: NodeNetworkStateStatus): Promise<void> {
     this.status = status;
-    this.publishedHash = reportHash(status);
-    await this.opts.writeStatus(status);
+    try {
+      const peer = this.peerStatus(status);
+      const peerHash = contentHash(peer);
+      if (this.opts.writePeer && peerHash !== this.publishedPeerHash) {
+        await this.opts.writePeer(peer);
+        this.publishedPeerHash = peerHash;
+      }
+      this.publishedHash = reportHash(status);
+      await this.opts.writeStatus(status);
+      this.unpublished = false;
+    } catch (err) {
+      this.unpublished = true;
+      throw err;
+    }
+  }
+
+  /** Pure given the desired state: what this node's peers need from a report. */
+  private peerStatus(status: NodeNetworkStateStatus): NodePeerStatus {
+    const wg = status.wireguard;
+    const desired = this.desired?.wireguard;
+    if (!wg?.publicKey || !desired) return {};
+    return {
+      profile: desired.profile,
+      publicKey: wg.publicKey,
+      ...(this.opts.nodeIP ? { nodeIP: this.opts.nodeIP, listenPort: desired.listenPort } : {}),
+      ...(desired.nodeEncryption ? { nodeEncryption: true } : {}),
+      ...(wg.nextPublicKey && wg.nextKeySwitchTime
+        ? { nextPublicKey: wg.nextPublicKey, nextKeySwitchTime: wg.nextKeySwitchTime }
+        : {}),
+      ...(wg.lastRotationTime ? { lastRotationTime: wg.lastRotationTime } : {}),
+    };
   }
 }
 

@@ -1,4 +1,4 @@
-import type { NodeNetworkState } from "../api/nodenetworkstate.js";
+import type { NodePeer } from "../api/nodepeer.js";
 import type { PeerConfig } from "../datapath-driver/wireguard/uapi.js";
 
 export interface PeerPlan {
@@ -36,56 +36,92 @@ export function peerFallbackTime(announced: string): Date {
  * allowed IPs still point at the old key, and its packets would be dropped), except as a
  * fallback once PEER_SWITCH_FALLBACK_MS have passed after the announced switch time.
  */
-export function peerKeyAt(state: NodeNetworkState, now: Date): string | undefined {
-  const wg = state.status?.wireguard;
+export function peerKeyAt(peer: NodePeer, now: Date): string | undefined {
+  const wg = peer.status;
   if (wg?.nextPublicKey && wg.nextKeySwitchTime && now >= peerFallbackTime(wg.nextKeySwitchTime)) {
     return wg.nextPublicKey;
   }
   return wg?.publicKey;
 }
 
+/** "ip:port", with brackets around an IPv6 address. */
+export function endpointOf(ip: string, port: number): string {
+  return ip.includes(":") ? `[${ip}]:${port}` : `${ip}:${port}`;
+}
+
+/** Every key a peer entry claims: the current one and an announced next one. */
+const claimedKeys = (p: NodePeer) =>
+  [p.status?.publicKey, p.status?.nextPublicKey].filter((k): k is string => !!k);
+
 /**
- * Pure: this node's WireGuard peers, learned from the other nodes' NodeNetworkStates (their
- * status carries public key and endpoint, their spec the pod CIDRs) — never copied into
- * this node's spec, so a node joining costs no write to any other node's state.
+ * Pure: the peer entries this node may use. Each entry passed its schema (the API server's and
+ * again zod's where the agent parsed it); what no single entry can show is checked here: a key
+ * claimed by two nodes (or by a peer and this node) would route one node's traffic to another,
+ * so every claimant of such a key is left out and named in `problems`.
+ */
+export function usablePeers(
+  self: string,
+  ownKeys: readonly string[],
+  peers: readonly NodePeer[],
+): { peers: NodePeer[]; problems: string[] } {
+  const claimants = new Map<string, string[]>();
+  for (const k of ownKeys) claimants.set(k, [self]);
+  for (const p of peers) {
+    if (p.metadata.name === self) continue;
+    for (const k of new Set(claimedKeys(p)))
+      claimants.set(k, [...(claimants.get(k) ?? []), p.metadata.name ?? ""]);
+  }
+  const problems: string[] = [];
+  const clashing = new Set<string>();
+  for (const [key, nodes] of claimants) {
+    if (nodes.length < 2) continue;
+    for (const n of nodes) if (n !== self) clashing.add(n);
+    problems.push(`WireGuard key ${key.slice(0, 8)}… claimed by ${nodes.sort().join(", ")}`);
+  }
+  return {
+    peers: peers.filter((p) => !clashing.has(p.metadata.name ?? "")),
+    problems: problems.sort(),
+  };
+}
+
+/**
+ * Pure: this node's WireGuard peers, learned from the other nodes' NodePeers (their status
+ * carries public key and endpoint, their spec the pod CIDRs the operator took from the Node) —
+ * never copied into this node's objects, so a node joining costs no write for any other node.
  */
 export function planPeers(
   self: string,
   profile: string,
-  states: readonly NodeNetworkState[],
+  entries: readonly NodePeer[],
   now: Date,
   keepaliveSeconds?: number,
   nodeEncryption = false,
 ): PeerPlan {
-  const others = states.filter(
+  const others = entries.filter(
     (s) =>
-      s.metadata.name !== self &&
-      s.spec.wireguard?.profile === profile &&
-      !s.metadata.deletionTimestamp,
+      s.metadata.name !== self && s.status?.profile === profile && !s.metadata.deletionTimestamp,
   );
   const peers: PeerConfig[] = [];
   const nodeOf = new Map<string, string>();
   let nextSwitch: Date | undefined;
   for (const s of others) {
     const key = peerKeyAt(s, now);
-    const endpoint = s.status?.wireguard?.endpoint;
-    if (!key || !endpoint || !s.spec.podCIDRs?.length) continue;
+    const st = s.status;
+    if (!key || !st?.nodeIP || !st.listenPort || !s.spec.podCIDRs?.length) continue;
+    const endpoint = endpointOf(st.nodeIP, st.listenPort);
     nodeOf.set(key, s.metadata.name ?? "");
-    // Host-to-host traffic too, when both ends take part (control-plane nodes do not): the
-    // peer's node IP (its status says; else its endpoint's host).
-    const nodeIP =
-      nodeEncryption && s.spec.wireguard?.nodeEncryption
-        ? (s.status?.nodeIP ?? endpoint.slice(0, endpoint.lastIndexOf(":")))
-        : undefined;
+    // Host-to-host traffic too, when both ends take part (control-plane nodes do not).
+    const nodeIP = nodeEncryption && st.nodeEncryption ? st.nodeIP : undefined;
+    const hostPrefix = nodeIP?.includes(":") ? 128 : 32;
     peers.push({
       publicKey: key,
       endpoint,
-      allowedIPs: [...s.spec.podCIDRs, ...(nodeIP ? [`${nodeIP}/32`] : [])].sort(),
+      allowedIPs: [...s.spec.podCIDRs, ...(nodeIP ? [`${nodeIP}/${hostPrefix}`] : [])].sort(),
       ...(nodeIP ? { nodeIP } : {}),
       ...(keepaliveSeconds !== undefined ? { persistentKeepaliveSeconds: keepaliveSeconds } : {}),
     });
-    const sw = s.status?.wireguard?.nextKeySwitchTime;
-    if (s.status?.wireguard?.nextPublicKey && sw && peerFallbackTime(sw) > now) {
+    const sw = st.nextKeySwitchTime;
+    if (st.nextPublicKey && sw && peerFallbackTime(sw) > now) {
       const at = peerFallbackTime(sw);
       if (!nextSwitch || at < nextSwitch) nextSwitch = at;
     }

@@ -1,4 +1,4 @@
-import type { NodeNetworkState } from "../api/nodenetworkstate.js";
+import type { NodePeer } from "../api/nodepeer.js";
 import { contentHash } from "../reconcilers/shared/hash.js";
 import { PEER_SWITCH_FALLBACK_MS } from "./peers.js";
 
@@ -19,12 +19,12 @@ export interface Announcement {
 function peerSwitches(
   self: string,
   profile: string,
-  states: readonly NodeNetworkState[],
+  peers: readonly NodePeer[],
 ): Announcement[] {
   const out: Announcement[] = [];
-  for (const s of states) {
-    const wg = s.status?.wireguard;
-    if (s.metadata.name === self || s.spec.wireguard?.profile !== profile) continue;
+  for (const s of peers) {
+    const wg = s.status;
+    if (s.metadata.name === self || wg?.profile !== profile) continue;
     const at = wg?.nextPublicKey ? wg.nextKeySwitchTime : wg?.lastRotationTime;
     if (at) out.push({ node: s.metadata.name ?? "", switchAt: new Date(at) });
   }
@@ -44,12 +44,12 @@ const goesFirst = (a: Announcement, b: Announcement) =>
 export function rotationClash(
   self: string,
   profile: string,
-  states: readonly NodeNetworkState[],
+  peers: readonly NodePeer[],
   switchAt: Date,
   announced: boolean,
 ): Announcement | undefined {
   const mine = { node: self, switchAt };
-  return peerSwitches(self, profile, states)
+  return peerSwitches(self, profile, peers)
     .filter((p) => Math.abs(p.switchAt.getTime() - switchAt.getTime()) < ROTATION_GUARD_MS)
     .filter((p) => !announced || goesFirst(p, mine))
     .sort((a, b) => (goesFirst(a, b) ? -1 : 1))[0];

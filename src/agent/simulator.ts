@@ -5,12 +5,20 @@ import type { NodeNetworkStateStatus } from "../api/nodenetworkstate.js";
 import { mergePatchStatus } from "../controllers/apply.js";
 import { Informer } from "../controllers/informer.js";
 import { MemoryDriver } from "../datapath-driver/memory.js";
-import { NodeNetworkStateKind } from "../reconcilers/context.js";
+import { NodeKind, PodKind, type ResourceKind } from "../controllers/resource.js";
+import {
+  BandwidthPolicyKind,
+  EncryptionProfileKind,
+  NetworkConfigKind,
+  NodeNetworkStateKind,
+  NodePeerKind,
+} from "../reconcilers/context.js";
 import { RealClock } from "../util/clock.js";
 import { NodeAgent } from "./agent.js";
 import { KeyStore } from "./keystore.js";
 import { agentLeaseKeeper, type LeaseKeeper } from "./lease.js";
-import { statusPatch } from "./status.js";
+import { SourceParser } from "./sources.js";
+import { peerStatusPatch, statusPatch } from "./status.js";
 
 export interface SimulatorOptions {
   kubeconfig: KubeConfig;
@@ -22,41 +30,80 @@ export interface SimulatorOptions {
 }
 
 /**
- * Hundreds of agents in one process, each a NodeAgent over a MemoryDriver, sharing one
- * NodeNetworkState informer. They apply and report through the real API server exactly as
- * `netloom agent` does; only the kernel is simulated.
+ * Hundreds of agents in one process, each a NodeAgent over a MemoryDriver. They render, apply
+ * and report through the real API server exactly as `netloom agent` does, from shared informers
+ * (one list+watch per kind for the whole process, routed per node); only the kernel is
+ * simulated. The control-plane benchmark gives each simulated agent its own watches instead.
  */
 export class AgentSimulator {
   readonly agents = new Map<
     string,
     { agent: NodeAgent; driver: MemoryDriver; lease: LeaseKeeper }
   >();
-  private readonly informer: Informer<KubernetesObject>;
+  private readonly informers: Record<
+    "nodes" | "pods" | "networkConfigs" | "encryptionProfiles" | "bandwidthPolicies" | "peers" | "states",
+    Informer<KubernetesObject>
+  >;
   private readonly api: CustomObjectsApi;
   private readonly clock = new RealClock();
+  private readonly parser = new SourceParser();
+  private ready = false;
   /** Status writes made, for scale tests. */
   statusWrites = 0;
 
   constructor(private readonly opts: SimulatorOptions) {
     this.api = opts.kubeconfig.makeApiClient(CustomObjectsApi);
     const log = opts.log ?? pino({ level: "silent" });
-    this.informer = new Informer({
-      kubeconfig: opts.kubeconfig,
-      kind: NodeNetworkStateKind,
-      logger: log,
+    const informer = (kind: ResourceKind) =>
+      new Informer<KubernetesObject>({ kubeconfig: opts.kubeconfig, kind, logger: log });
+    this.informers = {
+      nodes: informer(NodeKind),
+      pods: informer(PodKind),
+      networkConfigs: informer(NetworkConfigKind),
+      encryptionProfiles: informer(EncryptionProfileKind),
+      bandwidthPolicies: informer(BandwidthPolicyKind),
+      peers: informer(NodePeerKind),
+      states: informer(NodeNetworkStateKind),
+    };
+    this.informers.pods.addIndex("node", (p) => {
+      const n = (p as { spec?: { nodeName?: string } }).spec?.nodeName;
+      return n ? [n] : [];
     });
     for (const node of opts.nodes) this.addNode(node);
-    const route = (obj: KubernetesObject, gone = false) => {
-      const entry = this.agents.get(obj.metadata?.name ?? "");
-      if (entry) void (gone ? entry.agent.observe(undefined) : entry.agent.observeObject(obj));
-      // Peers learn each other from the shared cache, as real agents do from their watch.
-      const all = this.informer.list();
-      for (const { agent } of this.agents.values()) void agent.observePeerObjects(all);
+    const on = (inf: Informer<KubernetesObject>, fn: (o: KubernetesObject) => void) =>
+      inf.addEventHandler({ add: fn, update: (_o, n) => fn(n), delete: fn });
+    const everyone = () => {
+      for (const node of this.agents.keys()) this.render(node);
     };
-    this.informer.addEventHandler({
-      add: (o) => route(o),
-      update: (_old, o) => route(o),
-      delete: (o) => route(o, true),
+    on(this.informers.nodes, (o) => this.render(o.metadata?.name ?? ""));
+    on(this.informers.pods, (o) =>
+      this.render((o as { spec?: { nodeName?: string } }).spec?.nodeName ?? ""),
+    );
+    on(this.informers.networkConfigs, everyone);
+    on(this.informers.encryptionProfiles, everyone);
+    on(this.informers.bandwidthPolicies, everyone);
+    on(this.informers.peers, () => {
+      if (!this.ready) return;
+      const all = this.informers.peers.list();
+      for (const { agent } of this.agents.values()) void agent.observePeerObjects(all);
+    });
+    this.informers.states.addEventHandler({
+      add: (o) => void this.agents.get(o.metadata?.name ?? "")?.agent.observeOwnState(o),
+      update: (_o, n) => void this.agents.get(n.metadata?.name ?? "")?.agent.observeOwnState(n),
+    });
+  }
+
+  /** One agent renders again from the shared caches. */
+  private render(node: string): void {
+    const entry = this.agents.get(node);
+    if (!entry || !this.ready) return;
+    const i = this.informers;
+    void entry.agent.observeSources({
+      node: i.nodes.getByName(node),
+      pods: i.pods.byIndex("node", node),
+      networkConfigs: i.networkConfigs.list(),
+      encryptionProfiles: i.encryptionProfiles.list(),
+      bandwidthPolicies: i.bandwidthPolicies.list(),
     });
   }
 
@@ -76,6 +123,13 @@ export class AgentSimulator {
           () => {},
         );
       },
+      writePeer: (status) =>
+        mergePatchStatus(
+          this.api,
+          { kind: NodePeerKind, name: node },
+          peerStatusPatch(status),
+        ).then(() => {}),
+      parser: this.parser,
       ...(this.opts.log ? { log: this.opts.log } : {}),
     });
     const lease = agentLeaseKeeper(this.opts.kubeconfig, node, {
@@ -86,8 +140,12 @@ export class AgentSimulator {
     this.agents.set(node, { agent, driver, lease });
     agent.start();
     lease.start();
-    const current = this.informer?.getByName(node);
-    if (current) void agent.observeObject(current);
+    if (this.ready) {
+      const own = this.informers.states.getByName(node);
+      if (own) void agent.observeOwnState(own);
+      void agent.observePeerObjects(this.informers.peers.list());
+      this.render(node);
+    }
     return agent;
   }
 
@@ -104,12 +162,21 @@ export class AgentSimulator {
   }
 
   async start(): Promise<void> {
-    this.informer.start();
-    await this.informer.synced();
+    const all = Object.values(this.informers);
+    for (const i of all) i.start();
+    await Promise.all(all.map((i) => i.synced()));
+    this.ready = true;
+    const peers = this.informers.peers.list();
+    for (const [node, { agent }] of this.agents) {
+      const own = this.informers.states.getByName(node);
+      if (own) void agent.observeOwnState(own);
+      void agent.observePeerObjects(peers);
+      this.render(node);
+    }
   }
 
   stop(): void {
-    this.informer.stop();
+    for (const i of Object.values(this.informers)) i.stop();
     for (const { agent, lease } of this.agents.values()) {
       agent.stop();
       lease.stop();

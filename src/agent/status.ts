@@ -1,10 +1,14 @@
-import type { NodeNetworkStateStatus } from "../api/nodenetworkstate.js";
+import type { NodeNetworkStateStatus, Sources } from "../api/nodenetworkstate.js";
+import { type NodePeerStatus, nodePeerStatus } from "../api/nodepeer.js";
 import { type Condition, formatTime, setCondition } from "../controllers/conditions.js";
 import type { ApplyReport, Capabilities, DriftItem } from "../datapath-driver/driver.js";
 
 export interface ApplyOutcome {
+  /** The generation of this node's NodeNetworkState (for the conditions' observedGeneration). */
   generation: number;
-  specHash: string | undefined;
+  /** What the desired state was rendered from: reported whether the apply worked or not. */
+  sources: Sources | undefined;
+  specHash: string;
   /** The driver's report, or the error that stopped the apply. */
   result: { ok: true; report: ApplyReport } | { ok: false; error: string };
 }
@@ -26,7 +30,7 @@ export function statusAfterApply(
         type: "Ready",
         status: "True" as const,
         reason: "Applied",
-        message: `applied generation ${outcome.generation}`,
+        message: `applied ${describeSources(outcome.sources)}`,
       }
     : { type: "Ready", status: "False" as const, reason: "ApplyFailed", message: result.error };
   const degraded = !result.ok
@@ -41,13 +45,15 @@ export function statusAfterApply(
     ctx.now,
   );
   conditions = setCondition(conditions, degraded, outcome.generation, ctx.now);
+  const { sources: _s, ...rest } = prev ?? {};
   return {
-    ...prev,
-    // Only a successful apply moves the applied generation: the operator reads it as "done".
+    ...rest,
+    // The sources of this attempt, with Ready saying whether it applied: the operator reads
+    // "Ready and the object's generation among the sources" as done.
+    ...(outcome.sources ? { sources: outcome.sources } : {}),
     ...(result.ok
       ? {
-          observedGeneration: outcome.generation,
-          ...(outcome.specHash ? { appliedSpecHash: outcome.specHash } : {}),
+          appliedSpecHash: outcome.specHash,
           datapath: {
             attach: result.report.attach,
             bandwidth: result.report.bandwidth,
@@ -69,6 +75,22 @@ export function statusAfterApply(
     heartbeatTime: formatTime(ctx.now),
     ...(ctx.nodeIP ? { nodeIP: ctx.nodeIP } : {}),
   };
+}
+
+/** Pure: "NetworkConfig default (generation 3), BandwidthPolicy ns/x (generation 1)". */
+export function describeSources(sources: Sources | undefined): string {
+  const refs = [
+    ...(sources?.networkConfig ? [["NetworkConfig", sources.networkConfig] as const] : []),
+    ...(sources?.encryptionProfile
+      ? [["EncryptionProfile", sources.encryptionProfile] as const]
+      : []),
+    ...(sources?.bandwidthPolicies ?? []).map((r) => ["BandwidthPolicy", r] as const),
+  ];
+  if (refs.length === 0) return "the defaults (no source selects this node)";
+  const named = refs
+    .slice(0, NAMED)
+    .map(([kind, r]) => `${kind} ${r.name} (generation ${r.generation})`);
+  return named.join(", ") + (refs.length > NAMED ? ` and ${refs.length - NAMED} more` : "");
 }
 
 const DATAPATH_MATCHES = {
@@ -136,12 +158,25 @@ export function statusAfterDriftCheck(
  * merge patch deletes.
  */
 export function statusPatch(status: NodeNetworkStateStatus): Record<string, unknown> {
-  if (!status.wireguard) return { ...status, wireguard: null };
+  // A source no longer applied (a NetworkConfig deleted) must go: merge patches merge objects.
+  const sources = status.sources
+    ? { networkConfig: null, encryptionProfile: null, bandwidthPolicies: null, ...status.sources }
+    : null;
+  if (!status.wireguard) return { ...status, sources, wireguard: null };
   // A rotation's announcement ends when the key is switched: a merge patch must delete it.
   return {
     ...status,
+    sources,
     wireguard: { nextPublicKey: null, nextKeySwitchTime: null, ...status.wireguard },
   };
+}
+
+/** The merge patch that makes a NodePeer's /status equal to `status` (absent fields removed). */
+export function peerStatusPatch(status: NodePeerStatus): Record<string, unknown> {
+  const cleared = Object.fromEntries(
+    Object.keys(nodePeerStatus.shape).map((k) => [k, null] as const),
+  );
+  return { ...cleared, ...status };
 }
 
 /**

@@ -1,8 +1,16 @@
-import type { KubeConfig } from "@kubernetes/client-node";
+import type { KubeConfig, KubernetesObject } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { Informer } from "../controllers/informer.js";
-import { NodeNetworkStateKind } from "../reconcilers/context.js";
+import { NodeKind, PodKind, type ResourceKind } from "../controllers/resource.js";
+import {
+  BandwidthPolicyKind,
+  EncryptionProfileKind,
+  NetworkConfigKind,
+  NodeNetworkStateKind,
+  NodePeerKind,
+} from "../reconcilers/context.js";
 import type { NodeAgent } from "./agent.js";
+import type { RawSources } from "./sources.js";
 
 /**
  * What a node agent watches, and how events reach it: the one place that decides an agent's
@@ -15,43 +23,74 @@ export interface AgentWatches {
   stop(): void;
 }
 
+/**
+ * An agent watches what its own datapath is rendered from — its Node and the Pods on it (the
+ * API server filters both by field selector), the few cluster-wide sources, the BandwidthPolicies
+ * — plus every NodePeer (quiet at rest: it changes only with keys and endpoints) and its own
+ * NodeNetworkState. Nothing is rendered until every watch has listed once: a half-synced view
+ * (no NetworkConfig yet) would tear down what the node enforces.
+ */
 export function agentWatches(
   kubeconfig: KubeConfig,
   node: string,
   agent: NodeAgent,
   logger?: Logger,
 ): AgentWatches {
-  // Only this node's state: the API server filters, so a node costs one watch, not O(nodes).
-  const own = new Informer({
-    kubeconfig,
-    kind: NodeNetworkStateKind,
-    fieldSelector: `metadata.name=${node}`,
-    ...(logger ? { logger } : {}),
+  const informer = (kind: ResourceKind, fieldSelector?: string) =>
+    new Informer<KubernetesObject>({
+      kubeconfig,
+      kind,
+      ...(fieldSelector ? { fieldSelector } : {}),
+      ...(logger ? { logger } : {}),
+    });
+  const sources = {
+    node: informer(NodeKind, `metadata.name=${node}`),
+    pods: informer(PodKind, `spec.nodeName=${node}`),
+    networkConfigs: informer(NetworkConfigKind),
+    encryptionProfiles: informer(EncryptionProfileKind),
+    bandwidthPolicies: informer(BandwidthPolicyKind),
+  };
+  const own = informer(NodeNetworkStateKind, `metadata.name=${node}`);
+  const peers = informer(NodePeerKind);
+  const all = [...Object.values(sources), own, peers];
+
+  let ready = false;
+  const raw = (): RawSources => ({
+    node: sources.node.getByName(node),
+    pods: sources.pods.list(),
+    networkConfigs: sources.networkConfigs.list(),
+    encryptionProfiles: sources.encryptionProfiles.list(),
+    bandwidthPolicies: sources.bandwidthPolicies.list(),
   });
+  const render = () => {
+    if (ready) void agent.observeSources(raw());
+  };
+  const peersChanged = () => {
+    if (ready) void agent.observePeerObjects(peers.list());
+  };
+  for (const inf of Object.values(sources))
+    inf.addEventHandler({ add: render, update: render, delete: render });
+  peers.addEventHandler({ add: peersChanged, update: peersChanged, delete: peersChanged });
   own.addEventHandler({
-    add: (o) => void agent.observeObject(o),
-    update: (_o, n) => void agent.observeObject(n),
-    delete: () => void agent.observe(undefined),
+    add: (o) => void agent.observeOwnState(o),
+    update: (_o, n) => void agent.observeOwnState(n),
   });
-  // Every node's state, for WireGuard peers (their public keys, endpoints and pod CIDRs).
-  const peers = new Informer({
-    kubeconfig,
-    kind: NodeNetworkStateKind,
-    ...(logger ? { logger } : {}),
-  });
-  const allPeers = () => void agent.observePeerObjects(peers.list());
-  peers.addEventHandler({ add: allPeers, update: allPeers, delete: allPeers });
+  const synced = Promise.all(all.map((i) => i.synced()));
   return {
     start: () => {
-      own.start();
-      peers.start();
+      for (const i of all) i.start();
+      void synced.then(() => {
+        ready = true;
+        // Peers first: the first render then plans WireGuard with them.
+        void agent.observePeerObjects(peers.list());
+        render();
+      });
     },
     synced: async () => {
-      await Promise.all([own.synced(), peers.synced()]);
+      await synced;
     },
     stop: () => {
-      own.stop();
-      peers.stop();
+      for (const i of all) i.stop();
     },
   };
 }

@@ -1,3 +1,4 @@
+import { isIP } from "node:net";
 import { z } from "zod";
 import { isCidr } from "./cidr.js";
 import { DURATION_PATTERN, parseDuration, parseQuantity, QUANTITY_PATTERN } from "./quantity.js";
@@ -51,6 +52,19 @@ export const ipv4Cidr = (why: string) =>
   });
 
 export const port = () => z.int().min(1).max(65535);
+
+/** An IPv4 or IPv6 address (no zone, no prefix). */
+export const ipAddress = () =>
+  cel(z.string().max(45), {
+    rule: "isIP(self)",
+    message: "must be an IP address such as 10.0.0.1 or fd00::1",
+    check: (v) => isIP(v) !== 0,
+  });
+
+/** A WireGuard public key: 32 bytes, base64 (44 characters, the last one "="). */
+export const WIREGUARD_KEY_PATTERN = "^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$";
+export const wireguardKey = (description: string) =>
+  z.string().regex(new RegExp(WIREGUARD_KEY_PATTERN)).meta({ description });
 
 /** Linux interface names: at most 15 bytes (IFNAMSIZ - 1). */
 export const interfaceName = () =>

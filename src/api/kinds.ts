@@ -13,6 +13,7 @@ import {
   nodeNetworkStateSpec,
   nodeNetworkStateStatus,
 } from "./nodenetworkstate.js";
+import { nodePeer, nodePeerSpec, nodePeerStatus } from "./nodepeer.js";
 
 export interface PrinterColumn {
   name: string;
@@ -34,6 +35,8 @@ export interface KindDefinition {
   /** Validates a whole object (apiVersion, kind, metadata, spec, status). */
   object: z.ZodType;
   printerColumns: PrinterColumn[];
+  /** Written by Netloom for itself (agents, operator), not by users: no samples, no conditions. */
+  internal?: boolean;
 }
 
 const ready: PrinterColumn = {
@@ -153,24 +156,69 @@ export const KINDS: readonly KindDefinition[] = [
     singular: "nodenetworkstate",
     shortNames: ["nlns"],
     scope: "Cluster",
+    internal: true,
     description:
-      "Internal: the desired datapath of one node (spec, by the operator) and what its agent applied (status).",
+      "Internal: what one node's agent applied, and from which source generations (status, written by that agent).",
     spec: nodeNetworkStateSpec,
     status: nodeNetworkStateStatus,
     object: nodeNetworkState,
     printerColumns: [
       ready,
       {
-        name: "Applied",
+        name: "Config",
+        type: "string",
+        jsonPath: ".status.sources.networkConfig.name",
+        description: "The NetworkConfig the agent applied",
+      },
+      {
+        name: "Config-Gen",
         type: "integer",
-        jsonPath: ".status.observedGeneration",
-        description: "Generation the agent applied",
+        jsonPath: ".status.sources.networkConfig.generation",
+        description: "Its generation",
+      },
+      {
+        name: "Encryption",
+        type: "string",
+        jsonPath: ".status.sources.encryptionProfile.name",
+        description: "The EncryptionProfile the agent applied",
+      },
+      {
+        name: "Encryption-Gen",
+        type: "integer",
+        jsonPath: ".status.sources.encryptionProfile.generation",
+        description: "Its generation",
       },
       { name: "Drifted", type: "boolean", jsonPath: ".status.drift.drifted" },
       { name: "Bandwidth", type: "string", jsonPath: ".status.datapath.bandwidth" },
       { name: "WireGuard", type: "string", jsonPath: ".status.wireguard.backend" },
       { name: "Heartbeat", type: "date", jsonPath: ".status.heartbeatTime", priority: 1 },
       reason,
+      age,
+    ],
+  },
+  {
+    kind: "NodePeer",
+    plural: "nodepeers",
+    singular: "nodepeer",
+    shortNames: ["nlpeer"],
+    scope: "Cluster",
+    internal: true,
+    description:
+      "Internal: what other nodes need to reach one node through WireGuard (pod CIDRs from the operator; key, endpoint and rotation announcements from the node's agent).",
+    spec: nodePeerSpec,
+    status: nodePeerStatus,
+    object: nodePeer,
+    printerColumns: [
+      { name: "Profile", type: "string", jsonPath: ".status.profile" },
+      { name: "Node-IP", type: "string", jsonPath: ".status.nodeIP" },
+      { name: "Public-Key", type: "string", jsonPath: ".status.publicKey" },
+      { name: "Pod-CIDRs", type: "string", jsonPath: ".spec.podCIDRs", priority: 1 },
+      {
+        name: "Next-Key-At",
+        type: "date",
+        jsonPath: ".status.nextKeySwitchTime",
+        priority: 1,
+      },
       age,
     ],
   },

@@ -36,8 +36,25 @@ export const nodeWireguard = z
   })
   .strict();
 
-/** Desired datapath of one node; written only by the operator. */
-export const nodeNetworkStateSpec = z
+export const sources = z
+  .object({
+    networkConfig: sourceRef.optional().meta({ description: "The NetworkConfig that owns the node." }),
+    encryptionProfile: sourceRef
+      .optional()
+      .meta({ description: "The EncryptionProfile that owns the node." }),
+    bandwidthPolicies: z
+      .array(sourceRef)
+      .max(1024)
+      .optional()
+      .meta({ description: "BandwidthPolicies that limit pods of the node." }),
+  })
+  .strict();
+
+/**
+ * The desired datapath of one node, as its agent renders it from the sources that select the
+ * node (renderNodeState). Never stored: each agent computes its own.
+ */
+export const nodeDatapath = z
   .object({
     nodeName: z.string().max(253),
     podCIDRs: z.array(cidr()).max(4).optional(),
@@ -47,23 +64,31 @@ export const nodeNetworkStateSpec = z
     bandwidth: z.array(podBandwidth).max(4096).optional(),
     wireguard: nodeWireguard.optional(),
     drift: driftPolicy.optional(),
-    sources: z
-      .object({
-        networkConfig: sourceRef.optional(),
-        encryptionProfile: sourceRef.optional(),
-        bandwidthPolicies: z.array(sourceRef).max(1024).optional(),
-      })
-      .strict()
+    sources: sources
       .optional()
       .meta({ description: "The objects this state was rendered from." }),
+  })
+  .strict();
+
+/** What is known of a node before its agent renders anything; written by the operator. */
+export const nodeNetworkStateSpec = z
+  .object({
+    nodeName: z.string().max(253).meta({ description: "The node this state belongs to." }),
   })
   .strict();
 
 /** What the node's agent applied; written only by that agent. No private key, ever. */
 export const nodeNetworkStateStatus = z
   .object({
-    observedGeneration: z.int().min(0).optional(),
-    appliedSpecHash: z.string().max(128).optional(),
+    sources: sources.optional().meta({
+      description:
+        "The source objects (and generations) of the desired state the agent applied last, or is failing to apply (Ready says which).",
+    }),
+    appliedSpecHash: z
+      .string()
+      .max(128)
+      .optional()
+      .meta({ description: "Hash of the rendered desired datapath the agent applied." }),
     conditions: conditions(),
     heartbeatTime: z.string().meta({ format: "date-time" }).optional(),
     nodeIP: z.string().max(45).optional(),
@@ -138,6 +163,8 @@ export const nodeNetworkState = z
 
 export type NodeNetworkState = z.infer<typeof nodeNetworkState>;
 export type NodeNetworkStateSpec = z.infer<typeof nodeNetworkStateSpec>;
+export type NodeDatapath = z.infer<typeof nodeDatapath>;
+export type Sources = z.infer<typeof sources>;
 export type NodeNetworkStateStatus = z.infer<typeof nodeNetworkStateStatus>;
 export type SourceRef = z.infer<typeof sourceRef>;
 export type PodBandwidth = z.infer<typeof podBandwidth>;

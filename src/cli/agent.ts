@@ -7,7 +7,7 @@ import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import { NodeAgent } from "../agent/agent.js";
 import { KeyStore } from "../agent/keystore.js";
 import { agentLeaseKeeper, DEFAULT_LEASE_NAMESPACE } from "../agent/lease.js";
-import { statusPatch } from "../agent/status.js";
+import { peerStatusPatch, statusPatch } from "../agent/status.js";
 import { agentWatches } from "../agent/watches.js";
 import { parseDuration } from "../api/quantity.js";
 import { mergePatchStatus } from "../controllers/apply.js";
@@ -16,7 +16,7 @@ import { BPF_OBJECT, LinuxDriver } from "../datapath-driver/linux/driver.js";
 import { defaultRouteDevice, deviceIPv4 } from "../datapath-driver/linux/htb.js";
 import { MemoryDriver } from "../datapath-driver/memory.js";
 import { recordEvent } from "../kube/events.js";
-import { NodeNetworkStateKind } from "../reconcilers/context.js";
+import { NodeNetworkStateKind, NodePeerKind } from "../reconcilers/context.js";
 import { isRoot } from "../util/process.js";
 import { flags, loadKubeConfig } from "./args.js";
 
@@ -39,7 +39,10 @@ export function chooseDriver(requested: string | undefined): {
   return { kind: "memory", why: `simulated datapath: missing ${missing.join(", ")}` };
 }
 
-/** `netloom agent --node NAME`: converge this node's kernel to its NodeNetworkState. */
+/**
+ * `netloom agent --node NAME`: render this node's desired datapath from the sources that select
+ * it, converge the kernel to it, and report in its NodeNetworkState (and NodePeer).
+ */
 export async function runAgent(argv: string[]): Promise<number> {
   const f = flags("netloom agent", argv, {
     node: { type: "string" },
@@ -94,7 +97,8 @@ export async function runAgent(argv: string[]): Promise<number> {
   });
   const appliedGeneration = new Gauge({
     name: "netloom_agent_applied_generation",
-    help: "Generation of the NodeNetworkState last applied.",
+    help: "Generation of each source (NetworkConfig, EncryptionProfile) the agent rendered and applied last.",
+    labelNames: ["kind", "name"],
     registers: [registry],
   });
 
@@ -149,7 +153,13 @@ export async function runAgent(argv: string[]): Promise<number> {
         { kind: NodeNetworkStateKind, name: node },
         statusPatch(status),
       );
-      if (status.observedGeneration !== undefined) appliedGeneration.set(status.observedGeneration);
+      const nc = status.sources?.networkConfig;
+      if (nc) appliedGeneration.labels("NetworkConfig", nc.name).set(nc.generation);
+      const ep = status.sources?.encryptionProfile;
+      if (ep) appliedGeneration.labels("EncryptionProfile", ep.name).set(ep.generation);
+    },
+    writePeer: async (status) => {
+      await mergePatchStatus(custom, { kind: NodePeerKind, name: node }, peerStatusPatch(status));
     },
     onApply: (seconds) => applyDuration.observe(seconds),
     onRotation: () => rotations.inc(),

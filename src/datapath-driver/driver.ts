@@ -1,6 +1,6 @@
 import { isIPv4 } from "node:net";
 import { formatCidr, parseCidr } from "../api/cidr.js";
-import type { NodeNetworkStateSpec, PodBandwidth } from "../api/nodenetworkstate.js";
+import type { NodeDatapath, PodBandwidth } from "../api/nodenetworkstate.js";
 import { type DenyEntry, describeDenyEntries, egressDenyEntries } from "./maps/egress-deny.js";
 import type { PeerConfig, PeerState } from "./wireguard/uapi.js";
 
@@ -56,7 +56,7 @@ export interface DatapathPlan {
 }
 
 export function planDatapath(
-  spec: NodeNetworkStateSpec,
+  spec: NodeDatapath,
   devices: string[],
   ctx: ApplyContext = {},
 ): DatapathPlan {
@@ -131,8 +131,8 @@ export interface DatapathDriver {
   readonly kind: "linux" | "memory";
   capabilities(): Promise<Capabilities>;
   /** The devices programs go on for this spec (spec.devices, else the default-route device). */
-  devicesFor(spec: NodeNetworkStateSpec): string[];
-  apply(spec: NodeNetworkStateSpec, ctx?: ApplyContext): Promise<ApplyReport>;
+  devicesFor(spec: NodeDatapath): string[];
+  apply(spec: NodeDatapath, ctx?: ApplyContext): Promise<ApplyReport>;
   read(): Promise<DatapathState>;
   /**
    * Key switches only: push keys and peers to a running tunnel at once, before the slower full

@@ -1,4 +1,4 @@
-import type { NodeNetworkStateSpec } from "../api/nodenetworkstate.js";
+import type { NodeDatapath } from "../api/nodenetworkstate.js";
 import {
   type ApplyContext,
   type ApplyReport,
@@ -33,7 +33,7 @@ export class MemoryDriver implements DatapathDriver {
     return { tcx: false, fq: false, wireguardKernel: false };
   }
 
-  devicesFor(spec: NodeNetworkStateSpec): string[] {
+  devicesFor(spec: NodeDatapath): string[] {
     return spec.devices?.length ? spec.devices : this.devices;
   }
 
@@ -59,7 +59,7 @@ export class MemoryDriver implements DatapathDriver {
     }
   }
 
-  async apply(spec: NodeNetworkStateSpec, ctx: ApplyContext = {}): Promise<ApplyReport> {
+  async apply(spec: NodeDatapath, ctx: ApplyContext = {}): Promise<ApplyReport> {
     this.applies++;
     if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs));
     if (this.failure) throw new Error(this.failure);

@@ -3,7 +3,8 @@ import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { readManifests } from "../api/fixtures.js";
-import type { NodeNetworkState } from "../api/nodenetworkstate.js";
+import type { NodeDatapath, NodeNetworkState } from "../api/nodenetworkstate.js";
+import { SourceParser } from "../agent/sources.js";
 import {
   type BoxState,
   boxDown,
@@ -86,8 +87,40 @@ async function states(box: BoxState): Promise<NodeNetworkState[]> {
 }
 
 const applied = (s: NodeNetworkState) =>
-  s.status?.observedGeneration === s.metadata.generation &&
   s.status?.conditions?.find((c) => c.type === "Ready")?.status === "True";
+
+async function listItems(box: BoxState, path: string): Promise<unknown[]> {
+  const r = await kubeRequest(boxKubeConfig(box), "GET", path);
+  return r.status === 200 ? r.json<{ items: unknown[] }>().items : [];
+}
+
+/** What each node was asked to hold: the agents' own rendering, run here on the same objects. */
+async function desiredOf(box: BoxState): Promise<Map<string, NodeDatapath>> {
+  const nl = "/apis/netloom.io/v1alpha1";
+  const [nodes, pods, networkConfigs, encryptionProfiles, bandwidthPolicies] = await Promise.all(
+    [
+      "/api/v1/nodes",
+      "/api/v1/pods",
+      `${nl}/networkconfigs`,
+      `${nl}/encryptionprofiles`,
+      `${nl}/bandwidthpolicies`,
+    ].map((p) => listItems(box, p)),
+  );
+  const parser = new SourceParser();
+  const out = new Map<string, NodeDatapath>();
+  for (const node of nodes as { metadata: { name: string } }[]) {
+    const name = node.metadata.name;
+    const r = parser.render({
+      node,
+      pods: (pods as { spec?: { nodeName?: string } }[]).filter((p) => p.spec?.nodeName === name),
+      networkConfigs: networkConfigs!,
+      encryptionProfiles: encryptionProfiles!,
+      bandwidthPolicies: bandwidthPolicies!,
+    });
+    if (r.ok && r.spec) out.set(name, r.spec);
+  }
+  return out;
+}
 
 /** Waits until every node applied its state, printing one line per change (the live view). */
 async function watchConvergence(
@@ -105,7 +138,8 @@ async function watchConvergence(
         const s = all.find((x) => x.metadata.name === n.name);
         const wg = s?.status?.wireguard;
         const mark = s && applied(s) && rendered(s) ? "✓" : "…";
-        return `${n.name} ${mark} gen ${s?.status?.observedGeneration ?? "-"}/${s?.metadata.generation ?? "-"}${wg?.peersConfigured !== undefined ? ` peers ${wg.peersConfigured}/${wg.peers}` : ""}`;
+        const gen = s?.status?.sources?.networkConfig?.generation;
+        return `${n.name} ${mark} config gen ${gen ?? "-"}${wg?.peersConfigured !== undefined ? ` peers ${wg.peersConfigured}/${wg.peers}` : ""}`;
       })
       .join("   ");
     if (line !== last) say(`  ${line}`);
@@ -117,7 +151,7 @@ async function watchConvergence(
           applied(s) &&
           rendered(s) &&
           (box.simulated ||
-            !s.spec.wireguard ||
+            !s.status?.sources?.encryptionProfile ||
             (s.status?.wireguard?.peersConfigured ?? -1) === box.nodes.length - 1),
       );
     if (done) return;
@@ -127,13 +161,15 @@ async function watchConvergence(
   }
 }
 
-/** The operator rendered the samples into this node's state (not just the empty first state). */
+/** The agent applied the samples (not just the defaults it renders before they exist). */
 const samplesRendered = (s: NodeNetworkState) =>
-  s.spec.sources?.networkConfig !== undefined && s.spec.sources?.encryptionProfile !== undefined;
+  s.status?.sources?.networkConfig !== undefined &&
+  s.status?.sources?.encryptionProfile !== undefined;
 
 /** Real measurements per node: the summary's table is what the kernel did, not what was asked. */
 async function measure(box: BoxState): Promise<NodeRow[]> {
   const all = await states(box);
+  const desired = await desiredOf(box);
   // Pod-to-pod across every pair of nodes first: a connectivity check, and it gives every
   // WireGuard peer a handshake to report.
   for (const a of box.nodes) {
@@ -148,7 +184,8 @@ async function measure(box: BoxState): Promise<NodeRow[]> {
     const denied = !canConnect(pod.netns, METADATA_IP, CLOUD_PORT, 2, 1);
     const other = box.nodes[(i + 1) % box.nodes.length]!;
     let bandwidth = "—";
-    const limit = s?.spec.bandwidth?.find((b) => b.ip === pod.ip);
+    const want = desired.get(n.name);
+    const limit = want?.bandwidth?.find((b) => b.ip === pod.ip);
     if (limit) {
       const out = inNs(
         pod.netns,
@@ -165,7 +202,7 @@ async function measure(box: BoxState): Promise<NodeRow[]> {
     }
     let wireguard = "—";
     const wgIf = `${box.prefix}wg${i + 1}`;
-    if (s?.spec.wireguard) {
+    if (want?.wireguard) {
       const dev = await uapiGet(`/var/run/wireguard/${wgIf}.sock`).catch(() => undefined);
       const ages = (dev?.peers ?? []).map((p) =>
         p.lastHandshakeSeconds ? Math.round(Date.now() / 1000 - p.lastHandshakeSeconds) : undefined,
@@ -175,7 +212,7 @@ async function measure(box: BoxState): Promise<NodeRow[]> {
         ? `✓ ${ages.length} peers, handshake ${Math.max(...(ages as number[]))}s ago`
         : `✗ ${ages.filter((a) => a !== undefined).length}/${box.nodes.length - 1} peers up`;
     }
-    const strictCidrs = s?.spec.wireguard?.strictCIDRs ?? [];
+    const strictCidrs = want?.wireguard?.strictCIDRs ?? [];
     rows.push({
       node: n.name,
       applied: !!s && applied(s),

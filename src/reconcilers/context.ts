@@ -57,6 +57,7 @@ export const EncryptionProfileKind = crdKind("EncryptionProfile");
 export const BandwidthPolicyKind = crdKind("BandwidthPolicy");
 export const ClusterMeshPeerKind = crdKind("ClusterMeshPeer");
 export const NodeNetworkStateKind = crdKind("NodeNetworkState");
+export const NodePeerKind = crdKind("NodePeer");
 
 /**
  * A typed view of an informer of one of our kinds: every object is parsed with the kind's zod
@@ -151,6 +152,8 @@ export class OperatorContext {
   readonly bandwidthPolicies: Cache<Named<BandwidthPolicy>>;
   readonly clusterMeshPeers: Cache<Named<ClusterMeshPeer>>;
   readonly states: Cache<Named<NodeNetworkState>>;
+  /** The nodes' peer entries (the operator writes their spec; only existence matters here). */
+  readonly peers: Informer<KubernetesObject>;
   readonly objects: KubernetesObjectApi;
   readonly custom: CustomObjectsApi;
   readonly core: CoreV1Api;
@@ -188,6 +191,7 @@ export class OperatorContext {
       named(clusterMeshPeer),
     );
     this.states = new Cache(manager.informer(NodeNetworkStateKind), named(nodeNetworkState));
+    this.peers = manager.informer(NodePeerKind);
     this.objects = KubernetesObjectApi.makeApiClient(kubeconfig);
     this.custom = kubeconfig.makeApiClient(CustomObjectsApi);
     this.core = kubeconfig.makeApiClient(CoreV1Api);

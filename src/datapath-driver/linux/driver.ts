@@ -1,7 +1,7 @@
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { REPO_ROOT } from "../../api/fixtures.js";
-import type { NodeNetworkStateSpec, PodBandwidth } from "../../api/nodenetworkstate.js";
+import type { NodeDatapath, PodBandwidth } from "../../api/nodenetworkstate.js";
 import {
   type ApplyContext,
   type ApplyReport,
@@ -71,7 +71,7 @@ export class LinuxDriver implements DatapathDriver {
     return this.caps;
   }
 
-  devicesFor(spec: NodeNetworkStateSpec): string[] {
+  devicesFor(spec: NodeDatapath): string[] {
     if (spec.devices?.length) return spec.devices;
     const dev = defaultRouteDevice();
     return dev ? [dev] : [];
@@ -97,7 +97,7 @@ export class LinuxDriver implements DatapathDriver {
     return this.bpf;
   }
 
-  async apply(spec: NodeNetworkStateSpec, ctx: ApplyContext = {}): Promise<ApplyReport> {
+  async apply(spec: NodeDatapath, ctx: ApplyContext = {}): Promise<ApplyReport> {
     await this.capabilities();
     const bpf = this.open();
     const devices = this.devicesFor(spec);
@@ -145,7 +145,7 @@ export class LinuxDriver implements DatapathDriver {
    * (on the underlay they are UDP between nodes, and a per-pod limit would be lost).
    */
   private async applyWireguard(
-    spec: NodeNetworkStateSpec,
+    spec: NodeDatapath,
     plan: DatapathPlan,
     ctx: ApplyContext,
     bpf: BpfDatapath,

@@ -18,13 +18,14 @@ export function registerBandwidthPolicyController(ctx: OperatorContext): Control
     watch: (b) =>
       b
         .watches(NodeNetworkStateKind, (s) =>
-          (ctx.states.of(s)?.spec.sources?.bandwidthPolicies ?? []).map((r) => r.name),
+          (ctx.states.of(s)?.status?.sources?.bandwidthPolicies ?? []).map((r) => r.name),
         )
         .watches(PodKind, (p) => inNamespace(p.metadata?.namespace)),
     fold: (bp) => {
       const f = foldBandwidthPolicy(
         bp,
         ctx.podViews(bp.metadata.namespace),
+        ctx.bandwidthPolicies.byIndex("namespace", bp.metadata.namespace ?? ""),
         ctx.stateMap(),
         ctx.judging(),
       );
@@ -36,7 +37,7 @@ export function registerBandwidthPolicyController(ctx: OperatorContext): Control
         ctx,
         `${bp.metadata.namespace}/${bp.metadata.name}`,
         undefined,
-        (s) => s.spec.sources?.bandwidthPolicies,
+        (s) => s.bandwidthPolicies,
       ),
   });
 }

@@ -1,6 +1,7 @@
 import type { NodeNetworkState } from "../../api/nodenetworkstate.js";
 import type { BandwidthPolicy, PodView } from "../model.js";
 import { podKey } from "../model.js";
+import { decidePodBandwidth } from "../nodenetworkstate/desired.js";
 import { foldVerdicts, type Judging, judgeNode, type NodeFold } from "../shared/fold.js";
 import { matchesSelector } from "../shared/selector.js";
 
@@ -24,11 +25,14 @@ export function selectedPods(bp: BandwidthPolicy, pods: readonly PodView[]): Pod
 
 /**
  * Pure: a BandwidthPolicy's pod and node counts. A pod is enforced when its node applied this
- * policy's generation with this policy's rate or a more restrictive one (which then wins).
+ * policy's generation; its limit is this policy's rate or a more restrictive one, which wins —
+ * decided by the same rule the agents render with (decidePodBandwidth over `policies`, the
+ * namespace's BandwidthPolicies).
  */
 export function foldBandwidthPolicy(
   bp: BandwidthPolicy,
   pods: readonly PodView[],
+  policies: readonly BandwidthPolicy[],
   states: ReadonlyMap<string, NodeNetworkState>,
   judging: Judging,
 ): BandwidthPolicyFold {
@@ -38,13 +42,13 @@ export function foldBandwidthPolicy(
   const nodeNames = [...new Set(selected.map((p) => p.nodeName!))].sort();
   const wanted = { name: self, generation };
   const verdicts = nodeNames.map((n) =>
-    judgeNode(n, states.get(n), wanted, (s) => s.spec.sources?.bandwidthPolicies, judging),
+    judgeNode(n, states.get(n), wanted, (s) => s.bandwidthPolicies, judging),
   );
   const readyNodes = new Set(verdicts.filter((v) => v.state === "ready").map((v) => v.node));
   let enforced = 0;
   const overridden: string[] = [];
   for (const pod of selected) {
-    const entry = states.get(pod.nodeName!)?.spec.bandwidth?.find((b) => b.pod === podKey(pod));
+    const entry = decidePodBandwidth(pod, policies).entry;
     if (entry && entry.source !== self) overridden.push(`${podKey(pod)} (${entry.source})`);
     // A stricter limit in force keeps this policy's promise too.
     if (entry && readyNodes.has(pod.nodeName!)) enforced++;

@@ -18,7 +18,7 @@ export function registerEncryptionProfileController(ctx: OperatorContext): Contr
     watch: (b) =>
       b
         .watches(NodeNetworkStateKind, (s) => {
-          const ref = ctx.states.of(s)?.spec.sources?.encryptionProfile;
+          const ref = ctx.states.of(s)?.status?.sources?.encryptionProfile;
           return ref ? [ref.name] : [];
         })
         .watches(
@@ -41,7 +41,7 @@ export function registerEncryptionProfileController(ctx: OperatorContext): Contr
         ctx,
         ep.metadata.name,
         ep.spec.nodeSelector,
-        (s) => s.spec.sources?.encryptionProfile,
+        (s) => s.encryptionProfile,
       ),
   });
 }

@@ -28,7 +28,7 @@ export function foldEncryptionProfile(
   const { owned, lost } = nodesOf(ep, all, nodes);
   const wanted = { name: ep.metadata.name ?? "", generation };
   const verdicts = owned.map((n) =>
-    judgeNode(n, states.get(n), wanted, (s) => s.spec.sources?.encryptionProfile, judging),
+    judgeNode(n, states.get(n), wanted, (s) => s.encryptionProfile, judging),
   );
   const fold = foldVerdicts(generation, verdicts, {
     kind: "EncryptionProfile",

@@ -18,7 +18,7 @@ export function registerNetworkConfigController(ctx: OperatorContext): Controlle
     watch: (b) =>
       b
         .watches(NodeNetworkStateKind, (s) => {
-          const ref = ctx.states.of(s)?.spec.sources?.networkConfig;
+          const ref = ctx.states.of(s)?.status?.sources?.networkConfig;
           return ref ? [ref.name] : [];
         })
         // Labels decide ownership: a node change may move it between configs.
@@ -42,7 +42,7 @@ export function registerNetworkConfigController(ctx: OperatorContext): Controlle
         ctx,
         nc.metadata.name,
         nc.spec.nodeSelector,
-        (s) => s.spec.sources?.networkConfig,
+        (s) => s.networkConfig,
       ),
   });
 }

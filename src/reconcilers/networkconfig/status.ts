@@ -19,7 +19,7 @@ export function foldNetworkConfig(
   const { owned, lost } = nodesOf(nc, all, nodes);
   const wanted = { name: nc.metadata.name ?? "", generation };
   const verdicts = owned.map((n) =>
-    judgeNode(n, states.get(n), wanted, (s) => s.spec.sources?.networkConfig, judging),
+    judgeNode(n, states.get(n), wanted, (s) => s.networkConfig, judging),
   );
   const fold = foldVerdicts(generation, verdicts, {
     kind: "NetworkConfig",

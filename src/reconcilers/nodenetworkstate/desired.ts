@@ -1,7 +1,7 @@
 import { EGRESS_BANDWIDTH_ANNOTATION } from "../../api/bandwidthpolicy.js";
 import { formatCidr, parseCidr } from "../../api/cidr.js";
 import type {
-  NodeNetworkStateSpec,
+  NodeDatapath,
   NodeWireguard,
   PodBandwidth,
 } from "../../api/nodenetworkstate.js";
@@ -32,7 +32,7 @@ export interface PodBandwidthDecision {
 }
 
 export interface RenderedNode {
-  spec: NodeNetworkStateSpec;
+  spec: NodeDatapath;
   /** NetworkConfigs/EncryptionProfiles that select the node but lost it to `winner`. */
   conflicts: { kind: "NetworkConfig" | "EncryptionProfile"; loser: string; winner: string }[];
   bandwidth: PodBandwidthDecision[];
@@ -89,7 +89,7 @@ function renderWireguard(p: EncryptionProfile, nodeLabels: Record<string, string
  */
 export function decidePodBandwidth(
   pod: PodView,
-  policies: BandwidthPolicy[],
+  policies: readonly BandwidthPolicy[],
 ): { decision?: PodBandwidthDecision; entry?: Omit<PodBandwidth, "ip">; badAnnotation?: string } {
   const candidates: { source: string; bitsPerSecond: number; burstBytes?: number }[] = [];
   for (const bp of policies) {
@@ -173,7 +173,7 @@ export function renderNodeState(inputs: NodeInputs): RenderedNode {
     .map((r) => ({ ...r, cidr: formatCidr(parseCidr(r.cidr)) }))
     .sort((a, b) => (a.cidr < b.cidr ? -1 : a.cidr > b.cidr ? 1 : 0));
 
-  const spec: NodeNetworkStateSpec = {
+  const spec: NodeDatapath = {
     nodeName: node.name,
     ...(node.podCIDRs.length ? { podCIDRs: [...node.podCIDRs] } : {}),
     mtu: wireguard ? baseMtu - WIREGUARD_OVERHEAD : baseMtu,

@@ -1,120 +1,83 @@
-import type { V1Pod } from "@kubernetes/client-node";
 import { API_VERSION } from "../../api/common.js";
 import { applyObject } from "../../controllers/apply.js";
 import type { Controller } from "../../controllers/controller.js";
-import { NodeKind, PodKind } from "../../controllers/resource.js";
-import {
-  BandwidthPolicyKind,
-  EncryptionProfileKind,
-  NetworkConfigKind,
-  NodeNetworkStateKind,
-  type OperatorContext,
-} from "../context.js";
-import { type BandwidthPolicy, nodeView, podView } from "../model.js";
+import { NodeKind } from "../../controllers/resource.js";
+import { NodeNetworkStateKind, NodePeerKind, type OperatorContext } from "../context.js";
+import { type NodeView, nodeView } from "../model.js";
 import { contentHash } from "../shared/hash.js";
-import { whenChanged } from "../shared/predicates.js";
-import { matchesSelector } from "../shared/selector.js";
-import { renderNodeState } from "./desired.js";
-import { OPERATOR_FIELD_MANAGER, SPEC_HASH_ANNOTATION } from "./names.js";
+import { OPERATOR_FIELD_MANAGER } from "./names.js";
 
 export const CONTROLLER_NAME = "nodenetworkstate";
 
-/** Nodes hosting pods a BandwidthPolicy selects: the only states a policy change may touch. */
-function nodesOfPolicy(ctx: OperatorContext, bp: BandwidthPolicy): string[] {
-  const nodes = new Set<string>();
-  for (const pod of ctx.pods.byIndex("namespace", bp.metadata.namespace ?? "")) {
-    const name = pod.spec?.nodeName;
-    if (name && matchesSelector(bp.spec.podSelector, pod.metadata?.labels)) nodes.add(name);
-  }
-  return [...nodes];
+/** Pure: the operator's part of a node's two objects (the agent writes their status). */
+export function nodeObjects(node: NodeView) {
+  const owner = {
+    apiVersion: "v1",
+    kind: "Node",
+    name: node.name,
+    uid: node.uid,
+    blockOwnerDeletion: false,
+  };
+  const meta = { name: node.name, ownerReferences: [owner] };
+  return {
+    state: {
+      apiVersion: API_VERSION,
+      kind: "NodeNetworkState",
+      metadata: meta,
+      spec: { nodeName: node.name },
+    },
+    peer: {
+      apiVersion: API_VERSION,
+      kind: "NodePeer",
+      metadata: meta,
+      spec: {
+        nodeName: node.name,
+        ...(node.podCIDRs.length ? { podCIDRs: [...node.podCIDRs] } : {}),
+      },
+    },
+  };
 }
 
+const sameSpec = (a: unknown, b: unknown) => contentHash(a ?? null) === contentHash(b ?? null);
+
 /**
- * One NodeNetworkState per Node: render (pure), hash, and server-side apply the spec only when
- * the hash changed. A node joining writes its own state and nothing else; peers are learned by
- * the agents watching each other's status, never copied into every spec.
+ * Per Node, the two objects its agent reports into: a NodeNetworkState (what it applied) and a
+ * NodePeer (what its WireGuard peers need; the pod CIDRs come from the Node, here, so that an
+ * agent cannot claim another node's addresses). Written when a node joins or its pod CIDRs
+ * change, never for a change of a NetworkConfig, EncryptionProfile or BandwidthPolicy: each
+ * agent watches those and renders its own datapath.
  */
 export function registerNodeStateController(ctx: OperatorContext): Controller {
-  const allNodes = () => ctx.nodes.list().map((n) => n.metadata?.name ?? "");
-  // What this operator last wrote per node: the cache may not have seen its own write yet.
-  const written = new Map<string, { hash: string; before: string | null }>();
   return ctx.manager
     .controller(CONTROLLER_NAME)
     .for(NodeKind)
     .watches(NodeNetworkStateKind, (s) => [s.metadata?.name ?? ""])
-    .watches<V1Pod>(PodKind, (p) => (p.spec?.nodeName ? [p.spec.nodeName] : []))
-    .watches(
-      NetworkConfigKind,
-      whenChanged((n) => ctx.networkConfigs.getByName(n), allNodes),
-    )
-    .watches(
-      EncryptionProfileKind,
-      whenChanged((n) => ctx.encryptionProfiles.getByName(n), allNodes),
-    )
-    .watches(
-      BandwidthPolicyKind,
-      whenChanged(
-        (n, ns) => ctx.bandwidthPolicies.getByName(n, ns),
-        (bp) => nodesOfPolicy(ctx, bp),
-      ),
-    )
+    .watches(NodePeerKind, (s) => [s.metadata?.name ?? ""])
     .withConcurrency(4)
     .complete(async (key, { log }) => {
       const node = ctx.nodes.getByName(key);
-      const existing = ctx.states.getByName(key);
+      const state = ctx.states.informer.getByName(key) as { spec?: unknown } | undefined;
+      const peer = ctx.peers.getByName(key) as { spec?: unknown } | undefined;
       if (!node) {
-        // The garbage collector would do this through the owner reference; do not rely on it.
-        if (existing) {
-          await ctx.objects.delete({
-            apiVersion: API_VERSION,
-            kind: "NodeNetworkState",
-            metadata: { name: key },
-          });
-          log.info("node gone: deleted its NodeNetworkState");
+        // The garbage collector would do this through the owner references; do not rely on it.
+        for (const [kind, existing] of [
+          ["NodeNetworkState", state],
+          ["NodePeer", peer],
+        ] as const) {
+          if (!existing) continue;
+          await ctx.objects.delete({ apiVersion: API_VERSION, kind, metadata: { name: key } });
+          log.info({ kind }, "node gone: deleted its object");
         }
         return;
       }
-      const pods = ctx.pods.byIndex("node", key).map(podView);
-      const namespaces = new Set(pods.map((p) => p.namespace));
-      const rendered = renderNodeState({
-        node: nodeView(node),
-        networkConfigs: ctx.networkConfigs.list(),
-        encryptionProfiles: ctx.encryptionProfiles.list(),
-        bandwidthPolicies: [...namespaces].flatMap((ns) =>
-          ctx.bandwidthPolicies.byIndex("namespace", ns),
-        ),
-        pods,
-      });
-      const hash = contentHash(rendered.spec);
-      const current = existing?.metadata.annotations?.[SPEC_HASH_ANNOTATION];
-      const last = written.get(key);
-      // Skip when the cache shows this hash, or still shows what it showed before our own write.
-      if (current === hash || (last?.hash === hash && (current ?? null) === last.before)) return;
-      await applyObject(
-        ctx.objects,
-        {
-          apiVersion: API_VERSION,
-          kind: "NodeNetworkState",
-          metadata: {
-            name: key,
-            annotations: { [SPEC_HASH_ANNOTATION]: hash },
-            ownerReferences: [
-              {
-                apiVersion: "v1",
-                kind: "Node",
-                name: key,
-                uid: node.metadata?.uid ?? "",
-                blockOwnerDeletion: false,
-              },
-            ],
-          },
-          spec: rendered.spec,
-        },
-        OPERATOR_FIELD_MANAGER,
-      );
-      log.info(
-        { hash, previous: existing?.metadata.annotations?.[SPEC_HASH_ANNOTATION] },
-        "applied NodeNetworkState spec",
-      );
+      const want = nodeObjects(nodeView(node));
+      if (!state || !sameSpec(state.spec, want.state.spec)) {
+        await applyObject(ctx.objects, want.state, OPERATOR_FIELD_MANAGER);
+        log.info("applied NodeNetworkState");
+      }
+      if (!peer || !sameSpec(peer.spec, want.peer.spec)) {
+        await applyObject(ctx.objects, want.peer, OPERATOR_FIELD_MANAGER);
+        log.info({ podCIDRs: want.peer.spec.podCIDRs }, "applied NodePeer");
+      }
     });
 }

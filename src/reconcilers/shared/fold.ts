@@ -1,4 +1,4 @@
-import type { NodeNetworkState, SourceRef } from "../../api/nodenetworkstate.js";
+import type { NodeNetworkState, SourceRef, Sources } from "../../api/nodenetworkstate.js";
 
 /** A condition as a reconciler decides it; stamping (time, generation) is the helper's job. */
 export interface ConditionDecision {
@@ -35,11 +35,6 @@ export type NodeCheck = (f: NodeFacts) => NodeVerdict | undefined;
 export const noState: NodeCheck = ({ node, state }) =>
   state ? undefined : { node, state: "pending", why: "no NodeNetworkState yet" };
 
-export const notRendered: NodeCheck = ({ node, refs, wanted }) =>
-  refs.some((r) => r.name === wanted.name && r.generation === wanted.generation)
-    ? undefined
-    : { node, state: "pending", why: `generation ${wanted.generation} not rendered yet` };
-
 export const silent: NodeCheck = ({ node, state, now, staleAfterMs, lastSeen }) => {
   const hb = state?.status?.heartbeatTime;
   const seen = lastSeen?.getTime() ?? (hb ? new Date(hb).getTime() : undefined);
@@ -49,6 +44,12 @@ export const silent: NodeCheck = ({ node, state, now, staleAfterMs, lastSeen }) 
     : undefined;
 };
 
+export const notReported: NodeCheck = ({ node, state }) =>
+  state?.status?.conditions?.some((c) => c.type === "Ready")
+    ? undefined
+    : { node, state: "pending", why: "agent has not reported" };
+
+/** The agent could not apply (or cannot use) what it rendered last: whatever generation. */
 export const applyFailed: NodeCheck = ({ node, state }) => {
   const ready = state?.status?.conditions?.find((c) => c.type === "Ready");
   return ready?.status === "False" && ready.reason !== "Applying"
@@ -56,19 +57,23 @@ export const applyFailed: NodeCheck = ({ node, state }) => {
     : undefined;
 };
 
-export const applying: NodeCheck = ({ node, state }) => {
-  const st = state?.status;
-  const ready = st?.conditions?.find((c) => c.type === "Ready");
-  return st?.observedGeneration === state?.metadata.generation && ready?.status === "True"
+/** The agent renders from its own watches: it reports the source generations it applied. */
+export const notApplied: NodeCheck = ({ node, refs, wanted }) =>
+  refs.some((r) => r.name === wanted.name && r.generation === wanted.generation)
     ? undefined
-    : { node, state: "pending", why: st ? "applying" : "agent has not reported" };
-};
+    : { node, state: "pending", why: `generation ${wanted.generation} not applied yet` };
+
+export const applying: NodeCheck = ({ node, state }) =>
+  state?.status?.conditions?.find((c) => c.type === "Ready")?.status === "True"
+    ? undefined
+    : { node, state: "pending", why: "applying" };
 
 export const NODE_CHECKS: readonly NodeCheck[] = [
   noState,
-  notRendered,
   silent,
+  notReported,
   applyFailed,
+  notApplied,
   applying,
 ];
 
@@ -81,18 +86,29 @@ export interface Judging {
   lastSeen?: ReadonlyMap<string, Date>;
 }
 
+/** Which of a node's applied sources an object is (its entry in status.sources). */
+export type SourceOf = (s: Sources) => SourceRef | SourceRef[] | undefined;
+
+/** The references a node's agent reports for one kind of source. */
+export function appliedRefs(state: NodeNetworkState | undefined, sourceOf: SourceOf): SourceRef[] {
+  const sources = state?.status?.sources;
+  return sources
+    ? [sourceOf(sources)].flat().filter((r): r is SourceRef => r !== undefined)
+    : [];
+}
+
 /**
- * Pure: whether a node applied generation `generation` of an object, from its NodeNetworkState.
- * `sourceOf` picks the object's reference out of the state's sources.
+ * Pure: whether a node applied generation `wanted.generation` of an object, from the report in
+ * its NodeNetworkState. `sourceOf` picks the object's kind out of the applied sources.
  */
 export function judgeNode(
   node: string,
   state: NodeNetworkState | undefined,
   wanted: SourceRef,
-  sourceOf: (s: NodeNetworkState) => SourceRef | SourceRef[] | undefined,
+  sourceOf: SourceOf,
   judging: Judging,
 ): NodeVerdict {
-  const refs = state ? [sourceOf(state)].flat().filter((r): r is SourceRef => r !== undefined) : [];
+  const refs = appliedRefs(state, sourceOf);
   const facts = {
     node,
     state,

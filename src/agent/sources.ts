@@ -1,0 +1,102 @@
+// What a node agent renders its own datapath from: the objects its watches deliver, parsed here
+// (once per object) and handed to the same pure rendering the golden tests pin down.
+import type { V1Node, V1Pod } from "@kubernetes/client-node";
+import { bandwidthPolicy } from "../api/bandwidthpolicy.js";
+import { encryptionProfile } from "../api/encryptionprofile.js";
+import { networkConfig } from "../api/networkconfig.js";
+import type { NodeDatapath } from "../api/nodenetworkstate.js";
+import { type NodePeer, nodePeer } from "../api/nodepeer.js";
+import { type Parsed, parseApiObject } from "../api/parse.js";
+import type { BandwidthPolicy, EncryptionProfile, NetworkConfig } from "../reconcilers/model.js";
+import { nodeView, podView } from "../reconcilers/model.js";
+import { type RenderedNode, renderNodeState } from "../reconcilers/nodenetworkstate/desired.js";
+
+/** The agent's watched objects as the API server sent them. */
+export interface RawSources {
+  /** This node's Node object (undefined: the node is gone). */
+  node: unknown;
+  /** The Pods on this node (field selector spec.nodeName). */
+  pods: readonly unknown[];
+  networkConfigs: readonly unknown[];
+  encryptionProfiles: readonly unknown[];
+  bandwidthPolicies: readonly unknown[];
+}
+
+export type Rendered =
+  | { ok: true; spec: NodeDatapath; rendered: RenderedNode }
+  | { ok: true; spec: undefined }
+  | { ok: false; error: string };
+
+const namespaceOf = (o: unknown) =>
+  (o as { metadata?: { namespace?: string } })?.metadata?.namespace ?? "";
+
+/**
+ * Parses watched objects with their zod schemas, memoized per object (a watch event replaces
+ * the object, so a changed one is parsed again). One parser may serve many simulated agents.
+ */
+export class SourceParser {
+  private readonly memo = new WeakMap<object, Parsed<unknown>>();
+
+  parse<T>(schema: { safeParse(o: unknown): unknown }, obj: unknown): Parsed<T> {
+    if (typeof obj !== "object" || obj === null) return { ok: false, error: "not an object" };
+    let p = this.memo.get(obj);
+    if (!p) {
+      p = parseApiObject(schema as never, obj);
+      this.memo.set(obj, p);
+    }
+    return p as Parsed<T>;
+  }
+
+  /** Every object parsed, or the first error (an object the code cannot use). */
+  private all<T>(schema: { safeParse(o: unknown): unknown }, objs: readonly unknown[]) {
+    const out: T[] = [];
+    for (const o of objs) {
+      const p = this.parse<T>(schema, o);
+      if (!p.ok) return p;
+      out.push(p.value);
+    }
+    return { ok: true as const, value: out };
+  }
+
+  /**
+   * Pure given the objects: this node's desired datapath. A NetworkConfig or EncryptionProfile
+   * that does not parse could select this node, so nothing is rendered and the error is
+   * returned (the agent keeps what it applied last); a BandwidthPolicy counts only in the
+   * namespaces of this node's pods.
+   */
+  render(raw: RawSources): Rendered {
+    if (!raw.node) return { ok: true, spec: undefined };
+    const node = nodeView(raw.node as V1Node);
+    const pods = raw.pods.map((p) => podView(p as V1Pod));
+    const namespaces = new Set(pods.map((p) => p.namespace));
+    const ncs = this.all<NetworkConfig>(networkConfig, raw.networkConfigs);
+    if (!ncs.ok) return ncs;
+    const eps = this.all<EncryptionProfile>(encryptionProfile, raw.encryptionProfiles);
+    if (!eps.ok) return eps;
+    const bps = this.all<BandwidthPolicy>(
+      bandwidthPolicy,
+      raw.bandwidthPolicies.filter((b) => namespaces.has(namespaceOf(b))),
+    );
+    if (!bps.ok) return bps;
+    const rendered = renderNodeState({
+      node,
+      networkConfigs: ncs.value,
+      encryptionProfiles: eps.value,
+      bandwidthPolicies: bps.value,
+      pods,
+    });
+    return { ok: true, spec: rendered.spec, rendered };
+  }
+
+  /** The peer entries that parse; each that does not is returned as an error (left out). */
+  peers(objs: readonly unknown[]): { peers: NodePeer[]; errors: string[] } {
+    const peers: NodePeer[] = [];
+    const errors: string[] = [];
+    for (const o of objs) {
+      const p = this.parse<NodePeer>(nodePeer, o);
+      if (p.ok) peers.push(p.value);
+      else errors.push(p.error);
+    }
+    return { peers, errors };
+  }
+}
