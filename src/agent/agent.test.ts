@@ -1,31 +1,47 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { NodeNetworkState, NodeNetworkStateStatus } from "../api/nodenetworkstate.js";
+import type {
+  NodeDatapath,
+  NodeNetworkState,
+  NodeNetworkStateStatus,
+} from "../api/nodenetworkstate.js";
+import type { NodePeer, NodePeerStatus } from "../api/nodepeer.js";
 import { diffDatapath, expectedState, planDatapath } from "../datapath-driver/driver.js";
 import { MemoryDriver } from "../datapath-driver/memory.js";
+import { contentHash } from "../reconcilers/shared/hash.js";
 import { FakeClock } from "../util/clock.js";
 import { NodeAgent } from "./agent.js";
 import { KeyStore } from "./keystore.js";
 import { ROTATION_GUARD_MS } from "./rotation.js";
 
-function state(generation: number, mode: "Heal" | "Report"): NodeNetworkState {
+/** A desired datapath as rendered from generation `generation` of NetworkConfig nc. */
+function state(generation: number, mode: "Heal" | "Report"): NodeDatapath {
   return {
-    apiVersion: "netloom.io/v1alpha1",
-    kind: "NodeNetworkState",
-    metadata: { name: "n1", generation, annotations: { "netloom.io/spec-hash": `h${generation}` } },
-    spec: {
-      nodeName: "n1",
-      egressDeny: [
-        { cidr: "169.254.169.254/32" },
-        { cidr: "10.0.0.0/8", ports: [{ port: 22, protocol: "TCP" }] },
-      ],
-      bandwidth: [
-        { pod: "ns/p", ip: "10.244.1.10", egressBitsPerSecond: 50_000_000, source: "ns/bp" },
-      ],
-      drift: { checkInterval: "1h", mode },
-    },
+    nodeName: "n1",
+    egressDeny: [
+      { cidr: "169.254.169.254/32" },
+      { cidr: "10.0.0.0/8", ports: [{ port: 22, protocol: "TCP" }] },
+    ],
+    bandwidth: [
+      { pod: "ns/p", ip: "10.244.1.10", egressBitsPerSecond: 50_000_000, source: "ns/bp" },
+    ],
+    drift: { checkInterval: "1h", mode },
+    sources: { networkConfig: { name: "nc", generation } },
   };
 }
+
+/** The NetworkConfig generation a report says was rendered (and, if Ready, applied). */
+const appliedGen = (s: NodeNetworkStateStatus) => s.sources?.networkConfig?.generation;
+const readyOf = (s: NodeNetworkStateStatus) => s.conditions?.find((c) => c.type === "Ready");
+
+/** This node's NodeNetworkState as the watch would deliver it. */
+const ownState = (status: NodeNetworkStateStatus): NodeNetworkState => ({
+  apiVersion: "netloom.io/v1alpha1",
+  kind: "NodeNetworkState",
+  metadata: { name: "n1", generation: 1 },
+  spec: { nodeName: "n1" },
+  status,
+});
 
 function harness() {
   const driver = new MemoryDriver();
@@ -50,8 +66,8 @@ describe("NodeAgent (memory driver)", () => {
     await h.agent.observe(state(1, "Heal"));
     await h.agent.observe(state(1, "Heal"));
     assert.equal(h.driver.applies, 1, "the same generation is not applied twice");
-    assert.equal(h.last().observedGeneration, 1);
-    assert.equal(h.last().appliedSpecHash, "h1");
+    assert.equal(appliedGen(h.last()), 1);
+    assert.equal(h.last().appliedSpecHash, contentHash(state(1, "Heal")));
     assert.equal(h.last().conditions?.find((c) => c.type === "Ready")?.status, "True");
     assert.deepEqual(h.last().mapEntries, {
       egress_deny: 2,
@@ -62,20 +78,22 @@ describe("NodeAgent (memory driver)", () => {
     h.agent.stop();
   });
 
-  it("reports a failed apply without moving observedGeneration, then retries", async () => {
+  it("reports a failed apply against the generation it tried, then retries", async () => {
     const h = harness();
     await h.agent.observe(state(1, "Heal"));
+    const appliedHash = h.last().appliedSpecHash;
     h.driver.failWith("bpf attach failed: no device");
     await h.agent.observe(state(2, "Heal"));
-    assert.equal(h.last().observedGeneration, 1);
-    const ready = h.last().conditions?.find((c) => c.type === "Ready");
-    assert.equal(ready?.status, "False");
-    assert.equal(ready?.message, "bpf attach failed: no device");
+    assert.equal(appliedGen(h.last()), 2, "the generation that failed is named");
+    assert.equal(h.last().appliedSpecHash, appliedHash, "what is applied is still generation 1");
+    assert.equal(readyOf(h.last())?.status, "False");
+    assert.equal(readyOf(h.last())?.message, "bpf attach failed: no device");
     h.driver.failWith(undefined);
     await h.advance(9);
-    assert.equal(h.last().observedGeneration, 1, "no retry before retryMs");
+    assert.equal(readyOf(h.last())?.status, "False", "no retry before retryMs");
     await h.advance(1);
-    assert.equal(h.last().observedGeneration, 2, "retried after the failure cleared");
+    assert.equal(readyOf(h.last())?.status, "True", "retried after the failure cleared");
+    assert.equal(h.last().appliedSpecHash, contentHash(state(2, "Heal")));
     h.agent.stop();
   });
 
@@ -85,7 +103,7 @@ describe("NodeAgent (memory driver)", () => {
     h.driver.injectDrift("bandwidth");
     await h.agent.checkDrift();
     assert.deepEqual(h.drifts, [["rate limit for 10.244.1.10 missing"]]);
-    const s = state(1, "Heal").spec;
+    const s = state(1, "Heal");
     const expected = expectedState(planDatapath(s, h.driver.devicesFor(s)));
     assert.deepEqual(diffDatapath(expected, await h.driver.read()), [], "healed to the plan");
     assert.equal(h.last().drift?.drifted, false);
@@ -134,17 +152,14 @@ describe("NodeAgent units on one clock (memory driver)", () => {
   it("keeps checking drift when its own status writes come back through the watch", async () => {
     const driver = new MemoryDriver();
     const clock = new FakeClock();
-    let current = state(1, "Heal");
+    const current = state(1, "Heal");
     const drifts: string[][] = [];
     const agent: NodeAgent = new NodeAgent({
       node: "n1",
       driver,
       clock,
       // As the informer does: every status write arrives as an update of the object.
-      writeStatus: async (status) => {
-        current = { ...current, status: structuredClone(status) };
-        void agent.observeObject(current);
-      },
+      writeStatus: async (status) => void agent.observeOwnState(ownState(structuredClone(status))),
       onDrift: (items) => drifts.push(items.map((i) => i.detail)),
     });
     await agent.observe(current);
@@ -169,7 +184,7 @@ describe("NodeAgent units on one clock (memory driver)", () => {
   it("a drift check that finds nothing changes nothing a reader sees (no write at rest either)", async () => {
     const h = harness();
     const s = state(1, "Heal");
-    s.spec.drift = { checkInterval: "30s", mode: "Heal" };
+    s.drift = { checkInterval: "30s", mode: "Heal" };
     await h.agent.observe(s);
     h.agent.start();
     const writes = h.writes.length;
@@ -195,7 +210,7 @@ describe("NodeAgent units on one clock (memory driver)", () => {
   it("rules that merge, overlap and mix families converge once and never drift", async () => {
     const h = harness();
     const s = state(1, "Heal");
-    s.spec.egressDeny = [
+    s.egressDeny = [
       { cidr: "10.0.0.0/8" },
       { cidr: "10.0.0.0/8", ports: [{ port: 22, protocol: "TCP" }] },
       { cidr: "10.1.0.0/16", ports: [{ port: 22, protocol: "TCP" }] },
@@ -212,8 +227,8 @@ describe("NodeAgent units on one clock (memory driver)", () => {
   it("what the datapath cannot enforce is named in Degraded and counted, never dropped silently", async () => {
     const h = harness();
     const s = state(1, "Heal");
-    s.spec.bandwidth = [
-      ...(s.spec.bandwidth ?? []),
+    s.bandwidth = [
+      ...(s.bandwidth ?? []),
       { pod: "ns/v6", ip: "fd00::10", egressBitsPerSecond: 1_000_000, source: "ns/bp" },
     ];
     await h.agent.observe(s);
@@ -226,7 +241,20 @@ describe("NodeAgent units on one clock (memory driver)", () => {
     h.agent.stop();
   });
 
-  it("a NodeNetworkState the code cannot parse is reported, naming the field; the datapath stays", async () => {
+  it("renders its own datapath from the watched sources and reports their generations", async () => {
+    const h = harness();
+    await h.agent.observeSources(sources(networkConfig(1, "169.254.169.254/32")));
+    assert.equal(appliedGen(h.last()), 1);
+    assert.deepEqual((await h.driver.read()).egressDeny, ["169.254.169.254/32"]);
+    await h.agent.observeSources(sources(networkConfig(2, "10.0.0.0/8")));
+    assert.equal(appliedGen(h.last()), 2);
+    assert.equal(readyOf(h.last())?.status, "True");
+    assert.deepEqual((await h.driver.read()).egressDeny, ["10.0.0.0/8"]);
+    assert.equal(h.driver.applies, 2);
+    h.agent.stop();
+  });
+
+  it("a source the code cannot parse is reported, naming the field; the datapath stays", async () => {
     const invalid: string[] = [];
     const h = harness();
     const agent = new NodeAgent({
@@ -236,23 +264,49 @@ describe("NodeAgent units on one clock (memory driver)", () => {
       writeStatus: async (st) => void h.writes.push(structuredClone(st)),
       onInvalid: (e) => invalid.push(e),
     });
-    await agent.observeObject(state(1, "Heal"));
-    const bad = state(2, "Heal") as unknown as { spec: { egressDeny: { cidr: string }[] } };
-    bad.spec.egressDeny = [{ cidr: "10.0.0.0/33" }];
-    await agent.observeObject(bad);
-    const ready = h.last().conditions?.find((c) => c.type === "Ready");
+    await agent.observeSources(sources(networkConfig(1, "169.254.169.254/32")));
+    await agent.observeSources(sources(networkConfig(2, "10.0.0.0/33")));
+    const ready = readyOf(h.last());
     assert.equal(ready?.status, "False");
     assert.equal(ready?.reason, "InvalidSpec");
     assert.match(
       ready?.message ?? "",
-      /NodeNetworkState n1 is not usable: spec\.egressDeny\[0\]\.cidr/,
+      /NetworkConfig default is not usable: spec\.egressDeny\[0\]\.cidr/,
     );
     assert.equal(invalid.length, 1);
-    assert.equal(h.last().observedGeneration, 1, "generation 1 stays applied");
+    assert.equal(appliedGen(h.last()), 1, "generation 1 stays applied");
     assert.equal(h.driver.applies, 1);
     agent.stop();
   });
+
+  it("nothing is rendered for a node that is gone: what it applied is torn down", async () => {
+    const h = harness();
+    await h.agent.observeSources(sources(networkConfig(1, "169.254.169.254/32")));
+    await h.agent.observeSources({ ...sources(networkConfig(1, "169.254.169.254/32")), node: undefined });
+    assert.deepEqual((await h.driver.read()).egressDeny, []);
+    h.agent.stop();
+  });
 });
+
+function networkConfig(generation: number, cidr: string) {
+  return {
+    apiVersion: "netloom.io/v1alpha1",
+    kind: "NetworkConfig",
+    metadata: { name: "default", generation, creationTimestamp: "2026-11-01T00:00:00Z" },
+    spec: { egressDeny: [{ cidr }] },
+  };
+}
+
+/** What the agent's watches deliver for node n1 with one NetworkConfig. */
+function sources(nc: unknown) {
+  return {
+    node: { metadata: { name: "n1", labels: {} }, spec: { podCIDR: "10.244.1.0/24" } },
+    pods: [],
+    networkConfigs: [nc],
+    encryptionProfiles: [],
+    bandwidthPolicies: [],
+  };
+}
 
 describe("NodeAgent key rotation (memory driver)", () => {
   it("announces the next public key ahead of the switch, then publishes it, every interval", async () => {
@@ -268,24 +322,16 @@ describe("NodeAgent key rotation (memory driver)", () => {
       writeStatus: async (s) =>
         void published.push({ key: s.wireguard?.publicKey, next: s.wireguard?.nextPublicKey }),
     });
-    const spec = (generation: number, interval: number): NodeNetworkState => ({
-      apiVersion: "netloom.io/v1alpha1",
-      kind: "NodeNetworkState",
-      metadata: {
-        name: "n1",
-        generation,
-        annotations: { "netloom.io/spec-hash": `h${generation}` },
+    const spec = (generation: number, interval: number): NodeDatapath => ({
+      nodeName: "n1",
+      podCIDRs: ["10.244.1.0/24"],
+      wireguard: {
+        profile: "p",
+        interfaceName: "wg0",
+        listenPort: 51871,
+        keyRotationIntervalSeconds: interval,
       },
-      spec: {
-        nodeName: "n1",
-        podCIDRs: ["10.244.1.0/24"],
-        wireguard: {
-          profile: "p",
-          interfaceName: "wg0",
-          listenPort: 51871,
-          keyRotationIntervalSeconds: interval,
-        },
-      },
+      sources: { encryptionProfile: { name: "p", generation } },
     });
     await agent.observe(spec(1, 86_400));
     await agent.observe(spec(2, 1));
@@ -307,7 +353,7 @@ describe("NodeAgent key rotation (memory driver)", () => {
 describe("NodeAgent key rotation across peers (memory driver)", () => {
   it("two peers whose schedules clash never switch within the guard of each other, and both rotate", async () => {
     const names = ["n1", "n2"];
-    const states = new Map<string, NodeNetworkState>();
+    const peers = new Map<string, NodePeer>();
     const switches: { node: string; at: number }[] = [];
     const agents: NodeAgent[] = [];
     const clock = new FakeClock();
@@ -319,22 +365,25 @@ describe("NodeAgent key rotation across peers (memory driver)", () => {
         if (agents.every((a, i) => a.idle() === chains[i])) return;
       }
     };
-    const nns = (name: string, status?: NodeNetworkStateStatus): NodeNetworkState => ({
-      apiVersion: "netloom.io/v1alpha1",
-      kind: "NodeNetworkState",
-      metadata: { name, generation: 1, annotations: { "netloom.io/spec-hash": "h1" } },
-      spec: {
-        nodeName: name,
-        podCIDRs: [name === "n1" ? "10.244.1.0/24" : "10.244.2.0/24"],
-        // 3 s: shorter than two guards, so the two schedules clash on every round.
-        wireguard: {
-          profile: "p",
-          interfaceName: "wg0",
-          listenPort: 51871,
-          keyRotationIntervalSeconds: 3,
-        },
+    const podCIDRs = (name: string) => [name === "n1" ? "10.244.1.0/24" : "10.244.2.0/24"];
+    const desired = (name: string): NodeDatapath => ({
+      nodeName: name,
+      podCIDRs: podCIDRs(name),
+      // 3 s: shorter than two guards, so the two schedules clash on every round.
+      wireguard: {
+        profile: "p",
+        interfaceName: "wg0",
+        listenPort: 51871,
+        keyRotationIntervalSeconds: 3,
       },
-      ...(status ? { status } : {}),
+      sources: { encryptionProfile: { name: "p", generation: 1 } },
+    });
+    const peer = (name: string, status: NodePeerStatus): NodePeer => ({
+      apiVersion: "netloom.io/v1alpha1",
+      kind: "NodePeer",
+      metadata: { name },
+      spec: { nodeName: name, podCIDRs: podCIDRs(name) },
+      status,
     });
     for (const name of names) {
       let lastKey: string | undefined;
@@ -349,15 +398,17 @@ describe("NodeAgent key rotation across peers (memory driver)", () => {
           if (lastKey && s.wireguard?.publicKey !== lastKey)
             switches.push({ node: name, at: clock.now().getTime() });
           lastKey = s.wireguard?.publicKey;
-          states.set(name, nns(name, s));
-          // Each agent watches the other's status, as through the API.
+        },
+        writePeer: async (s) => {
+          peers.set(name, peer(name, s));
+          // Each agent watches the other's peer entry, as through the API.
           for (const other of agents)
-            if (other.node !== name) void other.observePeers([...states.values()]);
+            if (other.node !== name) void other.observePeers([...peers.values()]);
         },
       });
       agents.push(agent);
     }
-    for (const a of agents) await a.observe(nns(a.node));
+    for (const a of agents) await a.observe(desired(a.node));
     await clock.advance(8000, settle);
     for (const a of agents) a.stop();
     for (const name of names)

@@ -1,25 +1,28 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { NodeNetworkState } from "../api/nodenetworkstate.js";
-import { PEER_SWITCH_FALLBACK_MS, planPeers } from "./peers.js";
+import type { NodePeer, NodePeerStatus } from "../api/nodepeer.js";
+import { endpointOf, PEER_SWITCH_FALLBACK_MS, planPeers, usablePeers } from "./peers.js";
 
 const T = new Date("2026-11-24T10:00:00Z");
 const at = (ms: number) => new Date(T.getTime() + ms);
 
+/** A peer entry in profile p; `endpoint` is split into the status' nodeIP and listenPort. */
 function state(
   name: string,
-  wireguard: NonNullable<NodeNetworkState["status"]>["wireguard"],
-): NodeNetworkState {
+  wg: Omit<NodePeerStatus, "nodeIP" | "listenPort"> & { endpoint?: string },
+): NodePeer {
+  const { endpoint, ...rest } = wg;
+  const [ip, port] = endpoint ? endpoint.split(":") : [];
   return {
     apiVersion: "netloom.io/v1alpha1",
-    kind: "NodeNetworkState",
+    kind: "NodePeer",
     metadata: { name },
-    spec: {
-      nodeName: name,
-      podCIDRs: ["10.244.2.0/24"],
-      wireguard: { profile: "p", interfaceName: "wg0", listenPort: 51871 },
+    spec: { nodeName: name, podCIDRs: ["10.244.2.0/24"] },
+    status: {
+      profile: "p",
+      ...rest,
+      ...(ip && port ? { nodeIP: ip, listenPort: Number(port) } : {}),
     },
-    status: { wireguard },
   };
 }
 
@@ -65,7 +68,7 @@ describe("planPeers during a peer's key rotation", () => {
 
   it("skips itself, other profiles, and nodes without key, endpoint or pod CIDRs", () => {
     const other = { ...announcing, metadata: { name: "c" } };
-    other.spec = { ...other.spec, wireguard: { ...other.spec.wireguard!, profile: "q" } };
+    other.status = { ...other.status, profile: "q" };
     const keyless = state("d", { endpoint: "192.0.2.4:51871" });
     const plan = planPeers("b", "p", [announcing, other, keyless], at(0));
     assert.deepEqual(plan.peers, []);
@@ -74,18 +77,20 @@ describe("planPeers during a peer's key rotation", () => {
 });
 
 describe("planPeers with node encryption", () => {
-  const encrypting = (s: NodeNetworkState): NodeNetworkState => ({
+  const encrypting = (s: NodePeer): NodePeer => ({
     ...s,
-    spec: { ...s.spec, wireguard: { ...s.spec.wireguard!, nodeEncryption: true } },
+    status: { ...s.status, nodeEncryption: true },
   });
-  it("adds each peer's node IP as a /32 (from its status, else its endpoint)", () => {
+  it("adds each peer's node IP as a host route (/32, /128 for IPv6)", () => {
     const switched = encrypting(state("b", { publicKey: "k", endpoint: "192.0.2.2:51871" }));
-    const withIP = { ...switched, status: { ...switched.status, nodeIP: "192.0.2.20" } };
-    const [fromEndpoint] = planPeers("a", "p", [switched], at(0), undefined, true).peers;
-    assert.deepEqual(fromEndpoint?.allowedIPs, ["10.244.2.0/24", "192.0.2.2/32"]);
-    assert.equal(fromEndpoint?.nodeIP, "192.0.2.2");
-    const [fromStatus] = planPeers("a", "p", [withIP], at(0), undefined, true).peers;
-    assert.equal(fromStatus?.nodeIP, "192.0.2.20");
+    const [peer] = planPeers("a", "p", [switched], at(0), undefined, true).peers;
+    assert.deepEqual(peer?.allowedIPs, ["10.244.2.0/24", "192.0.2.2/32"]);
+    assert.equal(peer?.nodeIP, "192.0.2.2");
+    assert.equal(peer?.endpoint, "192.0.2.2:51871");
+    const v6 = { ...switched, status: { ...switched.status, nodeIP: "fd00::2" } };
+    const [six] = planPeers("a", "p", [v6], at(0), undefined, true).peers;
+    assert.deepEqual(six?.allowedIPs, ["10.244.2.0/24", "fd00::2/128"]);
+    assert.equal(six?.endpoint, "[fd00::2]:51871");
     const [off] = planPeers("a", "p", [switched], at(0)).peers;
     assert.deepEqual(off?.allowedIPs, ["10.244.2.0/24"]);
   });
@@ -94,5 +99,46 @@ describe("planPeers with node encryption", () => {
     const [peer] = planPeers("a", "p", [controlPlane], at(0), undefined, true).peers;
     assert.deepEqual(peer?.allowedIPs, ["10.244.2.0/24"], "pod traffic only");
     assert.equal(peer?.nodeIP, undefined);
+  });
+});
+
+describe("usablePeers: what no single peer entry can show", () => {
+  const K = (c: string) => `${c.repeat(43)}=`;
+  it("leaves out every node claiming a key another node (or this one) claims, and names them", () => {
+    const peers = [
+      state("b", { publicKey: K("b"), endpoint: "192.0.2.2:51871" }),
+      state("c", { publicKey: K("c"), endpoint: "192.0.2.3:51871" }),
+      // d copies c's key: traffic for c's pods would go to d.
+      state("d", { publicKey: K("c"), endpoint: "192.0.2.4:51871" }),
+      // e announces this node's own key as its next one.
+      state("e", {
+        publicKey: K("e"),
+        nextPublicKey: K("a"),
+        nextKeySwitchTime: "2026-11-24T10:00:00Z",
+        endpoint: "192.0.2.5:51871",
+      }),
+    ];
+    const r = usablePeers("a", [K("a")], peers);
+    assert.deepEqual(
+      r.peers.map((p) => p.metadata.name),
+      ["b"],
+    );
+    assert.equal(r.problems.length, 2);
+    assert.match(r.problems.join("\n"), /claimed by a, e/);
+    assert.match(r.problems.join("\n"), /claimed by c, d/);
+  });
+  it("a node's own entry and a node announcing its current key again clash with nobody", () => {
+    const peers = [
+      state("a", { publicKey: K("a"), endpoint: "192.0.2.1:51871" }),
+      state("b", { publicKey: K("b"), nextPublicKey: K("b"), nextKeySwitchTime: "2026-11-24T10:00:00Z" }),
+    ];
+    assert.deepEqual(usablePeers("a", [K("a")], peers).problems, []);
+  });
+});
+
+describe("endpointOf", () => {
+  it("brackets IPv6 addresses", () => {
+    assert.equal(endpointOf("192.0.2.1", 51871), "192.0.2.1:51871");
+    assert.equal(endpointOf("fd00::1", 51871), "[fd00::1]:51871");
   });
 });

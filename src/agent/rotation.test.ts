@@ -1,25 +1,21 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { NodeNetworkState } from "../api/nodenetworkstate.js";
+import type { NodePeer } from "../api/nodepeer.js";
 import { firstRotationDue, ROTATION_GUARD_MS, rotationClash } from "./rotation.js";
 
 const T = new Date("2026-11-24T10:00:00.000Z").getTime();
 
-function announcing(name: string, switchAtMs: number, profile = "p"): NodeNetworkState {
+function announcing(name: string, switchAtMs: number, profile = "p"): NodePeer {
   return {
     apiVersion: "netloom.io/v1alpha1",
-    kind: "NodeNetworkState",
+    kind: "NodePeer",
     metadata: { name },
-    spec: {
-      nodeName: name,
-      wireguard: { profile, interfaceName: "wg0", listenPort: 51871 },
-    },
+    spec: { nodeName: name },
     status: {
-      wireguard: {
-        publicKey: `${name}-old`,
-        nextPublicKey: `${name}-new`,
-        nextKeySwitchTime: new Date(switchAtMs).toISOString(),
-      },
+      profile,
+      publicKey: `${name}-old`,
+      nextPublicKey: `${name}-new`,
+      nextKeySwitchTime: new Date(switchAtMs).toISOString(),
     },
   };
 }
@@ -46,7 +42,7 @@ describe("rotationClash", () => {
 
   it("ignores itself, other profiles and peers with no announcement", () => {
     const quiet = announcing("q", T);
-    quiet.status = { wireguard: { publicKey: "q" } };
+    quiet.status = { profile: "p", publicKey: "q" };
     assert.equal(
       rotationClash("self", "p", [quiet, peers[1]!, peers[2]!], new Date(T), false),
       undefined,

@@ -35,6 +35,7 @@ describe("status folding (golden fixtures: test/fixtures/golden/status)", () => 
         out[`BandwidthPolicy/${bp.metadata.namespace}/${bp.metadata.name}`] = foldBandwidthPolicy(
           bp,
           i.pods,
+          i.bandwidthPolicies,
           i.states,
           { now: i.now },
         );
@@ -106,7 +107,10 @@ describe("the operator's stale window reaches every fold", () => {
       cases.flatMap(({ i, later }) =>
         i.bandwidthPolicies.map(
           (bp) =>
-            foldBandwidthPolicy(bp, i.pods, i.states, { now: later, staleAfterMs: w }).readyNodes,
+            foldBandwidthPolicy(bp, i.pods, i.bandwidthPolicies, i.states, {
+              now: later,
+              staleAfterMs: w,
+            }).readyNodes,
         ),
       ),
   };

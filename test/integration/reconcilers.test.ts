@@ -134,16 +134,28 @@ describe(`reconcilers with ${NODES} simulated agents on a real API server`, () =
         "ClusterMeshPeer:Failed",
       ],
     );
-    // Every node's state carries the deny rule and the landing-page nodes their pod's rate.
+    // Every agent rendered the deny rule, the landing-page nodes their pod's rate, and each
+    // reports the generations it applied.
     const all = await states();
     assert.equal(all.length, NODES);
-    for (const s of all) assert.equal(s.spec.egressDeny?.[0]?.cidr, "169.254.169.254/32");
+    for (const s of all) {
+      assert.deepEqual(s.status?.sources?.networkConfig, {
+        name: "default",
+        generation: nc.metadata.generation,
+      });
+      assert.equal(s.status?.sources?.encryptionProfile?.name, "default");
+    }
+    const rendered = [...env.sim.agents.values()].map(({ agent }) => agent.currentDesired());
+    for (const d of rendered) assert.equal(d?.egressDeny?.[0]?.cidr, "169.254.169.254/32");
+    for (const { driver } of env.sim.agents.values())
+      assert.ok((await driver.read()).egressDeny.includes("169.254.169.254/32"));
     assert.equal(
-      all.filter((s) => s.spec.bandwidth?.some((b) => b.egressBitsPerSecond === 50_000_000)).length,
+      rendered.filter((d) => d?.bandwidth?.some((b) => b.egressBitsPerSecond === 50_000_000))
+        .length,
       LANDING_PODS,
     );
     assert.equal(
-      all.find((s) => s.metadata.name === nodeName(0))?.spec.mtu,
+      env.sim.agents.get(nodeName(0))?.agent.currentDesired()?.mtu,
       1420,
       "MTU lowered by WireGuard overhead",
     );
@@ -245,49 +257,63 @@ describe(`reconcilers with ${NODES} simulated agents on a real API server`, () =
       return o?.status?.readyNodes === NODES + 1 ? o : undefined;
     });
     const writes = auditWrites(mark);
+    const nodeObjects = ["nodenetworkstates", "nodepeers"];
     const specWrites = writes.filter(
-      (w) => w.objectRef?.resource === "nodenetworkstates" && !w.objectRef.subresource,
+      (w) => nodeObjects.includes(w.objectRef?.resource ?? "") && !w.objectRef?.subresource,
     );
-    // Agents' writes are their reports (NodeNetworkState status) and their Leases (liveness).
-    const byOperator = writes.filter(
-      (w) =>
-        w.objectRef?.resource !== "nodes" &&
-        !(w.objectRef?.resource === "nodenetworkstates" && w.objectRef.subresource === "status") &&
-        !(w.objectRef?.resource === "leases" && w.objectRef.namespace === DEFAULT_LEASE_NAMESPACE),
+    // Agents' writes are their reports (NodeNetworkState and NodePeer status) and their Leases.
+    const byAgents = (w: (typeof writes)[number]) =>
+      (nodeObjects.includes(w.objectRef?.resource ?? "") && w.objectRef?.subresource === "status") ||
+      (w.objectRef?.resource === "leases" && w.objectRef.namespace === DEFAULT_LEASE_NAMESPACE);
+    const byOperator = writes.filter((w) => w.objectRef?.resource !== "nodes" && !byAgents(w));
+    const peerWrites = writes.filter(
+      (w) => w.objectRef?.resource === "nodepeers" && w.objectRef.subresource === "status",
     );
     process.stderr.write(
-      `node join: ${specWrites.length} NodeNetworkState spec write(s), ${byOperator.length} operator write(s) in all (${byOperator.map((w) => `${w.verb} ${w.objectRef?.resource}/${w.objectRef?.subresource ?? ""}`).join(", ")})\n`,
+      `node join: ${specWrites.length} spec write(s) (NodeNetworkState, NodePeer), ${peerWrites.length} peer-data write(s), ${byOperator.length} operator write(s) in all (${byOperator.map((w) => `${w.verb} ${w.objectRef?.resource}/${w.objectRef?.subresource ?? ""}`).join(", ")})\n`,
     );
     assert.deepEqual(
-      specWrites.map((w) => w.objectRef?.name),
-      [nodeName(NODES)],
-      "only the new node's state is written",
+      specWrites.map((w) => `${w.objectRef?.resource}/${w.objectRef?.name}`).sort(),
+      [`nodenetworkstates/${nodeName(NODES)}`, `nodepeers/${nodeName(NODES)}`],
+      "only the new node's objects are written",
     );
-    // Independent of the node count: per object selecting the node (NetworkConfig,
-    // EncryptionProfile), at most two status writes (lagging, then ready) and their two Events.
+    assert.deepEqual(
+      [...new Set(peerWrites.map((w) => w.objectRef?.name))],
+      [nodeName(NODES)],
+      "only the new node publishes peer data: the others' keys did not change",
+    );
+    // Independent of the node count: two objects for the node; per object selecting the node
+    // (NetworkConfig, EncryptionProfile), at most two status writes and their two Events.
     const selecting = 2;
     assert.ok(
-      byOperator.length <= 1 + 4 * selecting,
+      byOperator.length <= 2 + 4 * selecting,
       `O(1) operator writes, got ${byOperator.length}`,
     );
   });
 
-  it("a BandwidthPolicy change writes only the states of nodes whose pods it selects", async () => {
+  it("a BandwidthPolicy change is one write; only the nodes whose pods it selects report", async () => {
     await settled();
     const mark = auditLength();
     const path = `${base}/namespaces/default/bandwidthpolicies/landing-page`;
     const res = await patch(path, { spec: { egress: { rate: "40M" } } });
     const generation = res.json<Obj>().metadata.generation;
     await readyAt(path, generation);
-    const specWrites = auditWrites(mark).filter(
-      (w) => w.objectRef?.resource === "nodenetworkstates" && !w.objectRef.subresource,
+    const writes = auditWrites(mark);
+    const specWrites = writes.filter(
+      (w) =>
+        ["nodenetworkstates", "nodepeers"].includes(w.objectRef?.resource ?? "") &&
+        !w.objectRef?.subresource,
+    );
+    const reports = writes.filter(
+      (w) => w.objectRef?.resource === "nodenetworkstates" && w.objectRef.subresource === "status",
     );
     process.stderr.write(
-      `bandwidth policy change: ${specWrites.length} NodeNetworkState spec writes for ${LANDING_PODS} selected nodes of ${NODES + 1}\n`,
+      `bandwidth policy change: ${specWrites.length} per-node spec writes; reports from ${new Set(reports.map((w) => w.objectRef?.name)).size} nodes (${LANDING_PODS} selected of ${NODES + 1})\n`,
     );
+    assert.deepEqual(specWrites, [], "no per-node write for a change of a source");
     assert.deepEqual(
-      specWrites.map((w) => w.objectRef?.name).sort(),
-      Array.from({ length: LANDING_PODS }, (_, i) => nodeName(i)),
+      [...new Set(reports.map((w) => w.objectRef?.name))].sort(),
+      Array.from({ length: LANDING_PODS }, (_, i) => nodeName(i)).sort(),
     );
   });
 
@@ -311,15 +337,16 @@ describe(`reconcilers with ${NODES} simulated agents on a real API server`, () =
     assert.equal((await kstatus([ready]))[0]?.status, "Current");
   });
 
-  it("a Node deleted takes its NodeNetworkState with it", async () => {
+  it("a Node deleted takes its NodeNetworkState and NodePeer with it", async () => {
     const gone = nodeName(NODES);
     env.sim.removeNode(gone);
     await env.core.deleteNode({ name: gone });
-    await eventually(`NodeNetworkState ${gone} deleted`, async () =>
-      (await kubeRequest(env.kc, "GET", `${base}/nodenetworkstates/${gone}`)).status === 404
-        ? true
-        : undefined,
-    );
+    for (const plural of ["nodenetworkstates", "nodepeers"])
+      await eventually(`${plural}/${gone} deleted`, async () =>
+        (await kubeRequest(env.kc, "GET", `${base}/${plural}/${gone}`)).status === 404
+          ? true
+          : undefined,
+      );
   });
 
   it("deleting a NetworkConfig removes its effect from every node before the object goes", async () => {
@@ -336,13 +363,10 @@ describe(`reconcilers with ${NODES} simulated agents on a real API server`, () =
     const all = await states();
     assert.equal(all.length, NODES);
     for (const s of all) {
-      assert.equal(s.spec.egressDeny, undefined, `${s.metadata.name} still denies`);
-      assert.equal(s.spec.sources?.networkConfig, undefined);
-      assert.equal(
-        s.status?.observedGeneration,
-        s.metadata.generation,
-        `${s.metadata.name} applied the removal`,
-      );
+      assert.equal(s.status?.sources?.networkConfig, undefined, `${s.metadata.name} reports it`);
+      assert.equal(cond(s as unknown as Obj, "Ready")?.status, "True");
     }
+    for (const [node, { driver }] of env.sim.agents)
+      assert.deepEqual((await driver.read()).egressDeny, [], `${node} still denies`);
   });
 });

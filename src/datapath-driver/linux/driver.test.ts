@@ -9,7 +9,7 @@ import { spawnSync } from "node:child_process";
 import { after, before, describe, it } from "node:test";
 import { skipWhen, unmet } from "../../../test/support/prerequisites.js";
 import { NodeAgent } from "../../agent/agent.js";
-import type { NodeNetworkState, NodeNetworkStateStatus } from "../../api/nodenetworkstate.js";
+import type { NodeDatapath, NodeNetworkStateStatus } from "../../api/nodenetworkstate.js";
 import { FakeClock } from "../../util/clock.js";
 import { diffDatapath, expectedState, planDatapath } from "../driver.js";
 import { BpfDatapath } from "./bpf-datapath.js";
@@ -35,17 +35,10 @@ function ip(args: string[]): void {
   if (r.status !== 0) throw new Error(`ip ${args.join(" ")}: ${r.stderr}`);
 }
 
-function nodeState(generation: number): NodeNetworkState {
+function nodeState(generation: number): NodeDatapath {
   return {
-    apiVersion: "netloom.io/v1alpha1",
-    kind: "NodeNetworkState",
-    metadata: {
-      name: "drv",
-      generation,
-      annotations: { "netloom.io/spec-hash": `h${generation}` },
-    },
-    spec: {
       nodeName: "drv",
+      sources: { networkConfig: { name: "nc", generation } },
       devices: [dev],
       // Duplicates, an overlap and both families: the shapes whose translation used to differ.
       egressDeny: [
@@ -69,7 +62,6 @@ function nodeState(generation: number): NodeNetworkState {
         strictCIDRs: ["10.244.0.0/16", "fd00:244::/48"],
       },
       drift: { checkInterval: "1h", mode: "Heal" },
-    },
   };
 }
 
@@ -103,7 +95,7 @@ describe("LinuxDriver under the agent (real kernel)", { skip: skipWhen(reason) }
     await agent.observe(nodeState(1));
     const ready = last().conditions?.find((c) => c.type === "Ready");
     assert.equal(ready?.status, "True", ready?.message);
-    const spec = nodeState(1).spec;
+    const spec = nodeState(1);
     const expected = expectedState(planDatapath(spec, driver.devicesFor(spec)));
     assert.deepEqual(diffDatapath(expected, await driver.read()), []);
     await advance(3 * HOUR);

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { basename } from "node:path";
 import { describe, it } from "node:test";
 import { expectGolden, goldenCases, readGoldenInputs } from "../../../test/support/golden.js";
-import { nodeNetworkStateSpec } from "../../api/nodenetworkstate.js";
+import { nodeDatapath } from "../../api/nodenetworkstate.js";
 import { decidePodBandwidth, renderNodeState } from "./desired.js";
 
 describe("renderNodeState (golden fixtures: test/fixtures/golden/render)", () => {
@@ -16,7 +16,7 @@ describe("renderNodeState (golden fixtures: test/fixtures/golden/render)", () =>
             node,
             pods: inputs.pods.filter((p) => p.nodeName === node.name),
           });
-          const parsed = nodeNetworkStateSpec.safeParse(r.spec);
+          const parsed = nodeDatapath.safeParse(r.spec);
           assert.ok(
             parsed.success,
             `${node.name}: rendered spec is invalid: ${JSON.stringify(parsed.error?.issues)}`,

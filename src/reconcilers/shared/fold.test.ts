@@ -1,13 +1,14 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { NodeNetworkState } from "../../api/nodenetworkstate.js";
+import type { NodeNetworkState, Sources } from "../../api/nodenetworkstate.js";
 import {
   applyFailed,
   applying,
   judgeNode,
   type NodeFacts,
   noState,
-  notRendered,
+  notApplied,
+  notReported,
   silent,
 } from "./fold.js";
 
@@ -15,16 +16,16 @@ const NOW = new Date("2026-11-29T12:00:00Z");
 const wanted = { name: "default", generation: 3 };
 
 function state(
-  over: { heartbeatAgoMs?: number; ready?: [string, string]; observed?: number } = {},
+  over: { heartbeatAgoMs?: number; ready?: [string, string]; reported?: boolean } = {},
 ): NodeNetworkState {
-  const { heartbeatAgoMs = 1000, ready = ["True", "Applied"], observed = 7 } = over;
+  const { heartbeatAgoMs = 1000, ready = ["True", "Applied"], reported = true } = over;
   return {
     apiVersion: "netloom.io/v1alpha1",
     kind: "NodeNetworkState",
-    metadata: { name: "n1", generation: 7 },
-    spec: { nodeName: "n1", sources: { networkConfig: wanted } },
-    status: {
-      observedGeneration: observed,
+    metadata: { name: "n1", generation: 1 },
+    spec: { nodeName: "n1" },
+    status: reported ? {
+      sources: { networkConfig: wanted },
       heartbeatTime: new Date(NOW.getTime() - heartbeatAgoMs).toISOString(),
       conditions: [
         {
@@ -33,10 +34,10 @@ function state(
           reason: ready[1],
           message: "m",
           lastTransitionTime: NOW.toISOString(),
-          observedGeneration: 7,
+          observedGeneration: 1,
         },
       ],
-    },
+    } : {},
   };
 }
 
@@ -55,12 +56,15 @@ describe("node judgement, one check at a time", () => {
     ["noState: none yet", noState, facts(undefined), "pending"],
     ["noState: has one", noState, facts(state()), undefined],
     [
-      "notRendered: older generation",
-      notRendered,
+      "notApplied: an older generation",
+      notApplied,
       facts(state(), { refs: [{ name: "default", generation: 2 }] }),
       "pending",
     ],
-    ["notRendered: rendered", notRendered, facts(state()), undefined],
+    ["notApplied: another object", notApplied, facts(state(), { refs: [] }), "pending"],
+    ["notApplied: this generation", notApplied, facts(state()), undefined],
+    ["notReported: no report yet", notReported, facts(state({ reported: false })), "pending"],
+    ["notReported: reported", notReported, facts(state()), undefined],
     ["silent: 46 s of 45", silent, facts(state({ heartbeatAgoMs: 46_000 })), "failed"],
     ["silent: 44 s of 45", silent, facts(state({ heartbeatAgoMs: 44_000 })), undefined],
     [
@@ -93,7 +97,7 @@ describe("node judgement, one check at a time", () => {
       facts(state({ ready: ["False", "Applying"] })),
       undefined,
     ],
-    ["applying: older generation applied", applying, facts(state({ observed: 6 })), "pending"],
+    ["applying: not Ready yet", applying, facts(state({ ready: ["False", "Applying"] })), "pending"],
     ["applying: applied", applying, facts(state()), undefined],
   ];
   for (const [name, check, f, want] of cases)
@@ -103,7 +107,7 @@ describe("node judgement, one check at a time", () => {
 describe("judgeNode", () => {
   it("passes its stale window to the chain (the operator's --stale-after reaches it)", () => {
     const s = state({ heartbeatAgoMs: 20_000 });
-    const src = (x: NodeNetworkState) => x.spec.sources?.networkConfig;
+    const src = (x: Sources) => x.networkConfig;
     assert.equal(judgeNode("n1", s, wanted, src, { now: NOW }).state, "ready");
     assert.equal(
       judgeNode("n1", s, wanted, src, { now: NOW, staleAfterMs: 15_000 }).state,
@@ -115,5 +119,25 @@ describe("judgeNode", () => {
       "ready",
       "the node's own Lease renewal, looked up by name",
     );
+  });
+});
+
+describe("judgeNode, the chain in order", () => {
+  const src = (x: Sources) => x.networkConfig;
+  it("a node silent past the window fails even before it applied the new generation", () => {
+    const s = state({ heartbeatAgoMs: 60_000 });
+    s.status!.sources = { networkConfig: { name: "default", generation: 2 } };
+    assert.equal(judgeNode("n1", s, wanted, src, { now: NOW }).state, "failed");
+  });
+  it("a failed apply is reported whatever generation it named", () => {
+    const s = state({ ready: ["False", "InvalidSpec"] });
+    s.status!.sources = { networkConfig: { name: "default", generation: 2 } };
+    assert.equal(judgeNode("n1", s, wanted, src, { now: NOW }).state, "failed");
+  });
+  it("ready once the wanted generation is among the applied sources and Ready=True", () => {
+    assert.equal(judgeNode("n1", state(), wanted, src, { now: NOW }).state, "ready");
+    const older = state();
+    older.status!.sources = { networkConfig: { name: "default", generation: 2 } };
+    assert.equal(judgeNode("n1", older, wanted, src, { now: NOW }).state, "pending");
   });
 });
