@@ -282,7 +282,10 @@ describe("NodeAgent units on one clock (memory driver)", () => {
   it("nothing is rendered for a node that is gone: what it applied is torn down", async () => {
     const h = harness();
     await h.agent.observeSources(sources(networkConfig(1, "169.254.169.254/32")));
-    await h.agent.observeSources({ ...sources(networkConfig(1, "169.254.169.254/32")), node: undefined });
+    await h.agent.observeSources({
+      ...sources(networkConfig(1, "169.254.169.254/32")),
+      node: undefined,
+    });
     assert.deepEqual((await h.driver.read()).egressDeny, []);
     h.agent.stop();
   });

@@ -130,7 +130,11 @@ describe("usablePeers: what no single peer entry can show", () => {
   it("a node's own entry and a node announcing its current key again clash with nobody", () => {
     const peers = [
       state("a", { publicKey: K("a"), endpoint: "192.0.2.1:51871" }),
-      state("b", { publicKey: K("b"), nextPublicKey: K("b"), nextKeySwitchTime: "2026-11-24T10:00:00Z" }),
+      state("b", {
+        publicKey: K("b"),
+        nextPublicKey: K("b"),
+        nextKeySwitchTime: "2026-11-24T10:00:00Z",
+      }),
     ];
     assert.deepEqual(usablePeers("a", [K("a")], peers).problems, []);
   });

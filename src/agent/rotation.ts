@@ -16,11 +16,7 @@ export interface Announcement {
 }
 
 /** Pure: the switches of this node's peers (same profile): announced ones, else the last. */
-function peerSwitches(
-  self: string,
-  profile: string,
-  peers: readonly NodePeer[],
-): Announcement[] {
+function peerSwitches(self: string, profile: string, peers: readonly NodePeer[]): Announcement[] {
   const out: Announcement[] = [];
   for (const s of peers) {
     const wg = s.status;

@@ -4,8 +4,8 @@ import { pino } from "pino";
 import type { NodeNetworkStateStatus } from "../api/nodenetworkstate.js";
 import { mergePatchStatus } from "../controllers/apply.js";
 import { Informer } from "../controllers/informer.js";
-import { MemoryDriver } from "../datapath-driver/memory.js";
 import { NodeKind, PodKind, type ResourceKind } from "../controllers/resource.js";
+import { MemoryDriver } from "../datapath-driver/memory.js";
 import {
   BandwidthPolicyKind,
   EncryptionProfileKind,
@@ -41,7 +41,13 @@ export class AgentSimulator {
     { agent: NodeAgent; driver: MemoryDriver; lease: LeaseKeeper }
   >();
   private readonly informers: Record<
-    "nodes" | "pods" | "networkConfigs" | "encryptionProfiles" | "bandwidthPolicies" | "peers" | "states",
+    | "nodes"
+    | "pods"
+    | "networkConfigs"
+    | "encryptionProfiles"
+    | "bandwidthPolicies"
+    | "peers"
+    | "states",
     Informer<KubernetesObject>
   >;
   private readonly api: CustomObjectsApi;

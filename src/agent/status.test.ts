@@ -44,7 +44,13 @@ describe("peerStatusPatch", () => {
     const patch = peerStatusPatch({ profile: "p", publicKey: "k" });
     assert.equal(patch.profile, "p");
     assert.equal(patch.publicKey, "k");
-    for (const k of ["nodeIP", "listenPort", "nextPublicKey", "nextKeySwitchTime", "lastRotationTime"])
+    for (const k of [
+      "nodeIP",
+      "listenPort",
+      "nextPublicKey",
+      "nextKeySwitchTime",
+      "lastRotationTime",
+    ])
       assert.equal(patch[k], null, k);
   });
 });

@@ -92,8 +92,11 @@ export function renderCRD(k: KindDefinition): CustomResourceDefinition {
                 metadata: { type: "object" },
                 spec: openAPISchema(k.spec),
                 // observedGeneration 0 until the first reconcile, so kstatus (Flux, kpt) reads a
-                // new object as InProgress rather than Current.
-                status: { ...openAPISchema(k.status), default: { observedGeneration: 0 } },
+                // new object as InProgress rather than Current. Internal kinds are reported by
+                // agents, not reconciled: no observedGeneration.
+                status: k.internal
+                  ? openAPISchema(k.status)
+                  : { ...openAPISchema(k.status), default: { observedGeneration: 0 } },
               },
             },
           },

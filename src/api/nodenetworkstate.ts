@@ -38,7 +38,9 @@ export const nodeWireguard = z
 
 export const sources = z
   .object({
-    networkConfig: sourceRef.optional().meta({ description: "The NetworkConfig that owns the node." }),
+    networkConfig: sourceRef
+      .optional()
+      .meta({ description: "The NetworkConfig that owns the node." }),
     encryptionProfile: sourceRef
       .optional()
       .meta({ description: "The EncryptionProfile that owns the node." }),
@@ -64,9 +66,7 @@ export const nodeDatapath = z
     bandwidth: z.array(podBandwidth).max(4096).optional(),
     wireguard: nodeWireguard.optional(),
     drift: driftPolicy.optional(),
-    sources: sources
-      .optional()
-      .meta({ description: "The objects this state was rendered from." }),
+    sources: sources.optional().meta({ description: "The objects this state was rendered from." }),
   })
   .strict();
 

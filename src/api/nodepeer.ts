@@ -1,13 +1,5 @@
 import { z } from "zod";
-import {
-  API_VERSION,
-  cel,
-  cidr,
-  ipAddress,
-  objectMeta,
-  port,
-  wireguardKey,
-} from "./common.js";
+import { API_VERSION, cel, cidr, ipAddress, objectMeta, port, wireguardKey } from "./common.js";
 
 /**
  * What other nodes need to reach one node through WireGuard. Its own object, apart from the
@@ -17,14 +9,10 @@ import {
 export const nodePeerSpec = z
   .object({
     nodeName: z.string().max(253).meta({ description: "The node this peer entry describes." }),
-    podCIDRs: z
-      .array(cidr())
-      .max(4)
-      .optional()
-      .meta({
-        description:
-          "The node's pod CIDRs, copied by the operator from the Node (a node's agent cannot claim other addresses).",
-      }),
+    podCIDRs: z.array(cidr()).max(4).optional().meta({
+      description:
+        "The node's pod CIDRs, copied by the operator from the Node (a node's agent cannot claim other addresses).",
+    }),
   })
   .strict();
 

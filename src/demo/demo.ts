@@ -2,9 +2,9 @@ import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { SourceParser } from "../agent/sources.js";
 import { readManifests } from "../api/fixtures.js";
 import type { NodeDatapath, NodeNetworkState } from "../api/nodenetworkstate.js";
-import { SourceParser } from "../agent/sources.js";
 import {
   type BoxState,
   boxDown,

@@ -25,6 +25,7 @@ import {
   canConnect,
   e2eUnavailable,
   nodeState,
+  objectReady,
   pingLoss,
   scrape,
   startBox,
@@ -66,7 +67,8 @@ describe("datapath on the real kernel (cluster-in-a-box, 2 nodes)", {
     assert.ok(canConnect(pod.netns, METADATA_IP, CLOUD_PORT), "reachable before any policy");
     assert.ok(canConnect(pod.netns, METADATA_IP6, CLOUD_PORT), "IPv6: reachable before any policy");
     await applyManifests(boxKubeConfig(box), sample("NetworkConfig"), "e2e");
-    await allApplied(box, (s) => JSON.stringify(s.spec).includes(METADATA_IP));
+    await objectReady(box, ncPath);
+    await allApplied(box, (s) => s.status?.sources?.networkConfig?.name === "default");
     const policyDrops = () =>
       scrape(metricsURL(0), "netloom_agent_drops_total", 'reason="policy_denied"');
     const before = await policyDrops();
@@ -93,7 +95,11 @@ describe("datapath on the real kernel (cluster-in-a-box, 2 nodes)", {
 
   it("a 50M BandwidthPolicy caps its pod within ±5 % (HTB wire rate); an unlimited pod is not capped", async () => {
     await applyManifests(boxKubeConfig(box), sample("BandwidthPolicy"), "e2e");
-    await allApplied(box, (s) => JSON.stringify(s.spec).includes('"egressBitsPerSecond":50000000'));
+    await objectReady(
+      box,
+      "/apis/netloom.io/v1alpha1/namespaces/default/bandwidthpolicies/landing-page",
+    );
+    await allApplied(box);
     const limited = node1().pods[0]!;
     const unlimited = node1().pods[1]!;
     const target = node2().pods[1]!;
@@ -175,7 +181,8 @@ describe("datapath on the real kernel (cluster-in-a-box, 2 nodes)", {
       contentType: "application/merge-patch+json",
     });
     assert.equal(patched.status, 200, patched.body);
-    await allApplied(box, (s) => JSON.stringify(s.spec).includes('"mode":"Report"'));
+    await objectReady(box, ncPath);
+    await allApplied(box);
     const detected = (await nodeState(box, n.name))?.status?.drift?.detectedTotal ?? 0;
     inNs(n.netns, ["tc", "class", "del", "dev", "eth0", "classid", `1:${minor}`]);
     await waitFor(

@@ -48,7 +48,12 @@ export function waitFor<T>(
 export interface StateView {
   metadata: { name: string; generation: number };
   status?: {
-    observedGeneration?: number;
+    /** The sources (and generations) of what the agent applied last. */
+    sources?: {
+      networkConfig?: { name: string; generation: number };
+      encryptionProfile?: { name: string; generation: number };
+      bandwidthPolicies?: { name: string; generation: number }[];
+    };
     conditions?: { type: string; status: string; message: string }[];
     drift?: {
       drifted?: boolean;
@@ -71,7 +76,27 @@ export async function nodeState(box: BoxState, node: string): Promise<StateView 
   return r.status === 200 ? r.json<StateView>() : undefined;
 }
 
-/** Waits until every node's agent applied its current spec with the linux driver. */
+/**
+ * Waits until the object at `path` (a NetworkConfig, EncryptionProfile or BandwidthPolicy) is
+ * Ready at its current generation: the operator's fold of every selected node's report, as
+ * `kubectl wait --for=condition=Ready` would see it.
+ */
+export async function objectReady(box: BoxState, path: string): Promise<void> {
+  await waitFor(`${path} Ready at its generation`, async () => {
+    const r = await kubeRequest(boxKubeConfig(box), "GET", path);
+    if (r.status !== 200) return undefined;
+    const o = r.json<{
+      metadata: { generation: number };
+      status?: { observedGeneration?: number; conditions?: { type: string; status: string }[] };
+    }>();
+    const ready = o.status?.conditions?.find((c) => c.type === "Ready");
+    return o.status?.observedGeneration === o.metadata.generation && ready?.status === "True"
+      ? o
+      : undefined;
+  });
+}
+
+/** Waits until every node's agent reports Ready (and `check`) for what it applied. */
 export async function allApplied(
   box: BoxState,
   check: (s: StateView) => boolean = () => true,
@@ -80,12 +105,7 @@ export async function allApplied(
     await waitFor(`${n.name} applied`, async () => {
       const s = await nodeState(box, n.name);
       const ready = s?.status?.conditions?.find((c) => c.type === "Ready");
-      return s &&
-        s.status?.observedGeneration === s.metadata.generation &&
-        ready?.status === "True" &&
-        check(s)
-        ? s
-        : undefined;
+      return s && ready?.status === "True" && check(s) ? s : undefined;
     });
   }
 }

@@ -23,6 +23,7 @@ import {
   canConnect,
   e2eUnavailable,
   nodeState,
+  objectReady,
   pingLoss,
   scrape,
   startBox,
@@ -137,9 +138,12 @@ describe("WireGuard between nodes on the real kernel (cluster-in-a-box, 3 nodes)
       readManifests("config/samples").filter((m) => m.object.kind === "NetworkConfig"),
       "e2e",
     );
+    await objectReady(box, "/apis/netloom.io/v1alpha1/networkconfigs/default");
     await allApplied(
       box,
-      (s) => s.status?.datapath?.driver === "linux" && JSON.stringify(s.spec).includes("169.254"),
+      (s) =>
+        s.status?.datapath?.driver === "linux" &&
+        s.status.sources?.networkConfig?.name === "default",
     );
   });
   after(async () => {
@@ -384,9 +388,8 @@ describe("WireGuard between nodes on the real kernel (cluster-in-a-box, 3 nodes)
       contentType: "application/merge-patch+json",
     });
     assert.equal(res.status, 200, res.body);
-    await allApplied(box, (s) =>
-      JSON.stringify(s.spec).includes('"keyRotationIntervalSeconds":10'),
-    );
+    const generation = res.json<{ metadata: { generation: number } }>().metadata.generation;
+    await allApplied(box, (s) => s.status?.sources?.encryptionProfile?.generation === generation);
     const keys = new Map<number, string[]>([
       [0, []],
       [1, []],

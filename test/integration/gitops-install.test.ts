@@ -92,6 +92,7 @@ const SA_GROUPS = [
 ];
 const NODE_NAME_EXTRA = "authentication.kubernetes.io/node-name";
 const NNS = "/apis/netloom.io/v1alpha1/nodenetworkstates";
+const PEERS = "/apis/netloom.io/v1alpha1/nodepeers";
 
 function repoRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
@@ -326,6 +327,7 @@ describe("the kustomize install on a real kube-apiserver", () => {
         "CustomResourceDefinition/bandwidthpolicies.netloom.io",
         "CustomResourceDefinition/clustermeshpeers.netloom.io",
         "CustomResourceDefinition/nodenetworkstates.netloom.io",
+        "CustomResourceDefinition/nodepeers.netloom.io",
         "Namespace/netloom-system",
         "ServiceAccount/netloom-operator",
         "ServiceAccount/netloom-agent",
@@ -510,6 +512,7 @@ describe("the kustomize install on a real kube-apiserver", () => {
             "EncryptionProfile",
             "NetworkConfig",
             "NodeNetworkState",
+            "NodePeer",
           ].map((k) => `resource.customizations.health.netloom.io_${k}`),
         );
         const ns = await kubeRequest(kc, "POST", "/api/v1/namespaces", {
@@ -619,6 +622,15 @@ describe("the kustomize install on a real kube-apiserver", () => {
           },
         });
         assert.equal(s.status, 201, s.body);
+        const p = await kubeRequest(kc, "POST", `${PEERS}?fieldValidation=Strict`, {
+          body: {
+            apiVersion: "netloom.io/v1alpha1",
+            kind: "NodePeer",
+            metadata: { name: node },
+            spec: { nodeName: node, podCIDRs: [`10.244.${node === "node-a" ? 1 : 2}.0/24`] },
+          },
+        });
+        assert.equal(p.status, 201, p.body);
       }
       // The policy is enforced once the API server has loaded it: wait for the first denial.
       const deadline = Date.now() + 20_000;
@@ -698,8 +710,24 @@ describe("the kustomize install on a real kube-apiserver", () => {
       assert.match(message(other), /ValidatingAdmissionPolicy 'netloom-agent-own-node'/);
       assert.match(
         message(other),
-        /netloom-agent on node node-a may only write the NodeNetworkState of its own node, not node-b/,
+        /netloom-agent on node node-a may only write the objects of its own node, not node-b/,
       );
+
+      // Its peer data the same way: its own NodePeer's status only, never the pod CIDRs.
+      const key = { status: { profile: "default", publicKey: `${"A".repeat(43)}=` } };
+      const ownPeer = await as(kc, agentOn("node-a"), "PATCH", `${PEERS}/node-a/status`, key);
+      assert.equal(ownPeer.status, 200, ownPeer.body);
+      const otherPeer = await as(kc, agentOn("node-a"), "PATCH", `${PEERS}/node-b/status`, key);
+      assert.equal(otherPeer.status, 403, otherPeer.body);
+      assert.match(message(otherPeer), /may only write the objects of its own node, not node-b/);
+      const cidrs = await as(kc, agentOn("node-a"), "PATCH", `${PEERS}/node-a`, {
+        spec: { podCIDRs: ["10.244.2.0/24"] },
+      });
+      assert.equal(cidrs.status, 403, "an agent cannot claim another node's pod CIDRs");
+      const badKey = await as(kc, agentOn("node-a"), "PATCH", `${PEERS}/node-a/status`, {
+        status: { publicKey: "x\nendpoint=203.0.113.9:51871" },
+      });
+      assert.equal(badKey.status, 422, "a public key that is not one is refused by the schema");
 
       const spec = await as(kc, agentOn("node-a"), "PATCH", `${NNS}/node-a`, {
         spec: { mtu: 1300 },
@@ -728,8 +756,8 @@ describe("the kustomize install on a real kube-apiserver", () => {
       const del = await as(kc, agentOn("node-a"), "DELETE", `${NNS}/node-a`);
       assert.equal(del.status, 403, del.body);
 
-      // It reads every NodeNetworkState (peers' keys, endpoints, pod CIDRs).
-      const list = await as(kc, agentOn("node-a"), "GET", NNS);
+      // It reads every NodePeer (peers' keys, endpoints, pod CIDRs).
+      const list = await as(kc, agentOn("node-a"), "GET", PEERS);
       assert.equal(list.status, 200, list.body);
       assert.equal(list.json<{ items: unknown[] }>().items.length, 2);
       const secrets = await as(
@@ -843,10 +871,7 @@ describe("the kustomize install on a real kube-apiserver", () => {
       assert.equal(own.status, 200, own.body);
       const other = await patch("node-b");
       assert.equal(other.status, 403, other.body);
-      assert.match(
-        message(other),
-        /may only write the NodeNetworkState of its own node, not node-b/,
-      );
+      assert.match(message(other), /may only write the objects of its own node, not node-b/);
       const spec = await kubeRequest(agentKC, "PATCH", `${NNS}/node-a`, {
         body: { spec: { mtu: 1300 } },
         contentType: "application/merge-patch+json",
@@ -991,6 +1016,13 @@ describe("the kustomize install on a real kube-apiserver", () => {
         [OPERATOR_USER, { verb: "create", group: nl, resource: "nodenetworkstates" }, true],
         [OPERATOR_USER, { verb: "patch", group: nl, resource: "nodenetworkstates" }, true],
         [OPERATOR_USER, { verb: "delete", group: nl, resource: "nodenetworkstates" }, true],
+        [OPERATOR_USER, { verb: "create", group: nl, resource: "nodepeers" }, true],
+        [OPERATOR_USER, { verb: "delete", group: nl, resource: "nodepeers" }, true],
+        [
+          OPERATOR_USER,
+          { verb: "patch", group: nl, resource: "nodepeers", subresource: "status" },
+          false,
+        ],
         [
           OPERATOR_USER,
           { verb: "patch", group: nl, resource: "nodenetworkstates", subresource: "status" },
@@ -1066,8 +1098,25 @@ describe("the kustomize install on a real kube-apiserver", () => {
           { verb: "get", resource: "secrets", namespace: "kube-system", name: "x" },
           false,
         ],
-        // agent: reads NodeNetworkStates and its Node, writes only NodeNetworkState status
+        // agent: reads its sources, Nodes, Pods and NodePeers; writes only the status of its
+        // NodeNetworkState and NodePeer
         [AGENT_USER, { verb: "watch", group: nl, resource: "nodenetworkstates" }, true],
+        [AGENT_USER, { verb: "watch", group: nl, resource: "nodepeers" }, true],
+        [
+          AGENT_USER,
+          { verb: "patch", group: nl, resource: "nodepeers", subresource: "status" },
+          true,
+        ],
+        [AGENT_USER, { verb: "patch", group: nl, resource: "nodepeers" }, false],
+        [AGENT_USER, { verb: "watch", group: nl, resource: "networkconfigs" }, true],
+        [AGENT_USER, { verb: "watch", group: nl, resource: "encryptionprofiles" }, true],
+        [AGENT_USER, { verb: "watch", group: nl, resource: "bandwidthpolicies" }, true],
+        [AGENT_USER, { verb: "patch", group: nl, resource: "networkconfigs" }, false],
+        [
+          AGENT_USER,
+          { verb: "patch", group: nl, resource: "networkconfigs", subresource: "status" },
+          false,
+        ],
         [
           AGENT_USER,
           { verb: "patch", group: nl, resource: "nodenetworkstates", subresource: "status" },
@@ -1081,9 +1130,8 @@ describe("the kustomize install on a real kube-apiserver", () => {
         [AGENT_USER, { verb: "patch", group: nl, resource: "nodenetworkstates" }, false],
         [AGENT_USER, { verb: "create", group: nl, resource: "nodenetworkstates" }, false],
         [AGENT_USER, { verb: "delete", group: nl, resource: "nodenetworkstates" }, false],
-        [AGENT_USER, { verb: "get", group: nl, resource: "networkconfigs" }, false],
         [AGENT_USER, { verb: "get", resource: "nodes", name: "node-a" }, true],
-        [AGENT_USER, { verb: "list", resource: "nodes" }, false],
+        [AGENT_USER, { verb: "watch", resource: "nodes" }, true],
         [AGENT_USER, { verb: "patch", resource: "nodes", subresource: "status" }, false],
         [AGENT_USER, { verb: "create", resource: "events", namespace: "default" }, true],
         [
@@ -1091,7 +1139,8 @@ describe("the kustomize install on a real kube-apiserver", () => {
           { verb: "get", resource: "secrets", namespace: "netloom-system", name: "x" },
           false,
         ],
-        [AGENT_USER, { verb: "list", resource: "pods" }, false],
+        [AGENT_USER, { verb: "watch", resource: "pods" }, true],
+        [AGENT_USER, { verb: "create", resource: "pods", namespace: "default" }, false],
       ];
       const wrong: string[] = [];
       for (const [user, attr, want] of matrix) {

@@ -263,7 +263,8 @@ describe(`reconcilers with ${NODES} simulated agents on a real API server`, () =
     );
     // Agents' writes are their reports (NodeNetworkState and NodePeer status) and their Leases.
     const byAgents = (w: (typeof writes)[number]) =>
-      (nodeObjects.includes(w.objectRef?.resource ?? "") && w.objectRef?.subresource === "status") ||
+      (nodeObjects.includes(w.objectRef?.resource ?? "") &&
+        w.objectRef?.subresource === "status") ||
       (w.objectRef?.resource === "leases" && w.objectRef.namespace === DEFAULT_LEASE_NAMESPACE);
     const byOperator = writes.filter((w) => w.objectRef?.resource !== "nodes" && !byAgents(w));
     const peerWrites = writes.filter(

@@ -37,31 +37,31 @@ function ip(args: string[]): void {
 
 function nodeState(generation: number): NodeDatapath {
   return {
-      nodeName: "drv",
-      sources: { networkConfig: { name: "nc", generation } },
-      devices: [dev],
-      // Duplicates, an overlap and both families: the shapes whose translation used to differ.
-      egressDeny: [
-        { cidr: "10.0.0.0/8" },
-        { cidr: "10.0.0.0/8", ports: [{ port: 22, protocol: "TCP" }] },
-        { cidr: "10.1.0.0/16", ports: [{ port: 22, protocol: "TCP" }] },
-        { cidr: "192.0.2.0/24", ports: [{ port: 53 }] },
-        { cidr: "198.51.100.0/24", ports: [{ port: 80, protocol: "TCP" }] },
-        { cidr: "198.51.100.7/32", ports: [{ port: 443, protocol: "TCP" }] },
-        { cidr: "fd00::/8" },
-        { cidr: "fd00:ec2::254/128", ports: [{ port: 80, protocol: "TCP" }] },
-      ],
-      bandwidth: [
-        { pod: "ns/a", ip: "10.244.1.10", egressBitsPerSecond: 50_000_000, source: "ns/bp" },
-        { pod: "ns/v6", ip: "fd00:244::10", egressBitsPerSecond: 10_000_000, source: "ns/bp" },
-      ],
-      wireguard: {
-        profile: "p",
-        interfaceName: "nlwgdrv",
-        listenPort: 51999,
-        strictCIDRs: ["10.244.0.0/16", "fd00:244::/48"],
-      },
-      drift: { checkInterval: "1h", mode: "Heal" },
+    nodeName: "drv",
+    sources: { networkConfig: { name: "nc", generation } },
+    devices: [dev],
+    // Duplicates, an overlap and both families: the shapes whose translation used to differ.
+    egressDeny: [
+      { cidr: "10.0.0.0/8" },
+      { cidr: "10.0.0.0/8", ports: [{ port: 22, protocol: "TCP" }] },
+      { cidr: "10.1.0.0/16", ports: [{ port: 22, protocol: "TCP" }] },
+      { cidr: "192.0.2.0/24", ports: [{ port: 53 }] },
+      { cidr: "198.51.100.0/24", ports: [{ port: 80, protocol: "TCP" }] },
+      { cidr: "198.51.100.7/32", ports: [{ port: 443, protocol: "TCP" }] },
+      { cidr: "fd00::/8" },
+      { cidr: "fd00:ec2::254/128", ports: [{ port: 80, protocol: "TCP" }] },
+    ],
+    bandwidth: [
+      { pod: "ns/a", ip: "10.244.1.10", egressBitsPerSecond: 50_000_000, source: "ns/bp" },
+      { pod: "ns/v6", ip: "fd00:244::10", egressBitsPerSecond: 10_000_000, source: "ns/bp" },
+    ],
+    wireguard: {
+      profile: "p",
+      interfaceName: "nlwgdrv",
+      listenPort: 51999,
+      strictCIDRs: ["10.244.0.0/16", "fd00:244::/48"],
+    },
+    drift: { checkInterval: "1h", mode: "Heal" },
   };
 }
 

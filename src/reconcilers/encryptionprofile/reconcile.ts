@@ -37,11 +37,6 @@ export function registerEncryptionProfileController(ctx: OperatorContext): Contr
       return { decisions: conditions, fields, activeNodes: f.desiredNodes };
     },
     pendingCleanup: (ep) =>
-      pendingNodeCleanup(
-        ctx,
-        ep.metadata.name,
-        ep.spec.nodeSelector,
-        (s) => s.encryptionProfile,
-      ),
+      pendingNodeCleanup(ctx, ep.metadata.name, ep.spec.nodeSelector, (s) => s.encryptionProfile),
   });
 }

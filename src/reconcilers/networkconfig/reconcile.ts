@@ -38,11 +38,6 @@ export function registerNetworkConfigController(ctx: OperatorContext): Controlle
       return { decisions: conditions, fields, activeNodes: f.desiredNodes };
     },
     pendingCleanup: (nc) =>
-      pendingNodeCleanup(
-        ctx,
-        nc.metadata.name,
-        nc.spec.nodeSelector,
-        (s) => s.networkConfig,
-      ),
+      pendingNodeCleanup(ctx, nc.metadata.name, nc.spec.nodeSelector, (s) => s.networkConfig),
   });
 }

@@ -1,10 +1,6 @@
 import { EGRESS_BANDWIDTH_ANNOTATION } from "../../api/bandwidthpolicy.js";
 import { formatCidr, parseCidr } from "../../api/cidr.js";
-import type {
-  NodeDatapath,
-  NodeWireguard,
-  PodBandwidth,
-} from "../../api/nodenetworkstate.js";
+import type { NodeDatapath, NodeWireguard, PodBandwidth } from "../../api/nodenetworkstate.js";
 import { parseDuration, parseQuantity } from "../../api/quantity.js";
 import type {
   BandwidthPolicy,

@@ -38,7 +38,38 @@ export function nodeObjects(node: NodeView) {
   };
 }
 
-const sameSpec = (a: unknown, b: unknown) => contentHash(a ?? null) === contentHash(b ?? null);
+const specHash = (o: { spec?: unknown } | undefined) => (o ? contentHash(o.spec ?? null) : null);
+
+/**
+ * Whether `want` must be applied, given the cached object and what this operator wrote last
+ * (the cache may not have seen our own write yet: a write whose "before" the cache still
+ * shows is not repeated; once the cache shows it, the record goes).
+ */
+function needsWrite(
+  written: Map<string, { hash: string; before: string | null }>,
+  key: string,
+  cached: { spec?: unknown } | undefined,
+  want: { spec: unknown },
+): boolean {
+  const hash = contentHash(want.spec);
+  const current = specHash(cached);
+  if (current === hash) {
+    written.delete(key);
+    return false;
+  }
+  const last = written.get(key);
+  return !(last?.hash === hash && last.before === current);
+}
+
+/** Records a successful write of `want` over what the cache showed (see needsWrite). */
+function noteWrite(
+  written: Map<string, { hash: string; before: string | null }>,
+  key: string,
+  cached: { spec?: unknown } | undefined,
+  want: { spec: unknown },
+): void {
+  written.set(key, { hash: contentHash(want.spec), before: specHash(cached) });
+}
 
 /**
  * Per Node, the two objects its agent reports into: a NodeNetworkState (what it applied) and a
@@ -48,6 +79,7 @@ const sameSpec = (a: unknown, b: unknown) => contentHash(a ?? null) === contentH
  * agent watches those and renders its own datapath.
  */
 export function registerNodeStateController(ctx: OperatorContext): Controller {
+  const written = new Map<string, { hash: string; before: string | null }>();
   return ctx.manager
     .controller(CONTROLLER_NAME)
     .for(NodeKind)
@@ -59,6 +91,8 @@ export function registerNodeStateController(ctx: OperatorContext): Controller {
       const state = ctx.states.informer.getByName(key) as { spec?: unknown } | undefined;
       const peer = ctx.peers.getByName(key) as { spec?: unknown } | undefined;
       if (!node) {
+        written.delete(`state/${key}`);
+        written.delete(`peer/${key}`);
         // The garbage collector would do this through the owner references; do not rely on it.
         for (const [kind, existing] of [
           ["NodeNetworkState", state],
@@ -71,12 +105,14 @@ export function registerNodeStateController(ctx: OperatorContext): Controller {
         return;
       }
       const want = nodeObjects(nodeView(node));
-      if (!state || !sameSpec(state.spec, want.state.spec)) {
+      if (needsWrite(written, `state/${key}`, state, want.state)) {
         await applyObject(ctx.objects, want.state, OPERATOR_FIELD_MANAGER);
+        noteWrite(written, `state/${key}`, state, want.state);
         log.info("applied NodeNetworkState");
       }
-      if (!peer || !sameSpec(peer.spec, want.peer.spec)) {
+      if (needsWrite(written, `peer/${key}`, peer, want.peer)) {
         await applyObject(ctx.objects, want.peer, OPERATOR_FIELD_MANAGER);
+        noteWrite(written, `peer/${key}`, peer, want.peer);
         log.info({ podCIDRs: want.peer.spec.podCIDRs }, "applied NodePeer");
       }
     });

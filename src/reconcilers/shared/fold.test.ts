@@ -24,20 +24,22 @@ function state(
     kind: "NodeNetworkState",
     metadata: { name: "n1", generation: 1 },
     spec: { nodeName: "n1" },
-    status: reported ? {
-      sources: { networkConfig: wanted },
-      heartbeatTime: new Date(NOW.getTime() - heartbeatAgoMs).toISOString(),
-      conditions: [
-        {
-          type: "Ready",
-          status: ready[0] as "True",
-          reason: ready[1],
-          message: "m",
-          lastTransitionTime: NOW.toISOString(),
-          observedGeneration: 1,
-        },
-      ],
-    } : {},
+    status: reported
+      ? {
+          sources: { networkConfig: wanted },
+          heartbeatTime: new Date(NOW.getTime() - heartbeatAgoMs).toISOString(),
+          conditions: [
+            {
+              type: "Ready",
+              status: ready[0] as "True",
+              reason: ready[1],
+              message: "m",
+              lastTransitionTime: NOW.toISOString(),
+              observedGeneration: 1,
+            },
+          ],
+        }
+      : {},
   };
 }
 
@@ -97,7 +99,12 @@ describe("node judgement, one check at a time", () => {
       facts(state({ ready: ["False", "Applying"] })),
       undefined,
     ],
-    ["applying: not Ready yet", applying, facts(state({ ready: ["False", "Applying"] })), "pending"],
+    [
+      "applying: not Ready yet",
+      applying,
+      facts(state({ ready: ["False", "Applying"] })),
+      "pending",
+    ],
     ["applying: applied", applying, facts(state()), undefined],
   ];
   for (const [name, check, f, want] of cases)

@@ -92,9 +92,7 @@ export type SourceOf = (s: Sources) => SourceRef | SourceRef[] | undefined;
 /** The references a node's agent reports for one kind of source. */
 export function appliedRefs(state: NodeNetworkState | undefined, sourceOf: SourceOf): SourceRef[] {
   const sources = state?.status?.sources;
-  return sources
-    ? [sourceOf(sources)].flat().filter((r): r is SourceRef => r !== undefined)
-    : [];
+  return sources ? [sourceOf(sources)].flat().filter((r): r is SourceRef => r !== undefined) : [];
 }
 
 /**

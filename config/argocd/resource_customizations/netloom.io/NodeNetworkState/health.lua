@@ -1,10 +1,13 @@
--- Argo CD health check for netloom.io/NodeNetworkState: spec written by the Netloom operator,
--- status by the agent on that node (conditions Ready and Degraded, observedGeneration = the
--- generation it applied, drift).
---   Healthy      the agent applied the current generation and the kernel matches it
---   Progressing  the agent has not applied the current generation yet
---   Degraded     the apply failed (Degraded=True / Ready=False), or the kernel drifted and was
---                not healed (drift mode Report)
+-- Argo CD health check for netloom.io/NodeNetworkState: spec (the node's name only) written once
+-- by the Netloom operator, status by the agent on that node, which renders the node's datapath
+-- from the sources it watches (status.sources: the NetworkConfig, EncryptionProfile and
+-- BandwidthPolicies, with the generations it applied last or is failing to apply; conditions
+-- Ready and Degraded; drift). metadata.generation stays 1: there is no observedGeneration.
+--   Healthy      Ready=True: the agent applied what its sources ask, and the kernel matches it
+--   Progressing  the agent has not reported a Ready verdict yet, or is still applying
+--   Degraded     Degraded=True (the apply failed, a source is not usable, part of the desired
+--                state is not enforced, a drift check failed), Ready=False, or the kernel
+--                drifted and was not healed (drift mode Report)
 -- NodeNetworkStates are created by the operator, not Git: Argo CD only shows them if you track
 -- them (docs/gitops.md). Argo CD runs this with the base and table libraries only.
 local hs = {}
@@ -28,57 +31,53 @@ local function text(condition)
   return condition.reason or condition.type
 end
 
-local generation = obj.metadata.generation or 0
 local node = obj.metadata.name
 if obj.spec ~= nil and obj.spec.nodeName ~= nil then
   node = obj.spec.nodeName
 end
 local status = obj.status or {}
-local applied = status.observedGeneration or 0
 local degraded = findCondition(status.conditions, "Degraded")
 local ready = findCondition(status.conditions, "Ready")
 
--- A failed apply does not move observedGeneration: judge the failure by the condition's own
--- generation, so that a failure of the current spec is Degraded, not Progressing forever.
-local function current(condition)
-  return condition ~= nil
-    and (condition.observedGeneration == nil or condition.observedGeneration >= generation)
+-- What the agent was doing when it failed, by the condition's reason (NotEnforced and others:
+-- the message says it).
+local failedTo = {
+  ApplyFailed = " failed to apply",
+  InvalidSpec = " cannot use its sources",
+  DriftCheckFailed = " failed a drift check",
+}
+
+local function problem(condition)
+  return "Agent on " .. node .. (failedTo[condition.reason] or "") .. ": " .. text(condition)
 end
 
-if current(degraded) and degraded.status == "True" then
-  hs.status = "Degraded"
-  hs.message = "Agent on " .. node .. " failed to apply generation " .. generation .. ": "
-    .. text(degraded)
-  return hs
-end
-if current(ready) and ready.status == "False" and ready.reason ~= "Applying" then
-  hs.status = "Degraded"
-  hs.message = "Agent on " .. node .. " failed to apply generation " .. generation .. ": "
-    .. text(ready)
-  return hs
-end
-if applied < generation then
+if ready == nil then
   hs.status = "Progressing"
-  if status.observedGeneration == nil then
-    hs.message = "Waiting for the agent on " .. node .. " to report"
-  else
-    hs.message = "Waiting for the agent on " .. node .. " to apply generation " .. generation
-      .. " (applied " .. applied .. ")"
-  end
+  hs.message = "Waiting for the agent on " .. node .. " to report"
+  return hs
+end
+if degraded ~= nil and degraded.status == "True" then
+  hs.status = "Degraded"
+  hs.message = problem(degraded)
+  return hs
+end
+if ready.status == "False" and ready.reason ~= "Applying" then
+  hs.status = "Degraded"
+  hs.message = problem(ready)
   return hs
 end
 if status.drift ~= nil and status.drift.drifted == true then
   hs.status = "Degraded"
-  local why = status.drift.lastDriftReason or "kernel state differs from the spec"
-  hs.message = "Datapath on " .. node .. " drifted from generation " .. generation .. ": " .. why
+  local why = status.drift.lastDriftReason or "kernel state differs from the desired state"
+  hs.message = "Datapath on " .. node .. " drifted: " .. why
   return hs
 end
-if ready ~= nil and ready.status == "True" then
+if ready.status == "True" then
   hs.status = "Healthy"
   hs.message = text(ready)
   return hs
 end
 
 hs.status = "Progressing"
-hs.message = "Waiting for the agent on " .. node .. " to report Ready"
+hs.message = "Waiting for the agent on " .. node .. " to report Ready: " .. text(ready)
 return hs
