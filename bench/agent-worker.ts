@@ -7,11 +7,12 @@ import { pino } from "pino";
 import { NodeAgent } from "../src/agent/agent.js";
 import { KeyStore } from "../src/agent/keystore.js";
 import { agentLeaseKeeper } from "../src/agent/lease.js";
-import { statusPatch } from "../src/agent/status.js";
+import { SourceParser } from "../src/agent/sources.js";
+import { peerStatusPatch, statusPatch } from "../src/agent/status.js";
 import { agentWatches } from "../src/agent/watches.js";
 import { mergePatchStatus } from "../src/controllers/apply.js";
 import { MemoryDriver } from "../src/datapath-driver/memory.js";
-import { NodeNetworkStateKind } from "../src/reconcilers/context.js";
+import { NodeNetworkStateKind, NodePeerKind } from "../src/reconcilers/context.js";
 import { RealClock } from "../src/util/clock.js";
 
 export type ToWorker =
@@ -35,6 +36,8 @@ const stops: (() => void)[] = [];
 const clock = new RealClock();
 let fanout: AbortController[] = [];
 let writes = 0;
+/** One parser for the process's agents: they see the same source objects. */
+const parser = new SourceParser();
 
 async function startAgents(nodes: string[], heartbeatMs: number): Promise<void> {
   const watches = nodes.map((node, i) => {
@@ -52,6 +55,11 @@ async function startAgents(nodes: string[], heartbeatMs: number): Promise<void> 
           statusPatch(status),
         );
       },
+      writePeer: async (status) => {
+        writes++;
+        await mergePatchStatus(api, { kind: NodePeerKind, name: node }, peerStatusPatch(status));
+      },
+      parser,
       log,
     });
     const w = agentWatches(kc, node, agent, log);
