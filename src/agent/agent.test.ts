@@ -353,6 +353,97 @@ describe("NodeAgent key rotation (memory driver)", () => {
   });
 });
 
+describe("NodeAgent peer data (memory driver)", () => {
+  it("publishes peer data only when it changes, and a key announcement before the report", async () => {
+    const order: string[] = [];
+    const peerWrites: NodePeerStatus[] = [];
+    const clock = new FakeClock();
+    const agent = new NodeAgent({
+      node: "n1",
+      driver: new MemoryDriver(),
+      clock,
+      keys: new KeyStore(undefined),
+      nodeIP: "192.0.2.1",
+      rotationLeadMs: 100,
+      heartbeatMs: 1000,
+      writeStatus: async (s) =>
+        void order.push(`report${s.wireguard?.nextPublicKey ? "+next" : ""}`),
+      writePeer: async (s) => {
+        peerWrites.push(structuredClone(s));
+        order.push(`peer${s.nextPublicKey ? "+next" : ""}`);
+      },
+    });
+    const desired: NodeDatapath = {
+      nodeName: "n1",
+      podCIDRs: ["10.244.1.0/24"],
+      wireguard: { profile: "p", interfaceName: "wg0", listenPort: 51871 },
+      drift: { checkInterval: "1s", mode: "Heal" },
+      sources: { encryptionProfile: { name: "p", generation: 1 } },
+    };
+    await agent.observe(desired);
+    agent.start();
+    await clock.advance(30_000, () => agent.idle());
+    assert.equal(peerWrites.length, 1, "30 heartbeats and drift checks: no new peer data");
+    assert.deepEqual(Object.keys(peerWrites[0]!).sort(), [
+      "listenPort",
+      "nodeIP",
+      "profile",
+      "publicKey",
+    ]);
+    assert.equal(peerWrites[0]?.profile, "p");
+    // Rotation on: the announcement reaches the NodePeer before the report.
+    await agent.observe({
+      ...desired,
+      wireguard: { ...desired.wireguard!, keyRotationIntervalSeconds: 1 },
+      sources: { encryptionProfile: { name: "p", generation: 2 } },
+    });
+    await clock.advance(2_500, () => agent.idle());
+    agent.stop();
+    const announced = order.indexOf("peer+next");
+    assert.ok(announced >= 0, `announced: ${order.join(" ")}`);
+    assert.equal(order[announced + 1], "report+next", "peer data first, then the report");
+  });
+
+  it("leaves out a peer that claims another peer's key, and reports it once", async () => {
+    const invalid: string[] = [];
+    const key = (c: string) => `${c.repeat(42)}A=`;
+    const peer = (name: string, publicKey: string, ip: string): NodePeer => ({
+      apiVersion: "netloom.io/v1alpha1",
+      kind: "NodePeer",
+      metadata: { name },
+      spec: { nodeName: name, podCIDRs: [`10.244.${name.slice(1)}.0/24`] },
+      status: { profile: "p", publicKey, nodeIP: ip, listenPort: 51871 },
+    });
+    const driver = new MemoryDriver();
+    const agent = new NodeAgent({
+      node: "n1",
+      driver,
+      clock: new FakeClock(),
+      keys: new KeyStore(undefined),
+      nodeIP: "192.0.2.1",
+      writeStatus: async () => {},
+      onInvalid: (e) => invalid.push(e),
+    });
+    await agent.observe({
+      nodeName: "n1",
+      podCIDRs: ["10.244.1.0/24"],
+      wireguard: { profile: "p", interfaceName: "wg0", listenPort: 51871 },
+    });
+    const peers = [
+      peer("n2", key("B"), "192.0.2.2"),
+      peer("n3", key("C"), "192.0.2.3"),
+      peer("n4", key("C"), "192.0.2.4"),
+    ];
+    await agent.observePeers(peers);
+    await agent.observePeers([...peers]);
+    const configured = (await driver.wireguardPeers())?.map((p) => p.publicKey) ?? [];
+    assert.deepEqual(configured, [key("B")], "n3 and n4 both left out");
+    assert.equal(invalid.length, 1, `reported once: ${invalid.join(" | ")}`);
+    assert.match(invalid[0]!, /claimed by n3, n4/);
+    agent.stop();
+  });
+});
+
 describe("NodeAgent key rotation across peers (memory driver)", () => {
   it("two peers whose schedules clash never switch within the guard of each other, and both rotate", async () => {
     const names = ["n1", "n2"];
