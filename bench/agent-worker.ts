@@ -81,32 +81,53 @@ async function startAgents(nodes: string[], heartbeatMs: number): Promise<void> 
 /**
  * Opens `count` watches on one ConfigMap and says ready, with how many are live, once every
  * one has delivered its initial ADDED event (then it is live on the server and sees the write
- * that follows) or after 20 s: some watches opened here never deliver one (cause not found),
- * and the floor is then measured over the live ones.
+ * that follows) or after 60 s. A watch that ends or fails before that is opened again: with
+ * hundreds opened at once, some are refused or dropped (their errors are counted and printed).
  */
 async function openFanout(count: number, namespace: string, name: string): Promise<void> {
   const watch = new Watch(kc);
   let live = 0;
-  await new Promise<void>((resolve, reject) => {
-    setTimeout(resolve, 20_000);
-    for (let i = 0; i < count; i++) {
-      let seen = false;
-      watch
-        .watch(
-          `/api/v1/namespaces/${namespace}/configmaps`,
-          { fieldSelector: `metadata.name=${name}`, allowWatchBookmarks: false },
-          (type) => {
-            if (type === "ADDED" && !seen) {
-              seen = true;
-              if (++live === count) resolve();
-            }
-            if (type === "MODIFIED") send({ op: "fanout-event", at: Date.now() });
-          },
-          () => {},
-        )
-        .then((abort) => fanout.push(abort), reject);
-    }
+  const errors = new Map<string, number>();
+  let settle: () => void = () => {};
+  const done = new Promise<void>((resolve) => {
+    settle = resolve;
+    setTimeout(resolve, 60_000);
   });
+  let retrying = true;
+  const open = () => {
+    if (!retrying) return;
+    let seen = false;
+    watch
+      .watch(
+        `/api/v1/namespaces/${namespace}/configmaps`,
+        { fieldSelector: `metadata.name=${name}`, allowWatchBookmarks: false },
+        (type) => {
+          if (type === "ADDED" && !seen) {
+            seen = true;
+            if (++live === count) settle();
+          }
+          if (type === "MODIFIED") send({ op: "fanout-event", at: Date.now() });
+        },
+        (err: unknown) => {
+          if (seen || !retrying) return;
+          const why = err instanceof Error ? err.message : String(err ?? "closed");
+          errors.set(why, (errors.get(why) ?? 0) + 1);
+          setTimeout(open, 100 + Math.random() * 400);
+        },
+      )
+      .then(
+        (abort) => fanout.push(abort),
+        () => setTimeout(open, 200),
+      );
+  };
+  for (let i = 0; i < count; i++) open();
+  await done;
+  // The floor is measured over the watches live now; late ones would skew it.
+  retrying = false;
+  if (errors.size)
+    process.stderr.write(
+      `[agent-worker] fan-out watches that failed before their first event (opened again): ${[...errors].map(([m, n]) => `${n}× ${m}`).join("; ")}\n`,
+    );
   send({ op: "fanout-ready", live });
 }
 

@@ -335,12 +335,82 @@ async function measureChange(
   };
 }
 
+/** Writes and events of one event (a node joining, a pod starting), Lease renewals left out. */
+interface EventFigures {
+  ms: number;
+  writes: Map<string, number>;
+  events: number;
+}
+
+/** Lease renewals go on at N/10 per second whatever happens: counted at rest, not per event. */
+function withoutLeases(m: Map<string, number>): Map<string, number> {
+  return new Map([...m].filter(([k]) => k !== "leases"));
+}
+
+/** A Node joins (as a kubelet registers it) and its agent starts: until it applied the config. */
+async function measureJoin(
+  kc: KubeConfig,
+  worker: Worker,
+  states: Informer<KubernetesObject>,
+  i: number,
+  generation: number,
+): Promise<EventFigures> {
+  const core = kc.makeApiClient(CoreV1Api);
+  const name = nodeName(i);
+  const before = await apiCounts(kc);
+  const t0 = performance.now();
+  await core.createNode({
+    body: {
+      metadata: { name, labels: { zone: `z${i % 3}` } },
+      spec: { podCIDR: podCIDR(i), podCIDRs: [podCIDR(i)] },
+    },
+  });
+  worker.send({ op: "agents", nodes: [name], heartbeatMs: HEARTBEAT_MS });
+  const deadline = Date.now() + 5 * 60_000;
+  for (;;) {
+    const st = states.getByName(name) as unknown as NodeNetworkState | undefined;
+    if (st && appliedNetworkConfig(st, "bench", generation)) break;
+    if (Date.now() > deadline) throw new Error(`${name} did not apply within 5 min`);
+    await sleep(50);
+  }
+  const ms = performance.now() - t0;
+  await sleep(3000); // late status writes (the config's counts, Events)
+  const d = diffCounts(before, await apiCounts(kc));
+  return { ms, writes: withoutLeases(d.writes), events: d.events };
+}
+
+/** A Pod starts on a node (create, then its IP through /status as the kubelet does). */
+async function measurePodStart(kc: KubeConfig, i: number): Promise<EventFigures> {
+  const core = kc.makeApiClient(CoreV1Api);
+  const before = await apiCounts(kc);
+  const t0 = performance.now();
+  const [namespace, name] = ["bench-0", `p-${i}-new`];
+  await core.createNamespacedPod({
+    namespace,
+    body: {
+      metadata: { name, labels: { app: "landing-page" } },
+      spec: { nodeName: nodeName(i), containers: [{ name: "app", image: "registry.invalid/a:1" }] },
+    },
+  });
+  const ip = podIP(i, PODS_PER_NODE);
+  await must(kc, "PATCH", `/api/v1/namespaces/${namespace}/pods/${name}/status`, {
+    body: { status: { phase: "Running", podIP: ip, podIPs: [{ ip }] } },
+    contentType: "application/merge-patch+json",
+  });
+  const ms = performance.now() - t0;
+  await sleep(3000);
+  const d = diffCounts(before, await apiCounts(kc));
+  return { ms, writes: withoutLeases(d.writes), events: d.events };
+}
+
 interface SizeFigures {
   nodes: number;
   pods: number;
   floors: { applyMs: number; statusMs: number; fanoutMs: number };
   create: ChangeFigures;
   change: ChangeFigures;
+  join: EventFigures;
+  podStart: EventFigures;
   rest: { eventsPerS: number; writesPerS: number };
   operator: { rssMB: number; cpuS: number };
 }
@@ -429,6 +499,10 @@ async function measureSize(n: number): Promise<SizeFigures> {
     const create = await measureChange(kc, states, nodes, 1, () => apply(kc, ncPath, nc(1)));
     say("the NetworkConfig changed");
     const change = await measureChange(kc, states, nodes, 2, () => apply(kc, ncPath, nc(2)));
+    say("a node joins");
+    const joined = await measureJoin(kc, workers[0]!, states, n, 2);
+    say("a pod starts");
+    const podStart = await measurePodStart(kc, 0);
     const usage = processUsage(operator.pid!);
     states.stop();
     for (const w of workers) w.send({ op: "stop" });
@@ -438,6 +512,8 @@ async function measureSize(n: number): Promise<SizeFigures> {
       floors,
       create,
       change,
+      join: joined,
+      podStart,
       rest: {
         eventsPerS: rest.events / (REST_WINDOW_MS / 1000),
         writesPerS: total(rest.writes) / (REST_WINDOW_MS / 1000),
@@ -471,8 +547,14 @@ function report(all: SizeFigures[], commit: string): string {
     (f) =>
       `| ${f.nodes} | ${f.pods} | ${s(f.floors.applyMs)} | ${s(f.floors.statusMs)} | ${f.floors.fanoutMs.toFixed(0)} ms | ${f.rest.eventsPerS.toFixed(0)} (target ≤ ${f.nodes / 10}) | ${f.rest.writesPerS.toFixed(1)} | ${f.operator.rssMB.toFixed(0)} MB | ${f.operator.cpuS.toFixed(1)} s |`,
   );
-  const writeDetail = all.map(
-    (f) => `- ${f.nodes} nodes, NetworkConfig changed: ${describeWrites(f.change.writes)}`,
+  const writeDetail = all.flatMap((f) => [
+    `- ${f.nodes} nodes, NetworkConfig changed: ${describeWrites(f.change.writes)}`,
+    `- ${f.nodes} nodes, a node joined (its agent applied the config in ${s(f.join.ms)} s), Lease renewals left out: ${describeWrites(f.join.writes)}`,
+    `- ${f.nodes} nodes, a pod started, Lease renewals left out: ${describeWrites(f.podStart.writes) || "none"}`,
+  ]);
+  const eventRows = all.map(
+    (f) =>
+      `| ${f.nodes} | ${total(f.join.writes)} | ${f.join.events} | ${total(f.podStart.writes)} | ${f.podStart.events} |`,
   );
   return [
     `Measured ${new Date().toISOString().slice(0, 10)} on commit ${commit}, ${cpus().length} CPUs, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, kube-apiserver 1.37.2 + etcd on loopback; reproduce with \`BENCH_CP_NODES=${all.map((f) => f.nodes).join(",")} node dist/bench/control-plane.js\` (part of \`make bench\`).`,
@@ -487,7 +569,13 @@ function report(all: SizeFigures[], commit: string): string {
     "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ...floorRows,
     "",
-    "Writes of one change, by resource:",
+    "A node joining and a pod starting (API writes without the Lease renewals that go on meanwhile, which the at-rest figures count; watch events with them):",
+    "",
+    "| nodes | node join: API writes | node join: watch events | pod start: API writes | pod start: watch events |",
+    "| --- | --- | --- | --- | --- |",
+    ...eventRows,
+    "",
+    "Writes by resource:",
     ...writeDetail,
   ].join("\n");
 }

@@ -171,6 +171,32 @@ describe("NodeAgent units on one clock (memory driver)", () => {
     agent.stop();
   });
 
+  it("a status write that fails (the object not created yet) is made again, with backoff", async () => {
+    const clock = new FakeClock();
+    let failing = true;
+    const writes: NodeNetworkStateStatus[] = [];
+    const agent = new NodeAgent({
+      node: "n1",
+      driver: new MemoryDriver(),
+      clock,
+      writeStatus: async (s) => {
+        if (failing) throw new Error('nodenetworkstates.netloom.io "n1" not found');
+        writes.push(structuredClone(s));
+      },
+    });
+    await agent.observe(state(1, "Heal"));
+    await clock.advance(1000, () => agent.idle());
+    assert.equal(writes.length, 0, "still failing: retried once, then backing off");
+    assert.ok(clock.scheduled("n1/republish"), "the next retry is armed");
+    failing = false;
+    await clock.advance(2000, () => agent.idle());
+    assert.equal(writes.length, 1);
+    assert.equal(appliedGen(writes[0]!), 1);
+    await clock.advance(60_000, () => agent.idle());
+    assert.equal(writes.length, 1, "no retry once written");
+    agent.stop();
+  });
+
   it("writes nothing at rest: liveness is the Lease's job, the heartbeat writes only changes", async () => {
     const h = harness();
     await h.agent.observe(state(1, "Heal"));

@@ -85,6 +85,7 @@ const TIMER = {
   peerSwitch: "peer-switch",
   announce: "rotation-announce",
   ownSwitch: "rotation-switch",
+  republish: "republish",
 } as const;
 
 /**
@@ -133,8 +134,8 @@ export class NodeAgent {
   private publishedHash: string | undefined;
   /** The peer data last written to this node's NodePeer. */
   private publishedPeerHash: string | undefined;
-  /** A write failed (e.g. the operator has not created the object yet): retry when it appears. */
-  private unpublished = false;
+  /** Status writes failed in a row (the retry backs off). */
+  private publishFailures = 0;
 
   constructor(private readonly opts: NodeAgentOptions) {
     this.clock = opts.clock ?? new RealClock();
@@ -189,24 +190,19 @@ export class NodeAgent {
   }
 
   /**
-   * Feed this node's NodeNetworkState: its last report (kept across agent restarts: counters
-   * go on) and, once it exists, a status write that failed before it did is made again.
+   * Feed this node's NodeNetworkState as read at start: its last report is kept across agent
+   * restarts (counters go on).
    */
-  observeOwnState(obj: unknown): Promise<void> {
+  observeOwnState(obj: unknown): void {
     const parsed = parseApiObject(nodeNetworkState, obj);
-    if (!parsed.ok) return Promise.resolve();
+    if (!parsed.ok) return;
     this.generation = parsed.value.metadata.generation ?? 1;
     if (parsed.value.status && !this.status) this.status = parsed.value.status;
-    return this.republish();
   }
 
   /** Feed every NodePeer as sent; entries that do not parse or clash are left out and reported. */
   observePeerObjects(objs: readonly unknown[]): Promise<void> {
     this.peerObjects = objs;
-    const mine = objs.some(
-      (o) => (o as { metadata?: { name?: string } })?.metadata?.name === this.node,
-    );
-    if (mine) void this.republish();
     // Without WireGuard nothing reads peers: no parsing until it is switched on.
     if (!this.desired?.wireguard) return this.chain;
     return this.serial(async () => {
@@ -219,13 +215,6 @@ export class NodeAgent {
   /** Feed every NodePeer (parsed already: tests). */
   observePeers(peers: NodePeer[]): Promise<void> {
     return this.observePeerObjects(peers);
-  }
-
-  private republish(): Promise<void> {
-    if (!this.unpublished || !this.status) return this.chain;
-    return this.serial(async () => {
-      if (this.unpublished && this.status) await this.publish(this.status);
-    });
   }
 
   /** The peer entries this node may use; each problem (no parse, a key clash) reported once. */
@@ -695,10 +684,12 @@ export class NodeAgent {
 
   /**
    * Writes the report, and the peer data first when it changed (a key announcement must reach
-   * peers as early as possible). A failed write is made again when the object shows up.
+   * peers as early as possible). A failed write (the operator has not created the node's
+   * objects yet, the API server is away) is made again with backoff, with the latest status.
    */
   private async publish(status: NodeNetworkStateStatus): Promise<void> {
     this.status = status;
+    this.cancel(TIMER.republish);
     try {
       const peer = this.peerStatus(status);
       const peerHash = contentHash(peer);
@@ -708,9 +699,12 @@ export class NodeAgent {
       }
       this.publishedHash = reportHash(status);
       await this.opts.writeStatus(status);
-      this.unpublished = false;
+      this.publishFailures = 0;
     } catch (err) {
-      this.unpublished = true;
+      const delay = Math.min(1000 * 2 ** this.publishFailures++, 30_000);
+      this.after(TIMER.republish, delay, async () => {
+        if (this.status) await this.publish(this.status);
+      });
       throw err;
     }
   }

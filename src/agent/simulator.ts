@@ -93,10 +93,6 @@ export class AgentSimulator {
       const all = this.informers.peers.list();
       for (const { agent } of this.agents.values()) void agent.observePeerObjects(all);
     });
-    this.informers.states.addEventHandler({
-      add: (o) => void this.agents.get(o.metadata?.name ?? "")?.agent.observeOwnState(o),
-      update: (_o, n) => void this.agents.get(n.metadata?.name ?? "")?.agent.observeOwnState(n),
-    });
   }
 
   /** One agent renders again from the shared caches. */
@@ -148,7 +144,7 @@ export class AgentSimulator {
     lease.start();
     if (this.ready) {
       const own = this.informers.states.getByName(node);
-      if (own) void agent.observeOwnState(own);
+      if (own) agent.observeOwnState(own);
       void agent.observePeerObjects(this.informers.peers.list());
       this.render(node);
     }
@@ -175,7 +171,7 @@ export class AgentSimulator {
     const peers = this.informers.peers.list();
     for (const [node, { agent }] of this.agents) {
       const own = this.informers.states.getByName(node);
-      if (own) void agent.observeOwnState(own);
+      if (own) agent.observeOwnState(own);
       void agent.observePeerObjects(peers);
       this.render(node);
     }

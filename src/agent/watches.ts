@@ -2,6 +2,7 @@ import type { KubeConfig, KubernetesObject } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { Informer } from "../controllers/informer.js";
 import { NodeKind, PodKind, type ResourceKind } from "../controllers/resource.js";
+import { kubeRequest } from "../kube/raw.js";
 import {
   BandwidthPolicyKind,
   EncryptionProfileKind,
@@ -26,8 +27,7 @@ export interface AgentWatches {
 /**
  * An agent watches what its own datapath is rendered from — its Node and the Pods on it (the
  * API server filters both by field selector), the few cluster-wide sources, the BandwidthPolicies
- * — plus every NodePeer (quiet at rest: it changes only with keys and endpoints) and its own
- * NodeNetworkState. Nothing is rendered until every watch has listed once: a half-synced view
+ * — plus every NodePeer (quiet at rest: it changes only with keys and endpoints). Nothing is rendered until every watch has listed once: a half-synced view
  * (no NetworkConfig yet) would tear down what the node enforces.
  */
 export function agentWatches(
@@ -50,9 +50,8 @@ export function agentWatches(
     encryptionProfiles: informer(EncryptionProfileKind),
     bandwidthPolicies: informer(BandwidthPolicyKind),
   };
-  const own = informer(NodeNetworkStateKind, `metadata.name=${node}`);
   const peers = informer(NodePeerKind);
-  const all = [...Object.values(sources), own, peers];
+  const all = [...Object.values(sources), peers];
 
   let ready = false;
   const raw = (): RawSources => ({
@@ -71,11 +70,17 @@ export function agentWatches(
   for (const inf of Object.values(sources))
     inf.addEventHandler({ add: render, update: render, delete: render });
   peers.addEventHandler({ add: peersChanged, update: peersChanged, delete: peersChanged });
-  own.addEventHandler({
-    add: (o) => void agent.observeOwnState(o),
-    update: (_o, n) => void agent.observeOwnState(n),
-  });
-  const synced = Promise.all(all.map((i) => i.synced()));
+  // Its own NodeNetworkState is read once, for the report it left before a restart: watching
+  // it would only echo the agent's own writes back to it.
+  const previous = async () => {
+    const r = await kubeRequest(
+      kubeconfig,
+      "GET",
+      `/apis/${NodeNetworkStateKind.group}/${NodeNetworkStateKind.version}/${NodeNetworkStateKind.plural}/${node}`,
+    ).catch(() => undefined);
+    if (r?.status === 200) agent.observeOwnState(r.json());
+  };
+  const synced = Promise.all([...all.map((i) => i.synced()), previous()]);
   return {
     start: () => {
       for (const i of all) i.start();

@@ -79,6 +79,20 @@ export async function startSimCluster(
   } = {},
 ): Promise<SimCluster> {
   const cluster = await startTestCluster({ auditLog: opts.auditLog ?? false });
+  try {
+    return await startOnCluster(cluster, nodes, opts);
+  } catch (err) {
+    // The caller gets no handle to stop it with: do not leave etcd and the API server running.
+    await cluster.stop();
+    throw err;
+  }
+}
+
+async function startOnCluster(
+  cluster: TestCluster,
+  nodes: number,
+  opts: { staleAfterMs?: number; heartbeatMs?: number; leaseRenewMs?: number },
+): Promise<SimCluster> {
   const kc = cluster.kubeconfig;
   await installCRDs(kc);
   await ensureNamespace(kc, DEFAULT_LEASE_NAMESPACE);
