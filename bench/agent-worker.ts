@@ -2,7 +2,7 @@
 // (agentWatches, exactly what `netloom agent` opens), so the API server's watch fan-out is real.
 // Only the kernel is simulated (MemoryDriver). Also opens plain watches for the fan-out floor.
 // Talks to the parent over IPC.
-import { CustomObjectsApi, KubeConfig, Watch } from "@kubernetes/client-node";
+import { CustomObjectsApi, Watch } from "@kubernetes/client-node";
 import { pino } from "pino";
 import { NodeAgent } from "../src/agent/agent.js";
 import { KeyStore } from "../src/agent/keystore.js";
@@ -12,6 +12,7 @@ import { peerStatusPatch, statusPatch } from "../src/agent/status.js";
 import { agentWatches } from "../src/agent/watches.js";
 import { mergePatchStatus } from "../src/controllers/apply.js";
 import { MemoryDriver } from "../src/datapath-driver/memory.js";
+import { newKubeConfig } from "../src/kube/kubeconfig.js";
 import { NodeNetworkStateKind, NodePeerKind } from "../src/reconcilers/context.js";
 import { RealClock } from "../src/util/clock.js";
 
@@ -28,7 +29,7 @@ export type FromWorker =
   | { op: "stats"; writes: number };
 
 const send = (m: FromWorker) => process.send?.(m);
-const kc = new KubeConfig();
+const kc = newKubeConfig();
 kc.loadFromFile(process.env.BENCH_KUBECONFIG ?? "");
 const log = pino({ level: process.env.BENCH_LOG ?? "silent" });
 const api = kc.makeApiClient(CustomObjectsApi);
@@ -39,8 +40,16 @@ let writes = 0;
 /** One parser for the process's agents: they see the same source objects. */
 const parser = new SourceParser();
 
+/** Agents of one process starting at once (each lists and watches its sources). */
+const STARTING = 4;
+
+/**
+ * Starts the agents a few at a time, each once the one before it in its lane has synced, as
+ * a DaemonSet rolls out: a thousand agents listing every NodePeer in the same second measures
+ * the API server's start-up storm, not steady propagation.
+ */
 async function startAgents(nodes: string[], heartbeatMs: number): Promise<void> {
-  const watches = nodes.map((node, i) => {
+  const start = async (node: string, i: number) => {
     const agent = new NodeAgent({
       node,
       driver: new MemoryDriver(),
@@ -72,9 +81,16 @@ async function startAgents(nodes: string[], heartbeatMs: number): Promise<void> 
       lease.stop();
       w.stop();
     });
-    return w;
-  });
-  await Promise.all(watches.map((w) => w.synced()));
+    await w.synced();
+  };
+  let next = 0;
+  const lane = async () => {
+    while (next < nodes.length) {
+      const i = next++;
+      await start(nodes[i]!, i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(STARTING, nodes.length) }, lane));
   send({ op: "agents-synced", writes });
 }
 

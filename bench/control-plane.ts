@@ -456,6 +456,16 @@ async function measureSize(n: number): Promise<SizeFigures> {
       { stdio: ["ignore", "ignore", "inherit"] },
     );
     procs.push(operator);
+    // The operator has synced its caches once it has given every Node its two objects: agents
+    // start after that (a real operator runs long before a DaemonSet rolls out).
+    for (const deadline = Date.now() + 10 * 60_000; ; ) {
+      const r = await kubeRequest(kc, "GET", "/apis/netloom.io/v1alpha1/nodepeers");
+      if (r.status === 200 && r.json<{ items: unknown[] }>().items.length >= n) break;
+      if (operator.exitCode !== null) throw new Error(`the operator exited (${operator.exitCode})`);
+      if (Date.now() > deadline) throw new Error("the operator did not create the NodePeers");
+      await sleep(1000);
+    }
+    say("operator synced");
     const nodes = Array.from({ length: n }, (_, i) => nodeName(i));
     say(`starting ${n} simulated agents in ${workers.length} processes`);
     await Promise.all(

@@ -157,6 +157,12 @@ export class NodeAgent {
     return this.desired;
   }
 
+  /** Whether these sources make this node encrypt (then it needs its peers before applying). */
+  wantsPeers(raw: RawSources): boolean {
+    const r = this.parser.render(raw);
+    return r.ok && r.spec?.wireguard !== undefined;
+  }
+
   /** Feed this node's desired datapath (undefined when the node is gone). */
   observe(desired: NodeDatapath | undefined): Promise<void> {
     this.desired = desired;

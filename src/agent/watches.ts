@@ -27,7 +27,8 @@ export interface AgentWatches {
 /**
  * An agent watches what its own datapath is rendered from — its Node and the Pods on it (the
  * API server filters both by field selector), the few cluster-wide sources, the BandwidthPolicies
- * — plus every NodePeer (quiet at rest: it changes only with keys and endpoints). Nothing is rendered until every watch has listed once: a half-synced view
+ * — plus, once the node encrypts, every NodePeer (quiet at rest: it changes only with keys and
+ * endpoints). Nothing is rendered until every watch has listed once: a half-synced view
  * (no NetworkConfig yet) would tear down what the node enforces.
  */
 export function agentWatches(
@@ -51,9 +52,24 @@ export function agentWatches(
     bandwidthPolicies: informer(BandwidthPolicyKind),
   };
   const peers = informer(NodePeerKind);
-  const all = [...Object.values(sources), peers];
+  const all = Object.values(sources);
 
   let ready = false;
+  let stopped = false;
+  // Every NodePeer, only once this node encrypts: a cluster without an EncryptionProfile pays
+  // no N-by-N lists when its agents start.
+  let peersStarted: Promise<void> | undefined;
+  let peersReady = false;
+  const startPeers = (): Promise<void> => {
+    if (!peersStarted && !stopped) {
+      peers.start();
+      peersStarted = peers.synced().then(() => {
+        peersReady = true;
+        void agent.observePeerObjects(peers.list());
+      });
+    }
+    return peersStarted ?? Promise.resolve();
+  };
   const raw = (): RawSources => ({
     node: sources.node.getByName(node),
     pods: sources.pods.list(),
@@ -62,10 +78,13 @@ export function agentWatches(
     bandwidthPolicies: sources.bandwidthPolicies.list(),
   });
   const render = () => {
-    if (ready) void agent.observeSources(raw());
+    if (!ready) return;
+    void agent.observeSources(raw()).then(() => {
+      if (agent.currentDesired()?.wireguard) void startPeers();
+    });
   };
   const peersChanged = () => {
-    if (ready) void agent.observePeerObjects(peers.list());
+    if (peersReady) void agent.observePeerObjects(peers.list());
   };
   for (const inf of Object.values(sources))
     inf.addEventHandler({ add: render, update: render, delete: render });
@@ -80,22 +99,25 @@ export function agentWatches(
     ).catch(() => undefined);
     if (r?.status === 200) agent.observeOwnState(r.json());
   };
-  const synced = Promise.all([...all.map((i) => i.synced()), previous()]);
+  const sourcesSynced = Promise.all([...all.map((i) => i.synced()), previous()]);
+  // Peers before the first render when this node encrypts: a restarted agent must not apply
+  // its tunnel without them (that would drop every session until they arrive).
+  const firstRender = sourcesSynced.then(async () => {
+    if (agent.wantsPeers(raw())) await startPeers();
+    ready = true;
+    render();
+  });
   return {
     start: () => {
       for (const i of all) i.start();
-      void synced.then(() => {
-        ready = true;
-        // Peers first: the first render then plans WireGuard with them.
-        void agent.observePeerObjects(peers.list());
-        render();
-      });
     },
     synced: async () => {
-      await synced;
+      await firstRender;
     },
     stop: () => {
+      stopped = true;
       for (const i of all) i.stop();
+      if (peersStarted) peers.stop();
     },
   };
 }

@@ -22,7 +22,7 @@ export const clusterMeshPeerSpec = z
       })
       .strict()
       .meta({
-        description: "Secret with a kubeconfig that may read the remote NodeNetworkStates.",
+        description: "Secret with a kubeconfig that may read the remote cluster's NodePeers.",
       }),
   })
   .strict();

@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { CoreV1Api, KubeConfig } from "@kubernetes/client-node";
+import { CoreV1Api, type KubeConfig } from "@kubernetes/client-node";
 import { DEFAULT_LEASE_NAMESPACE } from "../agent/lease.js";
 import { REPO_ROOT } from "../api/fixtures.js";
 import {
@@ -9,6 +9,7 @@ import {
   stopControlPlane,
 } from "../cluster/control-plane.js";
 import { installCRDs } from "../kube/crds.js";
+import { newKubeConfig } from "../kube/kubeconfig.js";
 import { ensureNamespace } from "../kube/namespace.js";
 import { kubeRequest } from "../kube/raw.js";
 import { spawnDaemon, terminate } from "../util/process.js";
@@ -346,7 +347,7 @@ async function finishBox(
   opts: BoxOptions,
   say: (l: string) => void,
 ): Promise<BoxState> {
-  const kc = new KubeConfig();
+  const kc = newKubeConfig();
   kc.loadFromFile(s.kubeconfigPath);
   say("installing CRDs; registering Nodes and Pods");
   await installCRDs(kc);
@@ -393,7 +394,7 @@ export async function boxDown(dir: string, prefixHint?: string): Promise<void> {
 }
 
 export function boxKubeConfig(s: BoxState): KubeConfig {
-  const kc = new KubeConfig();
+  const kc = newKubeConfig();
   kc.loadFromFile(s.kubeconfigPath);
   return kc;
 }

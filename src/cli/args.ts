@@ -1,5 +1,6 @@
 import { parseArgs } from "node:util";
-import { KubeConfig } from "@kubernetes/client-node";
+import type { KubeConfig } from "@kubernetes/client-node";
+import { newKubeConfig } from "../kube/kubeconfig.js";
 
 /** --flag value parsing with a clear error naming the flag. */
 export function flags<
@@ -19,7 +20,7 @@ export function flags<
 
 /** --kubeconfig, else $KUBECONFIG, else in-cluster (service account), else ~/.kube/config. */
 export function loadKubeConfig(path: string | undefined): KubeConfig {
-  const kc = new KubeConfig();
+  const kc = newKubeConfig();
   if (path) kc.loadFromFile(path);
   else kc.loadFromDefault();
   return kc;

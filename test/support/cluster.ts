@@ -1,12 +1,13 @@
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { KubeConfig } from "@kubernetes/client-node";
+import type { KubeConfig } from "@kubernetes/client-node";
 import {
   type ControlPlaneState,
   startControlPlane,
   stopControlPlane,
 } from "../../src/cluster/control-plane.js";
+import { newKubeConfig } from "../../src/kube/kubeconfig.js";
 
 export interface TestCluster {
   state: ControlPlaneState;
@@ -25,7 +26,7 @@ export async function startTestCluster(opts: { auditLog?: boolean } = {}): Promi
     auditLog: opts.auditLog ?? false,
     progress: (line) => process.stderr.write(`${line}\n`),
   });
-  const kubeconfig = new KubeConfig();
+  const kubeconfig = newKubeConfig();
   kubeconfig.loadFromFile(state.kubeconfigPath);
   return { state, kubeconfig, stop: async () => void (await stopControlPlane(dir)) };
 }
