@@ -24,7 +24,7 @@ export interface EventSource<T extends KubeObject = KubeObject> {
   addEventHandler(handler: EventHandler<T>): () => void;
 }
 
-export interface InformerOptions {
+export interface InformerOptions<T extends KubeObject = KubeObject> {
   kubeconfig: KubeConfig;
   kind: ResourceKind;
   /** Watch one namespace only (namespaced kinds); all namespaces when unset. */
@@ -33,6 +33,11 @@ export interface InformerOptions {
   fieldSelector?: string;
   /** Redeliver every cached object as an update this often (default 10 h; 0 disables). */
   resyncPeriodMs?: number;
+  /**
+   * Trims each object before it is cached (client-go's SetTransform): keep only the fields
+   * the code reads, so that a cache of every Pod in a large cluster stays small.
+   */
+  transform?: (obj: T) => T;
   /** Restart backoff after list/watch errors (default 1 s → 30 s). */
   backoff?: { initialMs: number; maxMs: number };
   logger?: Logger;
@@ -58,7 +63,7 @@ export class Informer<T extends KubeObject = KubeObject> implements EventSource<
   private rejectSynced: (err: Error) => void = () => {};
   private readonly syncedPromise: Promise<void>;
 
-  constructor(readonly opts: InformerOptions) {
+  constructor(readonly opts: InformerOptions<T>) {
     this.kind = opts.kind;
     this.resyncPeriodMs = opts.resyncPeriodMs ?? DEFAULT_RESYNC_PERIOD_MS;
     this.log = (opts.logger ?? pino({ level: "silent" })).child({
@@ -81,9 +86,9 @@ export class Informer<T extends KubeObject = KubeObject> implements EventSource<
         log: this.log,
       },
       {
-        replace: (items) => this.onReplace(items),
-        upsert: (obj) => this.onUpsert(obj),
-        remove: (obj) => this.onRemove(obj),
+        replace: (items) => this.onReplace(opts.transform ? items.map(opts.transform) : items),
+        upsert: (obj) => this.onUpsert(opts.transform ? opts.transform(obj) : obj),
+        remove: (obj) => this.onRemove(opts.transform ? opts.transform(obj) : obj),
       },
     );
   }

@@ -94,6 +94,8 @@ export class Manager {
   informer<T extends KubeObject = KubeObject>(
     kind: ResourceKind,
     selector: WatchSelector = {},
+    /** Applies when this call creates the informer: call it before anything else shares it. */
+    transform?: (obj: T) => T,
   ): Informer<T> {
     const key = JSON.stringify([
       kind.group,
@@ -105,14 +107,15 @@ export class Manager {
     ]);
     let informer = this.informers.get(key);
     if (!informer) {
-      informer = new Informer({
+      informer = new Informer<T>({
         kubeconfig: this.opts.kubeconfig,
         kind,
         ...selector,
+        ...(transform ? { transform } : {}),
         resyncPeriodMs: this.opts.resyncPeriodMs,
         backoff: this.opts.informerBackoff,
         logger: this.log,
-      });
+      }) as unknown as Informer;
       this.informers.set(key, informer);
       if (this.state === "starting" || this.state === "started") informer.start();
     }

@@ -68,6 +68,8 @@ const HEALTHY_WATCH_MS = 30_000;
 export class Reflector<T extends KubeObject> {
   readonly stats: ReflectorStats = { lists: 0, watches: 0, gone: 0, errors: 0 };
   private resourceVersion = "";
+  /** After a 410 the next list must be a consistent read (the cache may be behind too). */
+  private consistentList = false;
   private watchStartedAt: number | undefined;
   private stopped = true;
   private loop: Promise<void> | undefined;
@@ -118,6 +120,7 @@ export class Reflector<T extends KubeObject> {
         if (isGone(err)) {
           this.stats.gone++;
           this.resourceVersion = "";
+          this.consistentList = true;
           this.opts.log.info(
             { path: this.opts.path },
             "resourceVersion expired (410 Gone); relisting",
@@ -147,24 +150,31 @@ export class Reflector<T extends KubeObject> {
     let cont: string | undefined;
     let resourceVersion = "";
     do {
+      // As client-go: the first list is served from the API server's watch cache
+      // (resourceVersion=0, which ignores limit), not read from etcd. A paged consistent list
+      // with a field selector (a node's Pods) would make etcd hand over every Pod of the
+      // cluster to filter out all but a few, for each of a thousand agents starting.
+      const fromCache = !this.consistentList;
       const page = (await this.getJson({
         labelSelector: this.opts.labelSelector,
         fieldSelector: this.opts.fieldSelector,
-        limit: this.opts.pageSize ?? 500,
-        continue: cont,
+        ...(fromCache
+          ? { resourceVersion: "0" }
+          : { limit: this.opts.pageSize ?? 500, continue: cont }),
       })) as RawList<T>;
       // List items carry no apiVersion/kind; stamp them so they look like watched objects.
       const kind = page.kind?.replace(/List$/, "");
       for (const item of page.items ?? []) {
         items.push({ apiVersion: page.apiVersion, kind, ...item });
       }
-      cont = page.metadata?.continue || undefined;
+      cont = fromCache ? undefined : page.metadata?.continue || undefined;
       resourceVersion = page.metadata?.resourceVersion ?? "";
     } while (cont !== undefined && !this.stopped);
     if (this.stopped) return;
     this.stats.lists++;
     this.sink.replace(items, resourceVersion);
     this.resourceVersion = resourceVersion;
+    this.consistentList = false;
   }
 
   private watchOnce(): Promise<WatchEnd> {

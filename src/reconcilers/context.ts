@@ -37,6 +37,8 @@ import {
   nodeView,
   type PodView,
   podView,
+  slimNode,
+  slimPod,
 } from "./model.js";
 import { OPERATOR_FIELD_MANAGER } from "./nodenetworkstate/names.js";
 import type { Judging } from "./shared/fold.js";
@@ -170,8 +172,9 @@ export class OperatorContext {
     readonly log: Logger,
     opts: OperatorOptions = {},
   ) {
-    this.nodes = manager.informer<V1Node>(NodeKind);
-    this.pods = manager.informer<V1Pod>(PodKind);
+    // First to ask for them: the shared Node and Pod caches keep only what the code reads.
+    this.nodes = manager.informer<V1Node>(NodeKind, {}, slimNode);
+    this.pods = manager.informer<V1Pod>(PodKind, {}, slimPod);
     this.pods.addIndex("node", (p) => (p.spec?.nodeName ? [p.spec.nodeName] : []));
     this.agentLeases = manager.informer<V1Lease>(LeaseKind, {
       namespace: opts.leaseNamespace ?? DEFAULT_LEASE_NAMESPACE,

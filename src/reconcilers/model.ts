@@ -50,6 +50,54 @@ export function podView(p: V1Pod): PodView {
   };
 }
 
+/** Annotations the code reads: the kubernetes.io/ and netloom.io/ ones (egress-bandwidth). */
+const readAnnotation = (k: string) => k.startsWith("kubernetes.io/") || k.startsWith("netloom.io/");
+
+function slimMeta(m: V1Pod["metadata"]) {
+  const annotations = Object.entries(m?.annotations ?? {}).filter(([k]) => readAnnotation(k));
+  return {
+    name: m?.name,
+    namespace: m?.namespace,
+    uid: m?.uid,
+    resourceVersion: m?.resourceVersion,
+    ...(m?.labels ? { labels: m.labels } : {}),
+    ...(annotations.length ? { annotations: Object.fromEntries(annotations) } : {}),
+    ...(m?.deletionTimestamp ? { deletionTimestamp: m.deletionTimestamp } : {}),
+  };
+}
+
+/**
+ * What the operator keeps of a Pod in its cache: what podView and the selectors read. Every
+ * Pod of the cluster is cached, so the rest (containers, managedFields, conditions) is dropped.
+ */
+export function slimPod(p: V1Pod): V1Pod {
+  return {
+    apiVersion: p.apiVersion,
+    kind: p.kind,
+    metadata: slimMeta(p.metadata),
+    spec: { containers: [], ...(p.spec?.nodeName ? { nodeName: p.spec.nodeName } : {}) },
+    status: {
+      ...(p.status?.podIP ? { podIP: p.status.podIP } : {}),
+      ...(p.status?.podIPs ? { podIPs: p.status.podIPs } : {}),
+      ...(p.status?.phase ? { phase: p.status.phase } : {}),
+    },
+  };
+}
+
+/** What the operator keeps of a Node: what nodeView reads (no images, no conditions). */
+export function slimNode(n: V1Node): V1Node {
+  return {
+    apiVersion: n.apiVersion,
+    kind: n.kind,
+    metadata: slimMeta(n.metadata),
+    spec: {
+      ...(n.spec?.podCIDR ? { podCIDR: n.spec.podCIDR } : {}),
+      ...(n.spec?.podCIDRs ? { podCIDRs: n.spec.podCIDRs } : {}),
+    },
+    status: { ...(n.status?.addresses ? { addresses: n.status.addresses } : {}) },
+  };
+}
+
 export const podKey = (p: { namespace: string; name: string }) => `${p.namespace}/${p.name}`;
 
 export type { BandwidthPolicy, EncryptionProfile, NetworkConfig };
