@@ -21,6 +21,7 @@ import { kubeRequest } from "../src/kube/raw.js";
 import { NetworkConfigKind, NodeNetworkStateKind } from "../src/reconcilers/context.js";
 import { startTestCluster, type TestCluster } from "../test/support/cluster.js";
 import type { FromWorker, ToWorker } from "./agent-worker.js";
+import { formatMarkdown } from "./markdown.js";
 
 const SIZES = (process.env.BENCH_CP_NODES ?? "100,1000").split(",").map(Number);
 const PODS_PER_NODE = Number(process.env.BENCH_PODS_PER_NODE ?? 30);
@@ -618,7 +619,7 @@ function writeBenchmarksSection(text: string): void {
   const j = doc.indexOf(end);
   if (i < 0 || j < i) throw new Error(`${path} has no ${begin} … ${end} block`);
   const open = doc.indexOf("-->", i) + 3;
-  writeFileSync(path, `${doc.slice(0, open)}\n${text}\n${doc.slice(j)}`);
+  writeFileSync(path, `${doc.slice(0, open)}\n${formatMarkdown(text)}\n${doc.slice(j)}`);
 }
 
 await main();
