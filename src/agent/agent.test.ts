@@ -305,6 +305,34 @@ describe("NodeAgent units on one clock (memory driver)", () => {
     agent.stop();
   });
 
+  it("a pod annotation it cannot honour is reported once, naming the pod, and limits nothing", async () => {
+    const reported: string[] = [];
+    const agent = new NodeAgent({
+      node: "n1",
+      driver: new MemoryDriver(),
+      clock: new FakeClock(),
+      writeStatus: async () => {},
+      onBadAnnotation: (pod, value, error) =>
+        reported.push(`${pod.namespace}/${pod.name} ${value}: ${error}`),
+    });
+    const pod = {
+      metadata: {
+        namespace: "shop",
+        name: "web-1",
+        annotations: { "kubernetes.io/egress-bandwidth": "1e100" },
+      },
+      spec: { nodeName: "n1" },
+      status: { podIP: "10.244.1.9" },
+    };
+    const raw = { ...sources(networkConfig(1, "169.254.169.254/32")), pods: [pod] };
+    await agent.observeSources(raw);
+    await agent.observeSources({ ...raw });
+    assert.equal(reported.length, 1, reported.join(" | "));
+    assert.match(reported[0]!, /^shop\/web-1 1e100: .*between 1k and 100G/);
+    assert.equal(agent.currentDesired()?.bandwidth, undefined);
+    agent.stop();
+  });
+
   it("nothing is rendered for a node that is gone: what it applied is torn down", async () => {
     const h = harness();
     await h.agent.observeSources(sources(networkConfig(1, "169.254.169.254/32")));

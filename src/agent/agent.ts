@@ -58,6 +58,11 @@ export interface NodeAgentOptions {
   ): void;
   /** An object the agent received but cannot use (an Event in the real agent). */
   onInvalid?(error: string): void;
+  /**
+   * A pod's egress-bandwidth annotation that cannot be honoured (not a rate, or out of bounds):
+   * an Event on the pod in the real agent. Called once per pod and value.
+   */
+  onBadAnnotation?(pod: { namespace: string; name: string }, value: string, error: string): void;
   /** This node switched to a new WireGuard key (a metric in the real agent). */
   onRotation?(): void;
   /** Reported on drift: an Event and a metric in the real agent. */
@@ -112,6 +117,8 @@ export class NodeAgent {
   private renderQueued = false;
   /** Every node's peer entry as the watch delivered it; parsed (once per object) when used. */
   private peerObjects: readonly unknown[] = [];
+  /** Pod annotations already reported as not honoured (pod=value). */
+  private readonly reportedAnnotations = new Set<string>();
   /** Problems with peer data already reported (each once). */
   private readonly reportedPeerProblems = new Set<string>();
   /** Not before this switch time: a peer's clashing switch comes first. */
@@ -183,6 +190,7 @@ export class NodeAgent {
       this.renderQueued = false;
       const r = this.parser.render(this.raw!);
       if (r.ok) {
+        if (r.spec) this.reportBadAnnotations(r.rendered.badAnnotations);
         this.desired = r.spec;
         await this.converge();
         return;
@@ -221,6 +229,17 @@ export class NodeAgent {
   /** Feed every NodePeer (parsed already: tests). */
   observePeers(peers: NodePeer[]): Promise<void> {
     return this.observePeerObjects(peers);
+  }
+
+  private reportBadAnnotations(bad: readonly { pod: string; value: string; error: string }[]) {
+    for (const b of bad) {
+      const key = `${b.pod}=${b.value}`;
+      if (this.reportedAnnotations.has(key)) continue;
+      this.reportedAnnotations.add(key);
+      const [namespace = "", name = ""] = b.pod.split("/");
+      this.log.warn({ pod: b.pod, error: b.error }, "egress-bandwidth annotation not honoured");
+      this.opts.onBadAnnotation?.({ namespace, name }, b.value, b.error);
+    }
   }
 
   /** The peer entries this node may use; each problem (no parse, a key clash) reported once. */

@@ -8,18 +8,28 @@ import {
   quantity,
 } from "./common.js";
 
+/**
+ * The rates a datapath can hold: below 1k bits/s a rate rounds to nothing, above 100G it is no
+ * limit on any NIC here and soon overflows what tc and JavaScript numbers hold exactly. The pod
+ * annotation is held to the same bounds where the agent reads it.
+ */
+export const RATE_MIN = "1k";
+export const RATE_MAX = "100G";
+
 /** The annotation Cilium and the CNI bandwidth plugin read; honoured the same way here. */
 export const EGRESS_BANDWIDTH_ANNOTATION = "kubernetes.io/egress-bandwidth";
 
 export const rateLimit = z
   .object({
-    rate: quantity("Bits per second, e.g. 50M or 1G.", {
-      value: "0",
-      message: "rate must be a positive quantity of bits per second, e.g. 50M",
+    rate: quantity("Bits per second, e.g. 50M or 1G (1k to 100G).", {
+      min: RATE_MIN,
+      max: RATE_MAX,
+      message: `rate must be between ${RATE_MIN} and ${RATE_MAX} bits per second, e.g. 50M`,
     }),
-    burst: quantity("Bytes that may pass above the rate at once; at least one MTU (1500).", {
-      value: "1500",
-      message: "burst must be at least one MTU (1500 bytes), e.g. 64Ki",
+    burst: quantity("Bytes that may pass above the rate at once; one MTU (1500) to 1Gi.", {
+      min: "1500",
+      max: "1Gi",
+      message: "burst must be between one MTU (1500 bytes) and 1Gi, e.g. 64Ki",
     }).optional(),
   })
   .strict();

@@ -73,34 +73,45 @@ export const interfaceName = () =>
     .regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,14}$/)
     .meta({ description: "A Linux network interface name (at most 15 characters)." });
 
-export const duration = (min: string, description: string) =>
+/**
+ * A Go duration between `min` and `max`: the bound is what the value is passed on to (a timer
+ * the agent must be able to schedule, WireGuard's 16-bit keepalive seconds).
+ */
+export const duration = (min: string, max: string, description: string) =>
   cel(z.string().max(32).regex(new RegExp(DURATION_PATTERN)).meta({ description }), {
     // Guarded so that a malformed value reports only the pattern error, not a CEL type error.
-    rule: `!self.matches(r'${DURATION_PATTERN}') || duration(self) >= duration('${min}')`,
-    message: `must be at least ${min}`,
-    check: (v) => !new RegExp(DURATION_PATTERN).test(v) || parseDuration(v) >= parseDuration(min),
+    rule: `!self.matches(r'${DURATION_PATTERN}') || (duration(self) >= duration('${min}') && duration(self) <= duration('${max}'))`,
+    message: `must be between ${min} and ${max}`,
+    check: (v) => {
+      if (!new RegExp(DURATION_PATTERN).test(v)) return true;
+      const ms = parseDuration(v);
+      return ms >= parseDuration(min) && ms <= parseDuration(max);
+    },
   });
 
 /**
  * A Kubernetes quantity, as an integer or a string ("50M", "1.5Gi"): int-or-string, with the
  * pattern on the node as controller-gen emits it for resource.Quantity.
  */
-export const quantity = (what: string, min: { value: string; message: string }) =>
+export const quantity = (what: string, bounds: { min: string; max: string; message: string }) =>
   cel(
     z
       .union([z.int(), z.string().max(32).regex(new RegExp(QUANTITY_PATTERN))])
       .meta({ description: what, "x-kubernetes-int-or-string": true }),
     {
-      rule: `type(self) == int ? self >= ${min.value === "0" ? 1 : parseQuantity(min.value)} : (isQuantity(self) && quantity(self).compareTo(quantity('${min.value}')) ${min.value === "0" ? ">" : ">="} 0)`,
-      message: min.message,
-      check: (v) => quantityAtLeast(v, min.value),
+      // Both ends: below `min` a rate rounds to 0 ("1m" is a thousandth), above `max` it no
+      // longer fits what it is written into (an int64, a u32 burst) or loses precision.
+      rule: `type(self) == int ? (self >= ${parseQuantity(bounds.min)} && self <= ${parseQuantity(bounds.max)}) : (isQuantity(self) && quantity(self).compareTo(quantity('${bounds.min}')) >= 0 && quantity(self).compareTo(quantity('${bounds.max}')) <= 0)`,
+      message: bounds.message,
+      check: (v) => quantityWithin(v, bounds.min, bounds.max),
     },
   );
 
-function quantityAtLeast(v: string | number, min: string): boolean {
+/** Whether a quantity parses and lies within [min, max]. */
+export function quantityWithin(v: string | number, min: string, max: string): boolean {
   try {
     const n = parseQuantity(v);
-    return min === "0" ? n > 0 : n >= parseQuantity(min);
+    return n >= parseQuantity(min) && n <= parseQuantity(max);
   } catch {
     return false;
   }

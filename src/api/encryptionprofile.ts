@@ -15,10 +15,16 @@ export const wireguardSettings = z
   .object({
     listenPort: port().default(51871),
     interfaceName: interfaceName().default("netloom-wg0"),
-    persistentKeepalive: duration("1s", "Keepalive interval for peers behind NAT.").optional(),
+    persistentKeepalive: duration(
+      "1s",
+      // WireGuard keeps the interval in 16 bits of seconds.
+      "65535s",
+      "Keepalive interval for peers behind NAT (1s to 65535s, WireGuard's limit).",
+    ).optional(),
     keyRotationInterval: duration(
       "10s",
-      "Rotate every node's key pair this often; never when omitted.",
+      "8760h",
+      "Rotate every node's key pair this often (10s to 8760h, a year); never when omitted.",
     ).optional(),
   })
   .strict();

@@ -42,7 +42,11 @@ export const egressDenyRule = cel(
 
 export const driftPolicy = z
   .object({
-    checkInterval: duration("1s", "How often each node re-reads its kernel state.").default("30s"),
+    checkInterval: duration(
+      "1s",
+      "24h",
+      "How often each node re-reads its kernel state (1s to 24h).",
+    ).default("30s"),
     mode: z
       .enum(["Heal", "Report"])
       .default("Heal")

@@ -9,6 +9,7 @@ import { KeyStore } from "../agent/keystore.js";
 import { agentLeaseKeeper, DEFAULT_LEASE_NAMESPACE } from "../agent/lease.js";
 import { peerStatusPatch, statusPatch } from "../agent/status.js";
 import { agentWatches } from "../agent/watches.js";
+import { EGRESS_BANDWIDTH_ANNOTATION } from "../api/bandwidthpolicy.js";
 import { parseDuration } from "../api/quantity.js";
 import { mergePatchStatus } from "../controllers/apply.js";
 import type { DatapathDriver } from "../datapath-driver/driver.js";
@@ -178,6 +179,15 @@ export async function runAgent(argv: string[]): Promise<number> {
         peerBytes.labels(peer, "received").set(p.rxBytes);
       }
     },
+    onBadAnnotation: (pod, value, error) =>
+      void recordEvent(
+        core,
+        COMPONENT,
+        { apiVersion: "v1", kind: "Pod", metadata: pod },
+        "Warning",
+        "BandwidthAnnotationIgnored",
+        `${EGRESS_BANDWIDTH_ANNOTATION}=${JSON.stringify(value)} is not honoured: ${error}`,
+      ),
     onInvalid: (error) =>
       void recordEvent(core, COMPONENT, nnsRef, "Warning", "InvalidSpec", error),
     onDrift: (items, healed) => {

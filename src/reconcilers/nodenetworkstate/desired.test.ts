@@ -62,6 +62,24 @@ describe("decidePodBandwidth", () => {
   it("ignores policies of other namespaces and pods without limits", () => {
     assert.deepEqual(decidePodBandwidth(pod, [bp("x", "1M", "other")]), {});
   });
+  it("holds the annotation to the BandwidthPolicy's bounds: what anyone creating a pod sets", () => {
+    const annotated = (v: string) => ({
+      ...pod,
+      annotations: { "kubernetes.io/egress-bandwidth": v },
+    });
+    // Rounds to 0, overflows every integer, is above what any NIC here carries, is not a rate.
+    for (const v of ["1m", "999", "1e100", "200G", "fast", "NaN", ""]) {
+      const r = decidePodBandwidth(annotated(v), []);
+      assert.equal(r.entry, undefined, `${v}: no limit from it`);
+      assert.match(r.badAnnotation ?? "", /between 1k and 100G|not a Kubernetes quantity/, v);
+    }
+    for (const [v, bits] of [
+      ["1k", 1_000],
+      ["100G", 100_000_000_000],
+      ["2.5M", 2_500_000],
+    ] as const)
+      assert.equal(decidePodBandwidth(annotated(v), []).entry?.egressBitsPerSecond, bits, v);
+  });
   it("honours the egress-bandwidth annotation and reports a bad one", () => {
     const annotated = { ...pod, annotations: { "kubernetes.io/egress-bandwidth": "5M" } };
     assert.equal(
@@ -69,6 +87,6 @@ describe("decidePodBandwidth", () => {
       5_000_000,
     );
     const bad = { ...pod, annotations: { "kubernetes.io/egress-bandwidth": "-3M" } };
-    assert.match(decidePodBandwidth(bad, []).badAnnotation ?? "", /not a positive rate/);
+    assert.match(decidePodBandwidth(bad, []).badAnnotation ?? "", /between 1k and 100G/);
   });
 });

@@ -1,5 +1,6 @@
-import { EGRESS_BANDWIDTH_ANNOTATION } from "../../api/bandwidthpolicy.js";
+import { EGRESS_BANDWIDTH_ANNOTATION, RATE_MAX, RATE_MIN } from "../../api/bandwidthpolicy.js";
 import { formatCidr, parseCidr } from "../../api/cidr.js";
+import { quantityWithin } from "../../api/common.js";
 import type { NodeDatapath, NodeWireguard, PodBandwidth } from "../../api/nodenetworkstate.js";
 import { parseDuration, parseQuantity } from "../../api/quantity.js";
 import type {
@@ -102,8 +103,13 @@ export function decidePodBandwidth(
   const annotation = pod.annotations[EGRESS_BANDWIDTH_ANNOTATION];
   if (annotation !== undefined) {
     try {
+      // The same bounds the API server holds a BandwidthPolicy's rate to: anyone who may
+      // create a pod sets this, and a rate that rounds to 0 or overflows must not reach a node.
       const bits = Math.round(parseQuantity(annotation));
-      if (bits <= 0) throw new Error(`"${annotation}" is not a positive rate`);
+      if (!quantityWithin(annotation, RATE_MIN, RATE_MAX))
+        throw new Error(
+          `"${annotation}" is not a rate between ${RATE_MIN} and ${RATE_MAX} bits per second`,
+        );
       candidates.push({ source: ANNOTATION_SOURCE, bitsPerSecond: bits });
     } catch (err) {
       badAnnotation = (err as Error).message;
