@@ -62,6 +62,17 @@ export function parseCidr(text: string): Cidr {
   return { family: ip.family, address, prefixLength };
 }
 
+/** Whether a CIDR's address has bits set after its prefix ("10.0.0.1/8"): false if not a CIDR. */
+export function hasHostBits(text: string): boolean {
+  try {
+    const c = parseCidr(text);
+    const ip = parseIP(text.slice(0, text.indexOf("/")));
+    return c.address.some((b, i) => b !== ip.bytes[i]);
+  } catch {
+    return false;
+  }
+}
+
 export function isCidr(text: string): boolean {
   try {
     parseCidr(text);

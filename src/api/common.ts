@@ -1,6 +1,6 @@
 import { isIP } from "node:net";
 import { z } from "zod";
-import { isCidr } from "./cidr.js";
+import { hasHostBits, isCidr } from "./cidr.js";
 import { DURATION_PATTERN, parseDuration, parseQuantity, QUANTITY_PATTERN } from "./quantity.js";
 
 export const GROUP = "netloom.io";
@@ -36,11 +36,21 @@ export function cel<T extends z.ZodType>(schema: T, ...rules: CelRule<z.output<T
 }
 
 export const cidr = () =>
-  cel(z.string().max(43), {
-    rule: "isCIDR(self)",
-    message: "must be a CIDR such as 10.0.0.0/8 or fd00::/64",
-    check: isCidr,
-  });
+  cel(
+    z.string().max(43),
+    {
+      rule: "isCIDR(self)",
+      message: "must be a CIDR such as 10.0.0.0/8 or fd00::/64",
+      check: isCidr,
+    },
+    {
+      // Refused rather than silently rewritten to the network: "10.0.0.1/8" may mean a typo.
+      rule: "!isCIDR(self) || cidr(self) == cidr(self).masked()",
+      message:
+        "has address bits set after the prefix length: write the network address, e.g. 10.0.0.0/8 instead of 10.0.0.1/8",
+      check: (v) => !hasHostBits(v),
+    },
+  );
 
 /** An IPv4 CIDR: for the maps that hold IPv4 only (strict mode), refused at apply time otherwise. */
 export const ipv4Cidr = (why: string) =>
