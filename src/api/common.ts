@@ -127,12 +127,35 @@ export function quantityWithin(v: string | number, min: string, max: string): bo
   }
 }
 
+/** A label key: an optional DNS-subdomain prefix and "/", then a name of 1–63 characters. */
+const LABEL_NAME = "([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9]";
+export const LABEL_KEY_PATTERN = `^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?${LABEL_NAME}$`;
+/** A label value: empty, or 1–63 characters, alphanumeric at both ends. */
+export const LABEL_VALUE_PATTERN = `^(${LABEL_NAME})?$`;
+const LABEL_KEY_MESSAGE =
+  "label keys are an optional DNS prefix and '/', then 1-63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit (e.g. app.kubernetes.io/name)";
+const LABEL_VALUE_MESSAGE =
+  "label values are empty or 1-63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit";
+
+const labelKey = () =>
+  cel(z.string().min(1).max(317), {
+    rule: `self.matches(r'${LABEL_KEY_PATTERN}')`,
+    message: LABEL_KEY_MESSAGE,
+    check: (v) => new RegExp(LABEL_KEY_PATTERN).test(v),
+  });
+const labelValue = () =>
+  cel(z.string().max(63), {
+    rule: `self.matches(r'${LABEL_VALUE_PATTERN}')`,
+    message: LABEL_VALUE_MESSAGE,
+    check: (v) => new RegExp(LABEL_VALUE_PATTERN).test(v),
+  });
+
 const labelSelectorRequirement = cel(
   z
     .object({
-      key: z.string().min(1).max(317),
+      key: labelKey(),
       operator: z.enum(["In", "NotIn", "Exists", "DoesNotExist"]),
-      values: z.array(z.string().max(63)).max(64).optional(),
+      values: z.array(labelValue()).max(64).optional(),
     })
     .strict(),
   {
@@ -149,7 +172,11 @@ const labelSelectorRequirement = cel(
 export const labelSelector = () =>
   z
     .object({
-      matchLabels: z.record(z.string().max(317), z.string().max(63)).optional(),
+      matchLabels: cel(z.record(z.string().max(317), labelValue()).meta({ maxProperties: 64 }), {
+        rule: `self.all(k, k.matches(r'${LABEL_KEY_PATTERN}'))`,
+        message: LABEL_KEY_MESSAGE,
+        check: (m) => Object.keys(m).every((k) => new RegExp(LABEL_KEY_PATTERN).test(k)),
+      }).optional(),
       matchExpressions: z.array(labelSelectorRequirement).max(32).optional(),
     })
     .strict();
