@@ -63,6 +63,24 @@ export const ipv4Cidr = (why: string) =>
 
 export const port = () => z.int().min(1).max(65535);
 
+/**
+ * A list whose entries must be distinct (a set): `x-kubernetes-list-type: set`, so the API
+ * server refuses a repeated entry naming it ("Duplicate value"), and the same check in zod.
+ */
+export const setOf = <T extends z.ZodType<string>>(item: T, max: number) =>
+  z
+    .array(item)
+    .max(max)
+    .meta({ "x-kubernetes-list-type": "set" })
+    .superRefine((list, ctx) => {
+      const seen = new Set<string>();
+      list.forEach((v, i) => {
+        if (seen.has(v as string))
+          ctx.addIssue({ code: "custom", path: [i], message: `Duplicate value: "${v}"` });
+        seen.add(v as string);
+      });
+    });
+
 /** An IPv4 or IPv6 address (no zone, no prefix). */
 export const ipAddress = () =>
   cel(z.string().max(45), {
@@ -155,7 +173,7 @@ const labelSelectorRequirement = cel(
     .object({
       key: labelKey(),
       operator: z.enum(["In", "NotIn", "Exists", "DoesNotExist"]),
-      values: z.array(labelValue()).max(64).optional(),
+      values: setOf(labelValue(), 64).optional(),
     })
     .strict(),
   {

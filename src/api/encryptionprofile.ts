@@ -9,6 +9,7 @@ import {
   nodeCountsStatus,
   objectMeta,
   port,
+  setOf,
 } from "./common.js";
 
 export const wireguardSettings = z
@@ -33,9 +34,10 @@ export const strictMode = cel(
   z
     .object({
       enabled: z.boolean().default(false),
-      cidrs: z
-        .array(ipv4Cidr("must be an IPv4 CIDR: strict mode does not cover IPv6 pod networks yet"))
-        .max(32)
+      cidrs: setOf(
+        ipv4Cidr("must be an IPv4 CIDR: strict mode does not cover IPv6 pod networks yet"),
+        32,
+      )
         .optional()
         .meta({
           description: "Pod traffic between nodes inside these CIDRs is dropped unless encrypted.",

@@ -9,6 +9,7 @@ import {
   nodeCountsStatus,
   objectMeta,
   port,
+  setOf,
 } from "./common.js";
 
 export const egressDenyRule = cel(
@@ -65,7 +66,7 @@ export const networkConfigSpec = z
       .max(9216)
       .optional()
       .meta({ description: "MTU of pod interfaces; the node's device MTU when omitted." }),
-    devices: z.array(interfaceName()).max(16).optional().meta({
+    devices: setOf(interfaceName(), 16).optional().meta({
       description: "Native devices to attach programs to; the default-route device when omitted.",
     }),
     egressDeny: z
