@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { isCidr, parseCidr } from "./cidr.js";
 import {
   API_VERSION,
   cel,
@@ -35,7 +36,14 @@ export const strictMode = cel(
     .object({
       enabled: z.boolean().default(false),
       cidrs: setOf(
-        ipv4Cidr("must be an IPv4 CIDR: strict mode does not cover IPv6 pod networks yet"),
+        cel(ipv4Cidr("must be an IPv4 CIDR: strict mode does not cover IPv6 pod networks yet"), {
+          // A pod network, not the world: a /0–/7 covers node addresses and the API server,
+          // and would drop the tunnel's own UDP with everything else unencrypted.
+          rule: "!isCIDR(self) || cidr(self).prefixLength() >= 8",
+          message:
+            "is wider than a /8: strict mode covers pod networks (e.g. 10.244.0.0/16), not node addresses or the default route",
+          check: (v) => !isCidr(v) || parseCidr(v).prefixLength >= 8,
+        }),
         32,
       )
         .optional()
