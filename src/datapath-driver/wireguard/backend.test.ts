@@ -1,6 +1,7 @@
 // The wireguard-go backend against a real daemon (root and wireguard-go needed): a rotated
 // peer key is retired, drains, and only then is removed.
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { after, describe, it } from "node:test";
 import { skipWhen, unmet } from "../../../test/support/prerequisites.js";
 import { FakeClock } from "../../util/clock.js";
@@ -29,6 +30,24 @@ describe("UserspaceWireguard (real wireguard-go)", { skip: skipWhen(missing) }, 
     allowedIPs: [cidr],
   });
   after(() => wg.remove(ifname));
+
+  it("never deletes a host link an EncryptionProfile names as its interface", async () => {
+    const host = `nlh${process.pid % 100000}`;
+    // A veth pair stands for a host link (this kernel has no dummy links).
+    const made = spawnSync("ip", ["link", "add", host, "type", "veth", "peer", "name", `${host}p`]);
+    assert.equal(made.status, 0, String(made.stderr));
+    try {
+      await assert.rejects(
+        wg.apply({ ...base, ifname: host, peers: [] }),
+        /interface nlh\d+ exists and is not a WireGuard device/,
+      );
+      wg.remove(host);
+      const still = spawnSync("ip", ["link", "show", "dev", host], { encoding: "utf8" });
+      assert.equal(still.status, 0, "the host link is still there");
+    } finally {
+      spawnSync("ip", ["link", "del", host]);
+    }
+  });
 
   it("keeps a rotated-away key (no allowed IPs) while it drains, removes it afterwards, and removes a departed node's key at once", async () => {
     await wg.apply({

@@ -64,6 +64,25 @@ export class UserspaceWireguard {
     return sh("ip", ["link", "show", "dev", ifname], { allowFail: true }).includes(ifname);
   }
 
+  /**
+   * Whether the link named `ifname` may be deleted as ours: absent, or a TUN device (what
+   * wireguard-go makes) or a kernel WireGuard link. An EncryptionProfile naming a host link
+   * ("eth0") must not make the agent delete it.
+   */
+  private ownLink(ifname: string): boolean {
+    const out = sh("ip", ["-j", "-d", "link", "show", "dev", ifname], { allowFail: true });
+    if (!out.trim().startsWith("[")) return true;
+    const [link] = JSON.parse(out) as { linkinfo?: { info_kind?: string } }[];
+    return ["tun", "wireguard"].includes(link?.linkinfo?.info_kind ?? "");
+  }
+
+  private assertOwnLink(ifname: string): void {
+    if (!this.ownLink(ifname))
+      throw new Error(
+        `interface ${ifname} exists and is not a WireGuard device: it is left alone; choose another wireguard.interfaceName in the EncryptionProfile`,
+      );
+  }
+
   /** Whether the interface and its daemon are up (the daemon answers on its socket). */
   async alive(ifname: string): Promise<boolean> {
     // The socket answers only while the daemon (and with it the TUN device) lives.
@@ -78,6 +97,7 @@ export class UserspaceWireguard {
 
   private async ensureDevice(ifname: string): Promise<void> {
     if (await this.alive(ifname)) return;
+    this.assertOwnLink(ifname);
     // A dead daemon leaves its socket and possibly its TUN device: clear both first.
     if (this.linkExists(ifname)) sh("ip", ["link", "del", ifname], { allowFail: true });
     rmSync(this.sock(ifname), { force: true });
@@ -198,6 +218,7 @@ export class UserspaceWireguard {
   /** Deleting the TUN device ends wireguard-go; its routes go with the device. */
   remove(ifname: string): void {
     this.retired.delete(ifname);
+    if (!this.ownLink(ifname)) return;
     this.syncHostRoutes(ifname, []);
     if (this.linkExists(ifname)) sh("ip", ["link", "del", ifname], { allowFail: true });
     rmSync(this.sock(ifname), { force: true });
