@@ -4,7 +4,18 @@ import {
   generateKeyPairSync,
   type KeyObject,
 } from "node:crypto";
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import {
+  closeSync,
+  constants,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeSync,
+} from "node:fs";
 import { dirname } from "node:path";
 
 /** A WireGuard key pair. The private half never leaves the node: not in status, logs or events. */
@@ -76,10 +87,33 @@ export function loadOrCreateKey(path: string): KeyLoad {
   return { keys, created: true, reason };
 }
 
+/**
+ * Writes the private key so that it is never readable by others, never written through a link
+ * someone planted, and never lost or half-written by a crash: a new file (O_EXCL, O_NOFOLLOW,
+ * 0600 from its creation), fsynced, renamed over the old one, and the directory fsynced.
+ */
 export function writeKey(path: string, privateKey: string): void {
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  const dir = dirname(path);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
   const tmp = `${path}.tmp`;
-  writeFileSync(tmp, `${privateKey}\n`, { mode: 0o600 });
-  chmodSync(tmp, 0o600);
+  // A stale temporary file, or a link in its place: removed, never followed.
+  rmSync(tmp, { force: true });
+  const fd = openSync(
+    tmp,
+    constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+    0o600,
+  );
+  try {
+    writeSync(fd, `${privateKey}\n`);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
   renameSync(tmp, path);
+  const dirFd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY);
+  try {
+    fsyncSync(dirFd);
+  } finally {
+    closeSync(dirFd);
+  }
 }

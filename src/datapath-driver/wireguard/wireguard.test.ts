@@ -1,6 +1,13 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import {
+  lstatSync,
+  mkdtempSync,
+  readFileSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
@@ -12,6 +19,7 @@ import {
   keyToHex,
   loadOrCreateKey,
   publicKeyOf,
+  writeKey,
 } from "./keys.js";
 import {
   kickRequests,
@@ -41,6 +49,19 @@ describe("WireGuard keys", () => {
     assert.equal(hexToKey(keyToHex(k.publicKey)), k.publicKey);
     assert.ok(isValidKey(k.privateKey));
     assert.equal(isValidKey("not a key"), false);
+  });
+  it("never writes the key through a link planted at its temporary path", () => {
+    const dir = mkdtempSync(join(tmpdir(), "nlwg-"));
+    const path = join(dir, "netloom-wg0.key");
+    const target = join(dir, "elsewhere");
+    writeFileSync(target, "untouched\n", { mode: 0o644 });
+    symlinkSync(target, `${path}.tmp`);
+    const k = generateKeyPair();
+    writeKey(path, k.privateKey);
+    assert.equal(readFileSync(target, "utf8"), "untouched\n", "the link's target is not written");
+    assert.equal(readFileSync(path, "utf8").trim(), k.privateKey);
+    assert.equal(statSync(path).mode & 0o777, 0o600);
+    assert.equal(lstatSync(path).isSymbolicLink(), false);
   });
   it("stores the private key 0600, reuses it, and replaces a corrupt file instead of failing", () => {
     const path = join(mkdtempSync(join(tmpdir(), "nlwg-")), "wireguard", "netloom-wg0.key");
