@@ -447,7 +447,7 @@ describe("WireGuard between nodes on the real kernel (cluster-in-a-box, 3 nodes)
       assert.equal(new Set(k).size, k.length, "every rotation published a new key");
   });
 
-  it("private keys never appear in the API", async () => {
+  it("private keys never appear in the API (Events included), the logs or the metrics", async () => {
     const privateKeys: string[] = [];
     for (const node of readdirSync(box.stateRoot)) {
       const dir = join(box.stateRoot, node, "wireguard");
@@ -478,9 +478,26 @@ describe("WireGuard between nodes on the real kernel (cluster-in-a-box, 3 nodes)
       scanned++;
       for (const f of forms) assert.equal(body.includes(f), false, `a private key appears in ${p}`);
     }
+    assert.ok(paths.includes("/api/v1/events"), "Events are among the lists scanned");
+    // Every log the box wrote (operator, agents, API server) and every agent's metrics.
+    const logs = readdirSync(box.dir).filter((f) => f.endsWith(".log"));
+    for (const f of logs) {
+      const text = readFileSync(join(box.dir, f), "utf8");
+      for (const k of forms) assert.equal(text.includes(k), false, `a private key appears in ${f}`);
+    }
+    for (const node of box.nodes) {
+      const metrics = await (await fetch(`http://${node.ip}:9962/metrics`)).text();
+      assert.match(metrics, /netloom_agent_wireguard_peers/, `${node.name}: metrics scraped`);
+      for (const k of forms)
+        assert.equal(metrics.includes(k), false, `a private key appears in ${node.name}'s metrics`);
+    }
     process.stderr.write(
-      `private keys: scanned ${scanned} resource lists, none holds any of ${privateKeys.length} keys\n`,
+      `private keys: scanned ${scanned} resource lists, ${logs.length} logs and ${box.nodes.length} agents' metrics; none holds any of ${privateKeys.length} keys\n`,
     );
     assert.ok(scanned > 20);
+    assert.ok(
+      logs.some((f) => f.includes("agent")),
+      `agent logs among ${logs.join(", ")}`,
+    );
   });
 });
