@@ -373,11 +373,10 @@ export class NodeAgent {
     if (!w || !this.opts.keys) return undefined;
     const ifname = this.opts.interfaceName ?? w.interfaceName;
     const keys = this.opts.keys.current(ifname);
-    const own = [keys.publicKey, ...(this.opts.keys.next ? [this.opts.keys.next.publicKey] : [])];
     const plan = planPeers(
       this.node,
       w.profile,
-      this.peerEntries(own),
+      this.peerEntries(this.ownKeys(ifname)),
       this.clock.now(),
       w.persistentKeepaliveSeconds,
       w.nodeEncryption === true,

@@ -1,7 +1,7 @@
 import type { KubeConfig, KubernetesObject } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { Informer } from "../controllers/informer.js";
-import { NodeKind, PodKind, type ResourceKind } from "../controllers/resource.js";
+import { collectionPath, NodeKind, PodKind, type ResourceKind } from "../controllers/resource.js";
 import { kubeRequest } from "../kube/raw.js";
 import {
   BandwidthPolicyKind,
@@ -95,7 +95,7 @@ export function agentWatches(
     const r = await kubeRequest(
       kubeconfig,
       "GET",
-      `/apis/${NodeNetworkStateKind.group}/${NodeNetworkStateKind.version}/${NodeNetworkStateKind.plural}/${node}`,
+      `${collectionPath(NodeNetworkStateKind)}/${node}`,
     ).catch(() => undefined);
     if (r?.status === 200) agent.observeOwnState(r.json());
   };

@@ -1,4 +1,5 @@
 import type { LabelSelector } from "../../api/common.js";
+import { findCondition } from "../../controllers/conditions.js";
 import type { OperatorContext } from "../context.js";
 import { nodeView } from "../model.js";
 import { appliedRefs, type SourceOf } from "./fold.js";
@@ -22,7 +23,7 @@ export function pendingNodeCleanup(
       if (appliedRefs(s, sourceOf).some((r) => r.name === name)) return true;
       const selected =
         nodeSelector === undefined || matchesSelector(nodeSelector, labels.get(s.metadata.name));
-      const ready = s.status?.conditions?.find((c) => c.type === "Ready");
+      const ready = findCondition(s.status?.conditions, "Ready");
       return selected && ready !== undefined && ready.status !== "True";
     })
     .map((s) => s.metadata.name)

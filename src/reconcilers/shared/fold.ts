@@ -1,4 +1,5 @@
 import type { NodeNetworkState, SourceRef, Sources } from "../../api/nodenetworkstate.js";
+import { findCondition, isConditionTrue } from "../../controllers/conditions.js";
 
 /** A condition as a reconciler decides it; stamping (time, generation) is the helper's job. */
 export interface ConditionDecision {
@@ -45,13 +46,13 @@ export const silent: NodeCheck = ({ node, state, now, staleAfterMs, lastSeen }) 
 };
 
 export const notReported: NodeCheck = ({ node, state }) =>
-  state?.status?.conditions?.some((c) => c.type === "Ready")
+  findCondition(state?.status?.conditions, "Ready")
     ? undefined
     : { node, state: "pending", why: "agent has not reported" };
 
 /** The agent could not apply (or cannot use) what it rendered last: whatever generation. */
 export const applyFailed: NodeCheck = ({ node, state }) => {
-  const ready = state?.status?.conditions?.find((c) => c.type === "Ready");
+  const ready = findCondition(state?.status?.conditions, "Ready");
   return ready?.status === "False" && ready.reason !== "Applying"
     ? { node, state: "failed", why: ready.message || ready.reason }
     : undefined;
@@ -64,7 +65,7 @@ export const notApplied: NodeCheck = ({ node, refs, wanted }) =>
     : { node, state: "pending", why: `generation ${wanted.generation} not applied yet` };
 
 export const applying: NodeCheck = ({ node, state }) =>
-  state?.status?.conditions?.find((c) => c.type === "Ready")?.status === "True"
+  isConditionTrue(state?.status?.conditions, "Ready")
     ? undefined
     : { node, state: "pending", why: "applying" };
 
