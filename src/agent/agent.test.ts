@@ -197,6 +197,26 @@ describe("NodeAgent units on one clock (memory driver)", () => {
     agent.stop();
   });
 
+  it("a status write that never answers fails after its timeout, so the agent's work goes on", async () => {
+    const clock = new FakeClock();
+    let hang = true;
+    const writes: NodeNetworkStateStatus[] = [];
+    const agent = new NodeAgent({
+      node: "n1",
+      driver: new MemoryDriver(),
+      clock,
+      writeTimeoutMs: 20,
+      writeStatus: (st) =>
+        hang ? new Promise<void>(() => {}) : Promise.resolve(void writes.push(structuredClone(st))),
+    });
+    await agent.observe(state(1, "Heal"));
+    assert.ok(clock.scheduled("n1/republish"), "the hung write counted as failed, a retry armed");
+    hang = false;
+    await agent.observe(state(2, "Heal"));
+    assert.equal(appliedGen(writes.at(-1)!), 2, "the chain was not stalled by the hung write");
+    agent.stop();
+  });
+
   it("writes nothing at rest: liveness is the Lease's job, the heartbeat writes only changes", async () => {
     const h = harness();
     await h.agent.observe(state(1, "Heal"));

@@ -46,6 +46,8 @@ export interface NodeAgentOptions {
    * announcements). Called only when that changes; without it the node publishes no peer data.
    */
   writePeer?(status: NodePeerStatus): Promise<void>;
+  /** A status write with no answer after this long fails and is retried (WRITE_TIMEOUT_MS). */
+  writeTimeoutMs?: number;
   /** Parses watched objects (simulated agents in one process share one). */
   parser?: SourceParser;
   /** Each apply's duration in seconds (a metric in the real agent). */
@@ -143,11 +145,13 @@ export class NodeAgent {
   private publishedPeerHash: string | undefined;
   /** Status writes failed in a row (the retry backs off). */
   private publishFailures = 0;
+  private readonly writeTimeoutMs: number;
 
   constructor(private readonly opts: NodeAgentOptions) {
     this.clock = opts.clock ?? new RealClock();
     this.log = (opts.log ?? pino({ level: "silent" })).child({ node: opts.node });
     this.parser = opts.parser ?? new SourceParser();
+    this.writeTimeoutMs = opts.writeTimeoutMs ?? WRITE_TIMEOUT_MS;
   }
 
   get node(): string {
@@ -718,11 +722,15 @@ export class NodeAgent {
       const peer = this.peerStatus(status);
       const peerHash = contentHash(peer);
       if (this.opts.writePeer && peerHash !== this.publishedPeerHash) {
-        await this.opts.writePeer(peer);
+        await withinTime(this.opts.writePeer(peer), this.writeTimeoutMs, "NodePeer status write");
         this.publishedPeerHash = peerHash;
       }
       this.publishedHash = reportHash(status);
-      await this.opts.writeStatus(status);
+      await withinTime(
+        this.opts.writeStatus(status),
+        this.writeTimeoutMs,
+        "NodeNetworkState status write",
+      );
       this.publishFailures = 0;
     } catch (err) {
       const delay = Math.min(1000 * 2 ** this.publishFailures++, 30_000);
@@ -749,6 +757,22 @@ export class NodeAgent {
       ...(wg.lastRotationTime ? { lastRotationTime: wg.lastRotationTime } : {}),
     };
   }
+}
+
+/**
+ * How long a status write may take before it counts as failed (and is retried with backoff):
+ * a request that never answers (a connection the server dropped silently) must not stall the
+ * agent's serial chain, and with it every apply, drift check and key rotation.
+ */
+export const WRITE_TIMEOUT_MS = 15_000;
+
+function withinTime<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms / 1000}s`)), ms);
+    timer.unref();
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }
 
 /** A report's content without the time it was made. */
