@@ -769,8 +769,8 @@ export const WRITE_TIMEOUT_MS = 15_000;
 function withinTime<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
+    // Not unref'd: the write itself is pending work; the timer goes when the race settles.
     timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms / 1000}s`)), ms);
-    timer.unref();
   });
   return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }
