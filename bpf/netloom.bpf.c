@@ -9,10 +9,10 @@
  * check (underlay only: pod-to-pod packets seen in clear there bypassed WireGuard).
  *
  * Per packet, in order:
- *   1. egress_deny / egress_deny6 (LPM on the destination): drop when the longest matching
- *      entry covers all ports or lists the packet's (protocol, destination port); count
- *      DROP_POLICY_DENIED. The loader writes into each entry what shorter covering prefixes
- *      deny too, since an LPM lookup returns only the longest match.
+ *   1. egress_deny / egress_deny6 (LPM keyed by protocol, port, then destination): drop when
+ *      an entry for every port (protocol 0, port 0) or for the packet's (protocol, destination
+ *      port) covers the destination; count DROP_POLICY_DENIED. Two lookups at most, whatever
+ *      the number of rules, and no limit on the ports denied towards one network.
  *   2. strict_cidrs (netloom_egress only): drop when source and destination both match;
  *      count DROP_UNENCRYPTED.
  *   3. pod_class (hash on the source): set skb->priority to the HTB class id. HTB uses
@@ -48,7 +48,8 @@
 #define IP_MF 0x2000
 #define IP_OFFSET 0x1fff
 
-#define DENY_MAX_PORTS 16
+/* prefixlen of an egress_deny key counts protocol, pad and port before the address bits. */
+#define DENY_PORT_BITS 32
 
 enum drop_reason {
   DROP_POLICY_DENIED = 0,
@@ -57,45 +58,49 @@ enum drop_reason {
   DROP_REASON_MAX,
 };
 
-/* LPM key: prefixlen in host order, then the IPv4 address in network order. */
+/* strict_cidrs key: prefixlen in host order, then the IPv4 address in network order. */
 struct lpm_v4_key {
   __u32 prefixlen;
   __u32 addr;
 };
 
-/* LPM key: prefixlen in host order, then the IPv6 address in network order. */
-struct lpm_v6_key {
+/*
+ * egress_deny key: (protocol, port) ahead of the address, so one trie holds the networks of
+ * every port and an LPM lookup needs no per-entry port list. Protocol 0 and port 0: every port.
+ */
+struct deny_v4_key {
+  __u32 prefixlen; /* DENY_PORT_BITS + the network's prefix length */
+  __u8 protocol;   /* IPPROTO_TCP, IPPROTO_UDP, or 0 for every port */
+  __u8 pad;
+  __be16 port; /* network order; 0 with protocol 0 */
+  __u32 addr;
+};
+
+struct deny_v6_key {
   __u32 prefixlen;
+  __u8 protocol;
+  __u8 pad;
+  __be16 port;
   __u8 addr[16];
 };
 
-struct deny_port {
-  __u8 protocol; /* IPPROTO_TCP or IPPROTO_UDP */
-  __u8 pad;
-  __be16 port; /* network order */
-};
-
-struct deny_value {
-  __u8 all_ports; /* 1: every packet to the prefix; ports[] ignored */
-  __u8 nports;    /* used entries of ports[], <= DENY_MAX_PORTS */
-  __u16 pad;
-  struct deny_port ports[DENY_MAX_PORTS];
-};
+/* Room for the API's bound: 1024 rules x 16 ports x 2 protocols. */
+#define DENY_MAX_ENTRIES 32768
 
 struct {
   __uint(type, BPF_MAP_TYPE_LPM_TRIE);
   __uint(map_flags, BPF_F_NO_PREALLOC);
-  __uint(max_entries, 16384);
-  __type(key, struct lpm_v4_key);
-  __type(value, struct deny_value);
+  __uint(max_entries, DENY_MAX_ENTRIES);
+  __type(key, struct deny_v4_key);
+  __type(value, __u8);
 } egress_deny SEC(".maps");
 
 struct {
   __uint(type, BPF_MAP_TYPE_LPM_TRIE);
   __uint(map_flags, BPF_F_NO_PREALLOC);
-  __uint(max_entries, 16384);
-  __type(key, struct lpm_v6_key);
-  __type(value, struct deny_value);
+  __uint(max_entries, DENY_MAX_ENTRIES);
+  __type(key, struct deny_v6_key);
+  __type(value, __u8);
 } egress_deny6 SEC(".maps");
 
 struct {
@@ -127,22 +132,6 @@ static __always_inline int count_drop(__u32 reason)
   if (c)
     *c += 1; /* per-CPU slot: no atomics needed */
   return TC_ACT_SHOT;
-}
-
-static __always_inline int deny_matches(const struct deny_value *v, __u8 protocol, __be16 dport,
-                                        bool have_l4)
-{
-  if (v->all_ports)
-    return 1;
-  if (!have_l4)
-    return 0;
-  __u32 n = v->nports;
-#pragma unroll
-  for (__u32 i = 0; i < DENY_MAX_PORTS; i++) {
-    if (i < n && v->ports[i].protocol == protocol && v->ports[i].port == dport)
-      return 1;
-  }
-  return 0;
 }
 
 /*
@@ -189,16 +178,22 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb, const __u32 l3, co
   if (first_fragment && (protocol == IPPROTO_TCP || protocol == IPPROTO_UDP))
     have_l4 = read_dport(skb, l3 + ihl, &dport);
 
-  struct lpm_v4_key key = {.prefixlen = 32, .addr = daddr};
-  struct deny_value *deny = bpf_map_lookup_elem(&egress_deny, &key);
+  struct deny_v4_key key = {.prefixlen = DENY_PORT_BITS + 32, .addr = daddr};
 
-  if (deny && deny_matches(deny, protocol, dport, have_l4))
+  if (bpf_map_lookup_elem(&egress_deny, &key))
     return count_drop(DROP_POLICY_DENIED);
+  if (have_l4) {
+    key.protocol = protocol;
+    key.port = dport;
+    if (bpf_map_lookup_elem(&egress_deny, &key))
+      return count_drop(DROP_POLICY_DENIED);
+  }
 
   if (strict) {
     struct lpm_v4_key skey = {.prefixlen = 32, .addr = saddr};
+    struct lpm_v4_key dkey = {.prefixlen = 32, .addr = daddr};
 
-    if (bpf_map_lookup_elem(&strict_cidrs, &skey) && bpf_map_lookup_elem(&strict_cidrs, &key))
+    if (bpf_map_lookup_elem(&strict_cidrs, &skey) && bpf_map_lookup_elem(&strict_cidrs, &dkey))
       return count_drop(DROP_UNENCRYPTED);
   }
 
@@ -227,7 +222,7 @@ static __always_inline int handle_ipv6(struct __sk_buff *skb, const __u32 l3)
   if (ip6->version != 6)
     return TC_ACT_OK;
 
-  struct lpm_v6_key key = {.prefixlen = 128};
+  struct deny_v6_key key = {.prefixlen = DENY_PORT_BITS + 128};
 
   __builtin_memcpy(key.addr, &ip6->daddr, sizeof(key.addr));
   __u8 protocol = ip6->nexthdr;
@@ -260,11 +255,15 @@ static __always_inline int handle_ipv6(struct __sk_buff *skb, const __u32 l3)
   if (!later_fragment && (protocol == IPPROTO_TCP || protocol == IPPROTO_UDP))
     have_l4 = read_dport(skb, off, &dport);
 
-lookup:;
-  struct deny_value *deny = bpf_map_lookup_elem(&egress_deny6, &key);
-
-  if (deny && deny_matches(deny, protocol, dport, have_l4))
+lookup:
+  if (bpf_map_lookup_elem(&egress_deny6, &key))
     return count_drop(DROP_POLICY_DENIED);
+  if (have_l4) {
+    key.protocol = protocol;
+    key.port = dport;
+    if (bpf_map_lookup_elem(&egress_deny6, &key))
+      return count_drop(DROP_POLICY_DENIED);
+  }
   return TC_ACT_OK;
 }
 

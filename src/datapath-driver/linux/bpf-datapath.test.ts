@@ -150,8 +150,8 @@ describe("BpfDatapath on the real kernel", { skip: skipWhen(reason) }, () => {
     inA(["ip", "link", "set", devTun, "up"]);
 
     const serverJs =
-      "const net=require('net');let n=0;for(const p of [22,80])" +
-      "net.createServer(s=>{s.resume();s.on('error',()=>{})}).listen(p,'::',()=>{if(++n===2)console.log('ready')});";
+      "const net=require('net');let n=0;for(const p of [22,80,443])" +
+      "net.createServer(s=>{s.resume();s.on('error',()=>{})}).listen(p,'::',()=>{if(++n===3)console.log('ready')});";
     server = spawn("ip", ["netns", "exec", nsB, process.execPath, "-e", serverJs], {
       stdio: ["ignore", "pipe", "inherit"],
     });
@@ -213,13 +213,13 @@ describe("BpfDatapath on the real kernel", { skip: skipWhen(reason) }, () => {
     assert.equal(tcpFromA(PEER, 22), false, "TCP/22 denied");
     assert.ok(tcpFromA(PEER, 80), "TCP/80 allowed");
 
-    // Same CIDR merges; a port without protocol is TCP and UDP; the metadata key goes away.
+    // A port without protocol is TCP and UDP; the metadata key goes away.
     const r = syncDeny(dp, [
       { cidr: `${PEER}/32`, ports: [{ port: 22, protocol: "TCP" }] },
       { cidr: "10.99.0.2/32", ports: [{ port: 5353 }] },
       { cidr: "fd00::/8" },
     ]);
-    assert.deepEqual(r, { written: 2, deleted: 1 }, "fd00::/8 goes to egress_deny6");
+    assert.deepEqual(r, { written: 3, deleted: 1 }, "fd00::/8 goes to egress_deny6");
     assert.deepEqual(denyText(dp), [
       `${PEER}/32 TCP/22`,
       `${PEER}/32 TCP/5353`,
@@ -236,11 +236,22 @@ describe("BpfDatapath on the real kernel", { skip: skipWhen(reason) }, () => {
     assert.equal(tcpFromA(PEER, 22), false);
     assert.ok(dp.readDrops().policyDenied > before);
     assert.deepEqual(dp.mapEntryCounts(), {
-      egress_deny: 1,
+      egress_deny: 3,
       egress_deny6: 1,
       strict_cidrs: 0,
       pod_class: 0,
     });
+
+    // A covering network's port still applies under a longer entry for another port: the
+    // program looks the packet's own (protocol, port) up, not the longest network's list.
+    syncDeny(dp, [
+      { cidr: "10.99.0.0/24", ports: [{ port: 80, protocol: "TCP" }] },
+      { cidr: `${PEER}/32`, ports: [{ port: 22, protocol: "TCP" }] },
+    ]);
+    assert.equal(tcpFromA(PEER, 80), false, "TCP/80 denied by the /24");
+    assert.equal(tcpFromA(PEER, 22), false, "TCP/22 denied by the /32");
+    assert.ok(tcpFromA(PEER, 443), "TCP/443 allowed");
+    syncDeny(dp, [{ cidr: `${PEER}/32`, ports: [{ port: 22, protocol: "TCP" }] }]);
   });
 
   it("tcx: a restart (open + attach again) keeps the maps and leaves exactly one program", (t) => {

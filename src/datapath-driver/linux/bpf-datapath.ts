@@ -30,14 +30,15 @@ import { join } from "node:path";
 import { formatCidr, parseCidr, parseIP } from "../../api/cidr.js";
 import { LE, readU32, u32 } from "../maps/bytes.js";
 import {
+  DENY_KEY_SIZE,
   DENY_MAP,
-  DENY_VALUE_SIZE,
   type DenyEntry,
-  decodeDenyEntry,
-  decodeLpmKey,
-  encodeDenyValue,
-  encodeLpmKey,
-  LPM_KEY_SIZE,
+  decodeDenyKey,
+  decodeLpmV4Key,
+  describeDenyEntry,
+  encodeDenyKey,
+  encodeLpmV4Key,
+  LPM_V4_KEY_SIZE,
 } from "../maps/egress-deny.js";
 import {
   BPF_TC_EGRESS,
@@ -309,8 +310,8 @@ export class BpfDatapath {
   // egress_deny
 
   /**
-   * Makes egress_deny and egress_deny6 hold exactly these entries (egressDenyEntries: merged,
-   * covering prefixes folded in). Extra keys are deleted after the desired ones are written.
+   * Makes egress_deny and egress_deny6 hold exactly these entries (egressDenyEntries). Extra
+   * keys are deleted after the desired ones are written.
    */
   syncEgressDeny(entries: readonly DenyEntry[]): { written: number; deleted: number } {
     let written = 0;
@@ -318,8 +319,8 @@ export class BpfDatapath {
     for (const family of [4, 6] as const) {
       const desired = new Map<string, { key: Buffer; value: Buffer }>();
       for (const e of entries.filter((x) => x.cidr.family === family))
-        desired.set(formatCidr(e.cidr), { key: encodeLpmKey(e.cidr), value: encodeDenyValue(e) });
-      const r = syncMap(this.fd(DENY_MAP[family]), LPM_KEY_SIZE[family], DENY_VALUE_SIZE, desired);
+        desired.set(describeDenyEntry(e), { key: encodeDenyKey(e), value: Buffer.from([1]) });
+      const r = syncMap(this.fd(DENY_MAP[family]), DENY_KEY_SIZE[family], 1, desired);
       written += r.written;
       deleted += r.deleted;
     }
@@ -330,10 +331,7 @@ export class BpfDatapath {
   readEgressDeny(): DenyEntry[] {
     return ([4, 6] as const).flatMap((family) => {
       const fd = this.fd(DENY_MAP[family]);
-      return mapKeys(fd, LPM_KEY_SIZE[family]).flatMap((key) => {
-        const v = mapLookup(fd, key, DENY_VALUE_SIZE);
-        return v ? [decodeDenyEntry(key, v)] : [];
-      });
+      return mapKeys(fd, DENY_KEY_SIZE[family]).map(decodeDenyKey);
     });
   }
 
@@ -346,14 +344,14 @@ export class BpfDatapath {
     for (const text of cidrs) {
       const c = parseCidr(text);
       if (c.family !== 4) throw new Error(`strict_cidrs holds IPv4 networks, not ${text}`);
-      desired.set(formatCidr(c), { key: encodeLpmKey(c), value: Buffer.from([1]) });
+      desired.set(formatCidr(c), { key: encodeLpmV4Key(c), value: Buffer.from([1]) });
     }
-    return syncMap(this.fd("strict_cidrs"), LPM_KEY_SIZE[4], 1, desired);
+    return syncMap(this.fd("strict_cidrs"), LPM_V4_KEY_SIZE, 1, desired);
   }
 
   readStrictCidrs(): string[] {
-    return mapKeys(this.fd("strict_cidrs"), LPM_KEY_SIZE[4])
-      .map((k) => formatCidr(decodeLpmKey(k)))
+    return mapKeys(this.fd("strict_cidrs"), LPM_V4_KEY_SIZE)
+      .map((k) => formatCidr(decodeLpmV4Key(k)))
       .sort();
   }
 
@@ -413,9 +411,9 @@ export class BpfDatapath {
   /** Entries in the policy maps (the array of drop counters is fixed-size and left out). */
   mapEntryCounts(): Record<string, number> {
     return {
-      egress_deny: mapKeys(this.fd("egress_deny"), LPM_KEY_SIZE[4]).length,
-      egress_deny6: mapKeys(this.fd("egress_deny6"), LPM_KEY_SIZE[6]).length,
-      strict_cidrs: mapKeys(this.fd("strict_cidrs"), LPM_KEY_SIZE[4]).length,
+      egress_deny: mapKeys(this.fd("egress_deny"), DENY_KEY_SIZE[4]).length,
+      egress_deny6: mapKeys(this.fd("egress_deny6"), DENY_KEY_SIZE[6]).length,
+      strict_cidrs: mapKeys(this.fd("strict_cidrs"), LPM_V4_KEY_SIZE).length,
       pod_class: mapKeys(this.fd("pod_class"), 4).length,
     };
   }

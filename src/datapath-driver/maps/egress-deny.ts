@@ -2,87 +2,62 @@
  * The egress_deny (IPv4) and egress_deny6 (IPv6) LPM maps: the one translation from
  * NetworkConfig rules to map entries, their byte layout, and the entries as text for drift.
  *
- * Layouts (bpf/netloom.bpf.c):
- *   key    struct lpm_v4_key { u32 prefixlen (host order); u8 addr[4]; }          8 bytes
- *          struct lpm_v6_key { u32 prefixlen (host order); u8 addr[16]; }        20 bytes
- *   value  struct deny_value { u8 all_ports; u8 nports; u16 pad;
- *                              struct { u8 protocol; u8 pad; be16 port; } ports[16]; }
+ * Layouts (bpf/netloom.bpf.c): the (protocol, port) comes before the address, so one trie holds
+ * the networks of every port and the program looks up twice (every port, then its own port):
+ *   key    struct deny_v4_key { u32 prefixlen (host order); u8 protocol; u8 pad; be16 port;
+ *                               u8 addr[4]; }                                         12 bytes
+ *          struct deny_v6_key { ...; u8 addr[16]; }                                   24 bytes
+ *          prefixlen = DENY_PORT_BITS + the network's prefix length
+ *   value  u8 (1)
  */
 import { type Cidr, formatCidr, parseCidr } from "../../api/cidr.js";
 import type { EgressDenyRule } from "../../api/networkconfig.js";
 import { LE } from "./bytes.js";
 
-export const DENY_MAX_PORTS = 16;
-export const DENY_VALUE_SIZE = 4 + 4 * DENY_MAX_PORTS;
-export const LPM_KEY_SIZE = { 4: 8, 6: 20 } as const;
+export const DENY_PORT_BITS = 32;
+export const DENY_KEY_SIZE = { 4: 12, 6: 24 } as const;
+/** max_entries of both maps: the API's bound, 1024 rules × 16 ports × 2 protocols. */
+export const DENY_MAX_ENTRIES = 32768;
 export const DENY_MAP = { 4: "egress_deny", 6: "egress_deny6" } as const;
+/** strict_cidrs (IPv4 only) keeps the plain LPM key: prefixlen, then the address. */
+export const LPM_V4_KEY_SIZE = 8;
 
 export const PROTO_NUMBER = { TCP: 6, UDP: 17 } as const;
 export type Protocol = keyof typeof PROTO_NUMBER;
+/** The protocol of an entry that denies every port (its port is 0 too). */
+export const EVERY_PORT = 0;
 
-/** One map entry: a network and what is denied towards it. */
+/** One map entry: a network and the (protocol, port) denied towards it, or every port. */
 export interface DenyEntry {
   cidr: Cidr;
-  allPorts: boolean;
-  /** (protocol number, port) pairs, sorted; empty when allPorts. */
-  ports: [number, number][];
+  /** PROTO_NUMBER value, or EVERY_PORT. */
+  protocol: number;
+  /** 1–65535, or 0 with EVERY_PORT. */
+  port: number;
 }
 
 export type DenyRule = Pick<EgressDenyRule, "cidr" | "ports">;
 
-function contains(outer: Cidr, inner: Cidr): boolean {
-  if (outer.family !== inner.family || outer.prefixLength > inner.prefixLength) return false;
-  for (let bit = 0; bit < outer.prefixLength; bit++) {
-    const mask = 0x80 >> (bit & 7);
-    if ((outer.address[bit >> 3]! & mask) !== (inner.address[bit >> 3]! & mask)) return false;
-  }
-  return true;
-}
-
 /**
- * Pure: the entries the maps must hold for these rules. Rules for the same network merge (an
- * all-ports rule wins; a port without protocol means TCP and UDP). Because the kernel's LPM
- * lookup returns only the longest matching prefix, an entry also carries everything a shorter
- * covering entry denies. Throws, naming the network, when an entry needs more port slots than
- * the map value has.
+ * Pure: the entries the maps must hold for these rules, one per (network, protocol, port); a
+ * rule without ports is one every-port entry, a port without protocol means TCP and UDP.
+ * Duplicates collapse. No merging across networks is needed: the program looks up the
+ * every-port entries and the packet's own (protocol, port), and a deny is a deny.
  */
 export function egressDenyEntries(rules: readonly DenyRule[]): DenyEntry[] {
-  const byNet = new Map<string, { cidr: Cidr; allPorts: boolean; ports: Set<string> }>();
+  const entries = new Map<string, DenyEntry>();
+  const add = (e: DenyEntry) => entries.set(describeDenyEntry(e), e);
   for (const r of rules) {
     const cidr = parseCidr(r.cidr);
-    const k = formatCidr(cidr);
-    const e = byNet.get(k) ?? { cidr, allPorts: false, ports: new Set<string>() };
-    byNet.set(k, e);
-    if (!r.ports?.length) e.allPorts = true;
+    if (!r.ports?.length) add({ cidr, protocol: EVERY_PORT, port: 0 });
     for (const p of r.ports ?? []) {
       if (!Number.isInteger(p.port) || p.port < 1 || p.port > 65535)
         throw new Error(`egress deny ${r.cidr}: port ${p.port} is not in 1-65535`);
       for (const proto of p.protocol ? [p.protocol] : (["TCP", "UDP"] as const))
-        e.ports.add(`${PROTO_NUMBER[proto]}/${p.port}`);
+        add({ cidr, protocol: PROTO_NUMBER[proto], port: p.port });
     }
   }
-  const nets = [...byNet.values()];
-  return nets
-    .map((e) => {
-      let allPorts = e.allPorts;
-      const ports = new Set(e.ports);
-      for (const outer of nets) {
-        if (outer === e || !contains(outer.cidr, e.cidr)) continue;
-        allPorts ||= outer.allPorts;
-        for (const p of outer.ports) ports.add(p);
-      }
-      const pairs = allPorts
-        ? []
-        : [...ports]
-            .map((p) => p.split("/").map(Number) as [number, number])
-            .sort((a, b) => a[0] - b[0] || a[1] - b[1]);
-      if (pairs.length > DENY_MAX_PORTS)
-        throw new Error(
-          `egress deny ${formatCidr(e.cidr)}: ${pairs.length} (protocol, port) pairs after merging the rules that cover it; the map holds at most ${DENY_MAX_PORTS} per network`,
-        );
-      return { cidr: e.cidr, allPorts, ports: pairs };
-    })
-    .sort((a, b) => formatCidr(a.cidr).localeCompare(formatCidr(b.cidr)));
+  return [...entries].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, e]) => e);
 }
 
 function protoName(n: number): string {
@@ -91,55 +66,54 @@ function protoName(n: number): string {
   return `proto${n}`;
 }
 
-/** The entries as text, the vocabulary of drift: "10.0.0.0/8" (all ports) or "10.0.0.0/8 TCP/22". */
-export function describeDenyEntries(entries: readonly DenyEntry[]): string[] {
-  return entries
-    .flatMap((e) => {
-      const net = formatCidr(e.cidr);
-      return e.allPorts
-        ? [net]
-        : e.ports.map(([proto, port]) => `${net} ${protoName(proto)}/${port}`);
-    })
-    .sort();
+/** An entry as text, the vocabulary of drift: "10.0.0.0/8" (every port) or "10.0.0.0/8 TCP/22". */
+export function describeDenyEntry(e: DenyEntry): string {
+  const net = formatCidr(e.cidr);
+  return e.protocol === EVERY_PORT ? net : `${net} ${protoName(e.protocol)}/${e.port}`;
 }
 
-export function encodeLpmKey(c: Cidr): Buffer {
-  const key = Buffer.alloc(LPM_KEY_SIZE[c.family]);
+export function describeDenyEntries(entries: readonly DenyEntry[]): string[] {
+  return entries.map(describeDenyEntry).sort();
+}
+
+export function encodeDenyKey(e: DenyEntry): Buffer {
+  const key = Buffer.alloc(DENY_KEY_SIZE[e.cidr.family]);
+  const prefixlen = DENY_PORT_BITS + e.cidr.prefixLength;
+  if (LE) key.writeUInt32LE(prefixlen, 0);
+  else key.writeUInt32BE(prefixlen, 0);
+  key[4] = e.protocol;
+  key.writeUInt16BE(e.port, 6);
+  Buffer.from(e.cidr.address).copy(key, 8);
+  return key;
+}
+
+export function decodeDenyKey(key: Buffer): DenyEntry {
+  const family = key.length === DENY_KEY_SIZE[6] ? 6 : 4;
+  const prefixlen = LE ? key.readUInt32LE(0) : key.readUInt32BE(0);
+  return {
+    cidr: {
+      family,
+      prefixLength: prefixlen - DENY_PORT_BITS,
+      address: Uint8Array.from(key.subarray(8)),
+    },
+    protocol: key[4] ?? 0,
+    port: key.readUInt16BE(6),
+  };
+}
+
+/** strict_cidrs' key. */
+export function encodeLpmV4Key(c: Cidr): Buffer {
+  const key = Buffer.alloc(LPM_V4_KEY_SIZE);
   if (LE) key.writeUInt32LE(c.prefixLength, 0);
   else key.writeUInt32BE(c.prefixLength, 0);
   Buffer.from(c.address).copy(key, 4);
   return key;
 }
 
-export function decodeLpmKey(key: Buffer): Cidr {
-  const family = key.length === LPM_KEY_SIZE[6] ? 6 : 4;
+export function decodeLpmV4Key(key: Buffer): Cidr {
   return {
-    family,
+    family: 4,
     prefixLength: LE ? key.readUInt32LE(0) : key.readUInt32BE(0),
     address: Uint8Array.from(key.subarray(4)),
   };
-}
-
-export function encodeDenyValue(e: DenyEntry): Buffer {
-  const v = Buffer.alloc(DENY_VALUE_SIZE);
-  if (e.allPorts) {
-    v[0] = 1;
-    return v;
-  }
-  v[1] = e.ports.length;
-  e.ports.forEach(([proto, port], i) => {
-    v[4 + 4 * i] = proto;
-    v.writeUInt16BE(port, 4 + 4 * i + 2);
-  });
-  return v;
-}
-
-export function decodeDenyEntry(key: Buffer, value: Buffer): DenyEntry {
-  const cidr = decodeLpmKey(key);
-  if (value[0]) return { cidr, allPorts: true, ports: [] };
-  const n = Math.min(value[1] ?? 0, DENY_MAX_PORTS);
-  const ports: [number, number][] = [];
-  for (let i = 0; i < n; i++)
-    ports.push([value[4 + 4 * i] ?? 0, value.readUInt16BE(4 + 4 * i + 2)]);
-  return { cidr, allPorts: false, ports };
 }

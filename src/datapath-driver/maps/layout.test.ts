@@ -8,7 +8,7 @@ import { execFileSync } from "node:child_process";
 import { describe, it } from "node:test";
 import { skipWhen, unmet } from "../../../test/support/prerequisites.js";
 import { BPF_OBJECT } from "../linux/driver.js";
-import { DENY_MAX_PORTS, DENY_VALUE_SIZE, LPM_KEY_SIZE } from "./egress-deny.js";
+import { DENY_KEY_SIZE, DENY_MAX_ENTRIES, LPM_V4_KEY_SIZE } from "./egress-deny.js";
 
 interface BtfType {
   id: number;
@@ -45,30 +45,37 @@ describe("map layouts against the object's BTF", { skip: skipWhen(reason) }, () 
     return m;
   };
 
-  it("LPM keys: prefixlen (u32) then the address, 8 and 20 bytes", () => {
+  it("strict_cidrs key: prefixlen (u32) then the IPv4 address, 8 bytes", () => {
+    const s = struct("lpm_v4_key");
+    assert.equal(s.size, LPM_V4_KEY_SIZE);
+    assert.equal(member(s, "prefixlen").bits_offset, 0);
+    assert.equal(member(s, "addr").bits_offset, 32, "address right after prefixlen");
+  });
+
+  it("egress_deny keys: prefixlen, protocol, pad, port (network order), then the address", () => {
     for (const [name, size] of [
-      ["lpm_v4_key", LPM_KEY_SIZE[4]],
-      ["lpm_v6_key", LPM_KEY_SIZE[6]],
+      ["deny_v4_key", DENY_KEY_SIZE[4]],
+      ["deny_v6_key", DENY_KEY_SIZE[6]],
     ] as const) {
       const s = struct(name);
       assert.equal(s.size, size, `${name} size`);
       assert.equal(member(s, "prefixlen").bits_offset, 0);
-      assert.equal(member(s, "addr").bits_offset, 32, "address right after prefixlen");
+      assert.equal(member(s, "protocol").bits_offset, 32);
+      assert.equal(member(s, "port").bits_offset, 48);
+      assert.equal(member(s, "addr").bits_offset, 64);
     }
   });
 
-  it("deny_value: flags, count, then DENY_MAX_PORTS (protocol, pad, port) slots", () => {
-    const v = struct("deny_value");
-    assert.equal(v.size, DENY_VALUE_SIZE);
-    assert.equal(member(v, "all_ports").bits_offset, 0);
-    assert.equal(member(v, "nports").bits_offset, 8);
-    const ports = member(v, "ports");
-    assert.equal(ports.bits_offset, 32);
-    const array = types().find((t) => t.id === ports.type_id);
-    assert.equal(array?.nr_elems, DENY_MAX_PORTS);
-    const p = struct("deny_port");
-    assert.equal(p.size, 4);
-    assert.equal(member(p, "protocol").bits_offset, 0);
-    assert.equal(member(p, "port").bits_offset, 16, "port (network order) at byte 2");
+  it("egress_deny maps hold DENY_MAX_ENTRIES (the API's bound)", () => {
+    for (const name of ["egress_deny", "egress_deny6"]) {
+      const v = types().find((t) => t.kind === "VAR" && t.name === name);
+      assert.ok(v, `map ${name}`);
+      const def = types().find((t) => t.id === v.type_id);
+      const maxEntries = def?.members?.find((m) => m.name === "max_entries");
+      assert.ok(maxEntries, `${name}.max_entries`);
+      const ptr = types().find((t) => t.id === maxEntries.type_id);
+      const array = types().find((t) => t.id === ptr?.type_id);
+      assert.equal(array?.nr_elems, DENY_MAX_ENTRIES, `${name} max_entries`);
+    }
   });
 });
