@@ -61,6 +61,9 @@ export function planDatapath(
   ctx: ApplyContext = {},
 ): DatapathPlan {
   const notEnforced: string[] = [];
+  for (const d of spec.devices ?? [])
+    if (!devices.includes(d))
+      notEnforced.push(`device ${d}: no such device on this node (nothing attached to it)`);
   const strictCidrs = new Set<string>();
   for (const text of spec.wireguard?.strictCIDRs ?? []) {
     const c = parseCidr(text);

@@ -5,10 +5,14 @@
  * (make bpf).
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { skipWhen, unmet } from "../../../test/support/prerequisites.js";
 import { NodeAgent } from "../../agent/agent.js";
+import { REPO_ROOT } from "../../api/fixtures.js";
 import type { NodeDatapath, NodeNetworkStateStatus } from "../../api/nodenetworkstate.js";
 import { FakeClock } from "../../util/clock.js";
 import { diffDatapath, expectedState, planDatapath } from "../driver.js";
@@ -112,7 +116,7 @@ describe("LinuxDriver under the agent (real kernel)", { skip: skipWhen(reason) }
     assert.equal(last().datapath?.notEnforced, 2);
     assert.equal(last().datapath?.bandwidth, "HTB");
     assert.deepEqual(last().mapEntries, {
-      egress_deny: 5,
+      egress_deny: 7,
       egress_deny6: 2,
       strict_cidrs: 1,
       pod_class: 1,
@@ -131,5 +135,103 @@ describe("LinuxDriver under the agent (real kernel)", { skip: skipWhen(reason) }
     assert.equal(last().drift?.healedTotal, 1);
     await advance(HOUR);
     assert.equal(drifts.length, 1, "healed for good");
+  });
+});
+
+describe("what the kernel refuses is reported, the rest applied (real kernel)", {
+  skip: skipWhen(reason ?? unmet({ tools: ["clang"] })),
+}, () => {
+  const dev2 = `nld${process.pid % 100000}z`;
+  const peer2 = `nld${process.pid % 100000}w`;
+  const pins = `/sys/fs/bpf/netloom-drvtest-refused-${process.pid}`;
+  const dir = mkdtempSync(join(tmpdir(), "netloom-refused-"));
+  const drivers: LinuxDriver[] = [];
+  const spec: NodeDatapath = {
+    nodeName: "drv2",
+    sources: { networkConfig: { name: "nc", generation: 1 } },
+    devices: [dev2, "nlnosuch0"],
+    egressDeny: [{ cidr: "169.254.169.254/32" }],
+  };
+
+  before(() => {
+    ip(["link", "add", dev2, "type", "veth", "peer", "name", peer2]);
+    ip(["link", "set", dev2, "up"]);
+  });
+  after(async () => {
+    for (const d of drivers) await d.teardown().catch(() => {});
+    spawnSync("ip", ["link", "del", dev2]);
+    BpfDatapath.removePins(pins);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("a device that does not exist is named; the devices that do exist get the programs", async () => {
+    const driver = new LinuxDriver({ pinDir: `${pins}-a` });
+    drivers.push(driver);
+    const report = await driver.apply(spec);
+    assert.deepEqual(report.notEnforced, [
+      "device nlnosuch0: no such device on this node (nothing attached to it)",
+    ]);
+    assert.equal(
+      BpfDatapath.attachedOn(dev2, report.attach === "tcx" ? "tcx" : "clsact").length,
+      1,
+    );
+    assert.deepEqual(
+      diffDatapath(expectedState(planDatapath(spec, driver.devicesFor(spec))), await driver.read()),
+      [],
+    );
+    await driver.teardown();
+    drivers.pop();
+  });
+
+  it("an object the verifier rejects: Degraded with the verifier's words, Ready, nothing attached", async () => {
+    // The real program renamed away, and in its place one that reads the packet unchecked.
+    const src = join(dir, "rejected.bpf.c");
+    writeFileSync(
+      src,
+      [
+        "#define netloom_egress netloom_egress_real",
+        `#include "${join(REPO_ROOT, "bpf", "netloom.bpf.c")}"`,
+        "#undef netloom_egress",
+        'SEC("tc") int netloom_egress(struct __sk_buff *skb)',
+        "{ return *(volatile __u8 *)(long)skb->data; }",
+      ].join("\n"),
+    );
+    const objectPath = join(dir, "rejected.bpf.o");
+    execFileSync("clang", [
+      "-O2",
+      "-g",
+      "-target",
+      "bpf",
+      "-D__TARGET_ARCH_x86",
+      `-I${join(REPO_ROOT, "dist", "bpf")}`,
+      "-c",
+      src,
+      "-o",
+      objectPath,
+    ]);
+    const driver = new LinuxDriver({ pinDir: `${pins}-b`, objectPath });
+    drivers.push(driver);
+    const writes: NodeNetworkStateStatus[] = [];
+    const agent = new NodeAgent({
+      node: "drv2",
+      driver,
+      clock: new FakeClock(),
+      writeStatus: async (s) => void writes.push(structuredClone(s)),
+    });
+    await agent.observe({ ...spec, devices: [dev2] });
+    agent.stop();
+    const status = writes.at(-1);
+    const ready = status?.conditions?.find((c) => c.type === "Ready");
+    const degraded = status?.conditions?.find((c) => c.type === "Degraded");
+    assert.equal(ready?.status, "True", ready?.message);
+    assert.equal(degraded?.status, "True");
+    assert.equal(degraded?.reason, "NotEnforced");
+    assert.match(
+      degraded?.message ?? "",
+      /eBPF programs not loaded .*: .*invalid access to packet/,
+    );
+    assert.ok((degraded?.message.length ?? 0) < 1200, "bounded message");
+    assert.equal(status?.datapath?.attach, "none");
+    assert.deepEqual(BpfDatapath.attachedOn(dev2, "tcx"), []);
   });
 });

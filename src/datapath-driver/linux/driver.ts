@@ -27,8 +27,33 @@ import {
   removeHtb,
   syncHtb,
 } from "./htb.js";
+import { ifNameToIndex } from "./libbpf.js";
 
 export const BPF_OBJECT = join(REPO_ROOT, "dist", "bpf", "netloom.bpf.o");
+
+function deviceExists(name: string): boolean {
+  try {
+    ifNameToIndex(name);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Lines of a verifier log kept in a status message: its end says why. */
+const KERNEL_LOG_LINES = 6;
+
+/**
+ * Pure: an error from the kernel as a status message: the call and errno, then the last lines
+ * of libbpf's log (the verifier's verdict comes last), bounded for a condition message.
+ */
+export function kernelMessage(e: unknown, maxChars = 800): string {
+  const text = e instanceof Error ? e.message : String(e);
+  const [head = "", ...rest] = text.split("\n");
+  const log = rest.filter((l) => l.trim() && l !== "libbpf log:").slice(-KERNEL_LOG_LINES);
+  const msg = [head, ...log].join(" | ");
+  return msg.length > maxChars ? `${msg.slice(0, maxChars - 1)}…` : msg;
+}
 
 /** Pure: one HTB class per limited pod, the same on every device its packets leave by. */
 export function htbClasses(bandwidth: readonly PodBandwidth[]): HtbClass[] {
@@ -71,8 +96,9 @@ export class LinuxDriver implements DatapathDriver {
     return this.caps;
   }
 
+  /** The devices to attach to that exist here; planDatapath reports the named ones that do not. */
   devicesFor(spec: NodeDatapath): string[] {
-    if (spec.devices?.length) return spec.devices;
+    if (spec.devices?.length) return spec.devices.filter(deviceExists);
     const dev = defaultRouteDevice();
     return dev ? [dev] : [];
   }
@@ -97,36 +123,61 @@ export class LinuxDriver implements DatapathDriver {
     return this.bpf;
   }
 
+  /**
+   * What the kernel refuses is reported, not fatal: an object the verifier rejects or a device
+   * that refuses a program leaves the rest of the node's datapath (WireGuard, other devices)
+   * applied, with the kernel's message in notEnforced (Degraded=True). The drift check then
+   * finds what is missing and retries it.
+   */
   async apply(spec: NodeDatapath, ctx: ApplyContext = {}): Promise<ApplyReport> {
     await this.capabilities();
-    const bpf = this.open();
     const devices = this.devicesFor(spec);
-    if (devices.length === 0)
+    if (devices.length === 0 && !spec.devices?.length)
       throw new Error("no device to attach to: no default route and spec.devices is empty");
     const plan = planDatapath(spec, devices, ctx);
-    // Maps first, then programs: a freshly attached program never sees half-filled maps.
-    bpf.syncEgressDeny(plan.egressDeny);
-    bpf.syncStrictCidrs(plan.strictCidrs);
-    for (const dev of devices) syncHtb(dev, htbClasses(plan.bandwidth));
-    bpf.syncPodClasses(new Map(plan.bandwidth.map((b) => [b.ip, classIdFor(b.ip)])));
-    for (const dev of devices) {
-      bpf.attach(dev, "netloom_egress", this.mode());
-      this.attached.add(dev);
-    }
-    for (const dev of [...this.attached]) {
-      if (devices.includes(dev)) continue;
-      bpf.detach(dev);
-      removeHtb(dev);
-      this.attached.delete(dev);
+    const refused: string[] = [];
+    const bpf = this.tryOpen(refused);
+    if (bpf) {
+      // Maps first, then programs: a freshly attached program never sees half-filled maps.
+      bpf.syncEgressDeny(plan.egressDeny);
+      bpf.syncStrictCidrs(plan.strictCidrs);
+      bpf.syncPodClasses(new Map(plan.bandwidth.map((b) => [b.ip, classIdFor(b.ip)])));
+      for (const dev of devices) {
+        try {
+          syncHtb(dev, htbClasses(plan.bandwidth));
+          bpf.attach(dev, "netloom_egress", this.mode());
+          this.attached.add(dev);
+        } catch (e) {
+          refused.push(`programs on device ${dev}: ${kernelMessage(e)}`);
+        }
+      }
+      for (const dev of [...this.attached]) {
+        if (devices.includes(dev)) continue;
+        bpf.detach(dev);
+        removeHtb(dev);
+        this.attached.delete(dev);
+      }
     }
     const wg = await this.applyWireguard(spec, plan, ctx, bpf);
     return {
-      attach: this.mode(),
-      bandwidth: "HTB",
-      mapEntries: mapEntryCounts(plan),
-      notEnforced: plan.notEnforced,
+      attach: bpf ? this.mode() : "none",
+      bandwidth: bpf ? "HTB" : "none",
+      mapEntries: bpf ? mapEntryCounts(plan) : {},
+      notEnforced: [...refused, ...plan.notEnforced],
       ...(wg ? { wireguard: wg } : {}),
     };
+  }
+
+  /** The loaded object, or undefined with the kernel's refusal added to `refused`. */
+  private tryOpen(refused: string[]): BpfDatapath | undefined {
+    try {
+      return this.open();
+    } catch (e) {
+      refused.push(
+        `eBPF programs not loaded (egress deny, strict mode and pod limits are not enforced): ${kernelMessage(e)}`,
+      );
+      return undefined;
+    }
   }
 
   async switchKeys(listenPort: number, wg: NonNullable<ApplyContext["wireguard"]>): Promise<void> {
@@ -148,12 +199,12 @@ export class LinuxDriver implements DatapathDriver {
     spec: NodeDatapath,
     plan: DatapathPlan,
     ctx: ApplyContext,
-    bpf: BpfDatapath,
+    bpf: BpfDatapath | undefined,
   ): Promise<ApplyReport["wireguard"]> {
     const want = spec.wireguard && ctx.wireguard;
     if (!want) {
       if (this.wgIfname) {
-        bpf.detach(this.wgIfname);
+        bpf?.detach(this.wgIfname);
         this.wireguard.remove(this.wgIfname);
         this.wgIfname = undefined;
       }
@@ -169,8 +220,10 @@ export class LinuxDriver implements DatapathDriver {
       peers,
     });
     this.wgIfname = ifname;
-    syncHtb(ifname, htbClasses(plan.bandwidth));
-    bpf.attach(ifname, "netloom_tunnel_egress", this.mode());
+    if (bpf) {
+      syncHtb(ifname, htbClasses(plan.bandwidth));
+      bpf.attach(ifname, "netloom_tunnel_egress", this.mode());
+    }
     return {
       backend: this.wireguard.backend,
       peersConfigured: peers.filter((p) => p.allowedIPs.length > 0).length,
@@ -178,13 +231,14 @@ export class LinuxDriver implements DatapathDriver {
   }
 
   async read(): Promise<DatapathState> {
-    const bpf = this.open();
+    // An object the kernel refuses reads as nothing enforced: drift, and a retry on heal.
+    const bpf = this.tryOpen([]);
     const attachedDevices = [...this.attached]
-      .filter((d) => bpf.attachedProgramIds(d, this.mode()).length > 0)
+      .filter((d) => bpf && bpf.attachedProgramIds(d, this.mode()).length > 0)
       .sort();
     const bandwidth: Record<string, number> = {};
     const classes = [...this.attached].map((d) => readHtbClasses(d));
-    for (const [ip, classid] of bpf.readPodClasses()) {
+    for (const [ip, classid] of bpf?.readPodClasses() ?? []) {
       const minor = classid & 0xffff;
       // The rate a pod gets is what every device enforces; report the lowest (a missing class: none).
       const rates = classes.map((c) => c.get(minor));
@@ -194,8 +248,8 @@ export class LinuxDriver implements DatapathDriver {
     const wg = this.wgIfname ? await this.wireguard.read(this.wgIfname) : undefined;
     return {
       attachedDevices,
-      egressDeny: describeDenyEntries(bpf.readEgressDeny()),
-      strictCidrs: bpf.readStrictCidrs(),
+      egressDeny: describeDenyEntries(bpf?.readEgressDeny() ?? []),
+      strictCidrs: bpf?.readStrictCidrs() ?? [],
       bandwidth,
       ...(wg && this.wgIfname
         ? {
@@ -211,7 +265,7 @@ export class LinuxDriver implements DatapathDriver {
 
   /** Packets dropped by the programs, by reason, since the maps were created. */
   drops(): { policyDenied: number; unencrypted: number; overRate: number } {
-    return this.open().readDrops();
+    return this.tryOpen([])?.readDrops() ?? { policyDenied: 0, unencrypted: 0, overRate: 0 };
   }
 
   async teardown(): Promise<void> {
