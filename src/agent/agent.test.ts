@@ -266,7 +266,12 @@ describe("NodeAgent units on one clock (memory driver)", () => {
     await h.advance(3 * 3_600_000);
     assert.deepEqual(h.drifts, []);
     assert.equal(h.last().drift?.detectedTotal ?? 0, 0);
-    assert.deepEqual((await h.driver.read()).egressDeny, ["10.0.0.0/8", "10.1.0.0/16", "fd00::/8"]);
+    assert.deepEqual((await h.driver.read()).egressDeny, [
+      "10.0.0.0/8",
+      "10.0.0.0/8 TCP/22",
+      "10.1.0.0/16 TCP/22",
+      "fd00::/8",
+    ]);
     h.agent.stop();
   });
 
