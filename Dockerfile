@@ -2,7 +2,7 @@
 # Netloom: one image for the operator and the node agent (docs/image.md).
 #   docker build -t netloom:dev .
 # The operator runs as the image's default user 65532 (non-root); the agent's DaemonSet runs it
-# as root with only CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON (config/agent/daemonset.yaml).
+# as root with only CAP_BPF and CAP_NET_ADMIN (config/agent/daemonset.yaml).
 
 ARG NODE_IMAGE=node:24-slim
 

@@ -224,7 +224,11 @@ static __always_inline int handle_ipv6(struct __sk_buff *skb, const __u32 l3)
 
   struct deny_v6_key key = {.prefixlen = DENY_PORT_BITS + 128};
 
-  __builtin_memcpy(key.addr, &ip6->daddr, sizeof(key.addr));
+  /* Copied by the helper, not from the packet pointer: pointer arithmetic on packet pointers
+   * needs CAP_PERFMON under Spectre v1 mitigations, and the agent runs without it. */
+  if (bpf_skb_load_bytes(skb, l3 + __builtin_offsetof(struct ipv6hdr, daddr), key.addr,
+                         sizeof(key.addr)) < 0)
+    return TC_ACT_OK;
   __u8 protocol = ip6->nexthdr;
   __u32 off = l3 + sizeof(struct ipv6hdr);
   bool have_l4 = false;

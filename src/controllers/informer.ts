@@ -120,6 +120,11 @@ export class Informer<T extends KubeObject = KubeObject> implements EventSource<
     return this.isSynced;
   }
 
+  /** Since when (epoch ms) the informer has been in touch with the API server (Reflector). */
+  connectedSince(): number | undefined {
+    return this.reflector.connectedSince;
+  }
+
   get stats(): Readonly<ReflectorStats> {
     return this.reflector.stats;
   }

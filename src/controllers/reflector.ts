@@ -71,6 +71,8 @@ export class Reflector<T extends KubeObject> {
   /** After a 410 the next list must be a consistent read (the cache may be behind too). */
   private consistentList = false;
   private watchStartedAt: number | undefined;
+  /** Since when (epoch ms) lists and watches have succeeded without an error in between. */
+  private connectedSinceMs: number | undefined;
   private stopped = true;
   private loop: Promise<void> | undefined;
   private readonly cancel = new Set<() => void>();
@@ -87,6 +89,16 @@ export class Reflector<T extends KubeObject> {
 
   get lastSyncResourceVersion(): string {
     return this.resourceVersion;
+  }
+
+  /**
+   * Since when (epoch ms) this reflector has been in touch with the API server: the first list
+   * or watch that succeeded after the last error; undefined while failing. What happened
+   * before it could not be seen (the operator's liveness judgement uses it so that its own
+   * outage is not taken for the agents' silence).
+   */
+  get connectedSince(): number | undefined {
+    return this.connectedSinceMs;
   }
 
   start(): void {
@@ -117,6 +129,7 @@ export class Reflector<T extends KubeObject> {
         lastWasGone = false;
       } catch (err) {
         if (this.stopped) break;
+        this.connectedSinceMs = undefined;
         if (isGone(err)) {
           this.stats.gone++;
           this.resourceVersion = "";
@@ -172,6 +185,7 @@ export class Reflector<T extends KubeObject> {
     } while (cont !== undefined && !this.stopped);
     if (this.stopped) return;
     this.stats.lists++;
+    this.connectedSinceMs ??= Date.now();
     this.sink.replace(items, resourceVersion);
     this.resourceVersion = resourceVersion;
     this.consistentList = false;
@@ -240,6 +254,7 @@ export class Reflector<T extends KubeObject> {
         .then(
           (c) => {
             controller = c;
+            this.connectedSinceMs ??= Date.now();
             if (ended) c.abort();
           },
           (err: unknown) => finish(err),

@@ -223,16 +223,14 @@ export class OperatorContext {
     return { now: this.now(), staleAfterMs: this.staleAfterMs, lastSeen: this.lastSeen() };
   }
 
-  /** Node → the last renewal of its agent's Lease. */
+  /**
+   * Node → the last renewal of its agent's Lease, but never earlier than when the operator got
+   * (back) in touch with the API server: renewals it could not see (its own start, an API
+   * server outage) are not the agents' silence. The node lifecycle controller keeps a local
+   * probe time for the same reason.
+   */
   lastSeen(): Map<string, Date> {
-    const out = new Map<string, Date>();
-    for (const l of this.agentLeases.list()) {
-      const node = l.spec?.holderIdentity;
-      const renewed = l.spec?.renewTime;
-      // The reflector keeps the API's JSON: the MicroTime is a string here.
-      if (node && renewed) out.set(node, new Date(String(renewed)));
-    }
-    return out;
+    return lastSeenByNode(this.agentLeases.list(), this.agentLeases.connectedSince(), this.now());
   }
 
   stateMap(): Map<string, NodeNetworkState> {
@@ -257,4 +255,26 @@ export class OperatorContext {
     );
     if (err) this.log.warn({ err: err.message, reason }, "could not record event");
   }
+}
+
+/**
+ * Pure: node → when its agent was last seen: its Lease's renewTime, or `watchingSince` (epoch
+ * ms; `now` while the watch is down) when that is later.
+ */
+export function lastSeenByNode(
+  leases: readonly V1Lease[],
+  watchingSince: number | undefined,
+  now: Date,
+): Map<string, Date> {
+  const floor = watchingSince ?? now.getTime();
+  const out = new Map<string, Date>();
+  for (const l of leases) {
+    const node = l.spec?.holderIdentity;
+    const renewed = l.spec?.renewTime;
+    if (!node || !renewed) continue;
+    // The reflector keeps the API's JSON: the MicroTime is a string here.
+    const at = new Date(String(renewed)).getTime();
+    out.set(node, new Date(Math.max(at, floor)));
+  }
+  return out;
 }

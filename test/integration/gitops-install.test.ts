@@ -396,7 +396,7 @@ describe("the kustomize install on a real kube-apiserver", () => {
       }
     });
 
-    it("the agent: every node, host network, only BPF/NET_ADMIN/PERFMON, bpffs and state hostPaths", () => {
+    it("the agent: every node, host network, only BPF/NET_ADMIN, bpffs and state hostPaths", () => {
       const ds = find<Workload>(rendered, "DaemonSet", "netloom-agent");
       const pod = ds.spec.template.spec;
       const c = pod.containers[0]!;
@@ -413,7 +413,7 @@ describe("the kustomize install on a real kube-apiserver", () => {
       assert.deepEqual(pod.tolerations, [{ operator: "Exists" }], "tolerates every taint");
       assert.deepEqual(c.securityContext?.capabilities, {
         drop: ["ALL"],
-        add: ["BPF", "NET_ADMIN", "PERFMON"],
+        add: ["BPF", "NET_ADMIN"],
       });
       assert.equal(c.securityContext?.privileged, false);
       assert.equal(c.securityContext?.allowPrivilegeEscalation, false);
