@@ -25,11 +25,15 @@ export const rateLimit = z
       min: RATE_MIN,
       max: RATE_MAX,
       message: `rate must be between ${RATE_MIN} and ${RATE_MAX} bits per second, e.g. 50M`,
+      wholeMessage:
+        "rate must be a whole number of bits per second, e.g. 1000 or 1.5M, not 1000.5 (a fraction of a bit cannot be shaped)",
     }),
     burst: quantity("Bytes that may pass above the rate at once; one MTU (1500) to 1Gi.", {
       min: "1500",
       max: "1Gi",
       message: "burst must be between one MTU (1500 bytes) and 1Gi, e.g. 64Ki",
+      wholeMessage:
+        "burst must be a whole number of bytes, e.g. 1500 or 1.5Mi, not 1500.5 (a fraction of a byte cannot be sent)",
     }).optional(),
   })
   .strict();

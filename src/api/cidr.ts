@@ -38,7 +38,37 @@ export function parseIP(ip: string): { family: 4 | 6; bytes: Uint8Array } {
   throw new Error(`"${ip}" is not an IP address`);
 }
 
-/** Parses "10.0.0.0/8" or "fd00::/64"; throws naming the text when it is not a CIDR. */
+/** An IPv4 address written as IPv6 (::ffff:a.b.c.d, in any spelling): Go's Is4In6. */
+function isIPv4Mapped(bytes: Uint8Array): boolean {
+  return bytes.length === 16 && bytes.every((b, i) => (i < 10 ? b === 0 : i > 11 || b === 0xff));
+}
+
+/**
+ * Why Kubernetes' CEL isIP/isCIDR refuses an address node:net accepts, or undefined: a zone
+ * ("fe80::1%eth0") and an IPv4-mapped IPv6 address ("::ffff:169.254.169.254", which the
+ * datapath would match against IPv6 packets only).
+ */
+function kubernetesRefusal(ipText: string, ip: { family: 4 | 6; bytes: Uint8Array }) {
+  if (ipText.includes("%")) return "a zone (%...) is not allowed";
+  if (ip.family === 6 && isIPv4Mapped(ip.bytes))
+    return "an IPv4-mapped IPv6 address is not allowed: write the IPv4 address";
+  return undefined;
+}
+
+/** Whether text is an IP address as the API server's isIP() reads it (no zone, not mapped). */
+export function isIPAddress(text: string): boolean {
+  try {
+    return kubernetesRefusal(text, parseIP(text)) === undefined;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Parses "10.0.0.0/8" or "fd00::/64"; throws naming the text when it is not a CIDR, refusing
+ * what the API server's isCIDR() refuses: a zone, an IPv4-mapped address, a prefix length with
+ * a leading zero ("/08").
+ */
 export function parseCidr(text: string): Cidr {
   const slash = text.indexOf("/");
   if (slash < 0) throw new Error(`"${text}" is not a CIDR (missing /prefix, e.g. 10.0.0.0/8)`);
@@ -50,9 +80,11 @@ export function parseCidr(text: string): Cidr {
   } catch {
     throw new Error(`"${text}" is not a CIDR ("${ipText}" is not an IP address)`);
   }
+  const refusal = kubernetesRefusal(ipText, ip);
+  if (refusal) throw new Error(`"${text}" is not a CIDR (${refusal})`);
   const max = ip.family === 4 ? 32 : 128;
-  if (!/^[0-9]{1,3}$/.test(prefixText) || Number(prefixText) > max) {
-    throw new Error(`"${text}" is not a CIDR (prefix length must be 0-${max})`);
+  if (!/^(0|[1-9][0-9]{0,2})$/.test(prefixText) || Number(prefixText) > max) {
+    throw new Error(`"${text}" is not a CIDR (prefix length must be 0-${max}, no leading zero)`);
   }
   const prefixLength = Number(prefixText);
   const address = Uint8Array.from(ip.bytes);

@@ -1,5 +1,15 @@
 import { z } from "zod";
-import { API_VERSION, nodeCountsStatus, objectMeta } from "./common.js";
+import {
+  API_VERSION,
+  cel,
+  dnsLabel,
+  dnsSubdomain,
+  nodeCountsStatus,
+  objectMeta,
+} from "./common.js";
+
+/** A key of a Secret's (or ConfigMap's) data. */
+const SECRET_KEY_PATTERN = "^[-._a-zA-Z0-9]+$";
 
 export const clusterMeshPeerSpec = z
   .object({
@@ -16,9 +26,19 @@ export const clusterMeshPeerSpec = z
       .meta({ description: "Unique 1-255 across the mesh; identifies the cluster's traffic." }),
     kubeconfigSecretRef: z
       .object({
-        name: z.string().min(1).max(253),
-        namespace: z.string().min(1).max(63),
-        key: z.string().min(1).max(253).default("kubeconfig"),
+        name: dnsSubdomain(
+          "kubeconfigSecretRef.name must be a Secret's name: lower-case letters, digits, '-' and '.', starting and ending with a letter or digit, at most 253 characters (e.g. west-kubeconfig)",
+        ),
+        namespace: dnsLabel(
+          "kubeconfigSecretRef.namespace must be a namespace's name: lower-case letters, digits and '-', starting and ending with a letter or digit, at most 63 characters (e.g. netloom-system)",
+        ),
+        key: cel(z.string().min(1).max(253), {
+          // What Kubernetes allows as a key of a Secret's data (IsConfigMapKey).
+          rule: `self.matches(r'${SECRET_KEY_PATTERN}') && self != '.' && !self.startsWith('..')`,
+          message:
+            "kubeconfigSecretRef.key must be a key of the Secret's data: letters, digits, '-', '_' and '.', not '.' and not starting with '..', at most 253 characters (e.g. kubeconfig)",
+          check: (v) => new RegExp(SECRET_KEY_PATTERN).test(v) && v !== "." && !v.startsWith(".."),
+        }).default("kubeconfig"),
       })
       .strict()
       .meta({

@@ -21,12 +21,20 @@ export const wireguardSettings = z
       "1s",
       // WireGuard keeps the interval in 16 bits of seconds.
       "65535s",
-      "Keepalive interval for peers behind NAT (1s to 65535s, WireGuard's limit).",
+      "Keepalive interval for peers behind NAT (1s to 65535s, WireGuard's limit), in whole seconds.",
+      {
+        wholeSeconds:
+          "persistentKeepalive must be whole seconds, e.g. 25s or 2m, not 1.5s: WireGuard keeps it in seconds",
+      },
     ).optional(),
     keyRotationInterval: duration(
       "10s",
       "8760h",
-      "Rotate every node's key pair this often (10s to 8760h, a year); never when omitted.",
+      "Rotate every node's key pair this often (10s to 8760h, a year), in whole seconds; never when omitted.",
+      {
+        wholeSeconds:
+          "keyRotationInterval must be whole seconds, e.g. 90s or 1.5h, not 90.5s: nodes keep it in seconds",
+      },
     ).optional(),
   })
   .strict();
