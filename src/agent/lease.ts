@@ -12,7 +12,12 @@ export const AGENT_LEASE_RENEW_MS = 10_000;
 export const AGENT_LEASE_DURATION_SECONDS = 40;
 export const AGENT_LEASE_LABEL = "app.kubernetes.io/component";
 export const AGENT_LEASE_LABEL_VALUE = "netloom-agent";
-export const DEFAULT_LEASE_NAMESPACE = "netloom-system";
+/**
+ * Agents renew their Leases in a namespace of their own (as kubelets do in kube-node-lease):
+ * the admission policy guarding them matches the namespace by its label and needs no user name,
+ * so it holds whatever name the agent's service account is installed under.
+ */
+export const DEFAULT_LEASE_NAMESPACE = "netloom-node-leases";
 
 /** Pure: the Lease an agent applies (server-side apply: created the first time, then renewed). */
 export function agentLease(node: string, namespace: string, now: Date): Record<string, unknown> {

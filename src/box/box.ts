@@ -246,16 +246,24 @@ function launch(s: BoxState, name: string, cmd: string, args: string[], ns?: str
   return child.pid ?? 0;
 }
 
-export function startOperator(s: BoxState): void {
-  s.pids.operator = launch(s, "operator", process.execPath, [
+/**
+ * Starts an operator. The box's own is "operator"; others (replicas with --leader-elect, for
+ * fault tests) are remembered for teardown like any extra process. Returns its pid.
+ */
+export function startOperator(s: BoxState, extraArgs: string[] = [], name = "operator"): number {
+  const pid = launch(s, name, process.execPath, [
     NETLOOM,
     "operator",
     "--kubeconfig",
     s.kubeconfigPath,
     "--metrics-port",
     "0",
+    ...extraArgs,
   ]);
+  if (name === "operator") s.pids.operator = pid;
+  else s.pids.extra.push(pid);
   saveState(s);
+  return pid;
 }
 
 export function startAgent(s: BoxState, node: BoxNode, extraArgs: string[] = []): number {
@@ -352,6 +360,7 @@ async function finishBox(
   say("installing CRDs; registering Nodes and Pods");
   await installCRDs(kc);
   await ensureNamespace(kc, DEFAULT_LEASE_NAMESPACE); // where the agents renew their Leases
+  await ensureNamespace(kc, "netloom-system"); // operator leader election (fault tests)
   await registerObjects(kc, s);
   if (opts.startProcesses ?? true) {
     say("starting the operator and one agent per node");

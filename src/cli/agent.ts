@@ -219,8 +219,7 @@ export async function runAgent(argv: string[]): Promise<number> {
   });
   await new Promise<void>((resolve) => server.listen(Number(f["metrics-port"]), resolve));
 
-  const leaseNamespace =
-    f["lease-namespace"] ?? process.env.POD_NAMESPACE ?? DEFAULT_LEASE_NAMESPACE;
+  const leaseNamespace = f["lease-namespace"] ?? DEFAULT_LEASE_NAMESPACE;
   const lease = agentLeaseKeeper(kc, node, { namespace: leaseNamespace, log });
   watches.start();
   agent.start();

@@ -1,5 +1,6 @@
 import { hostname } from "node:os";
 import { pino } from "pino";
+import { DEFAULT_LEASE_NAMESPACE } from "../agent/lease.js";
 import { createOperator } from "../reconcilers/operator.js";
 import { flags, loadKubeConfig } from "./args.js";
 
@@ -11,6 +12,7 @@ export async function runOperator(argv: string[]): Promise<number> {
     "leader-elect": { type: "boolean", default: false },
     "lease-namespace": { type: "string", default: "netloom-system" },
     "lease-name": { type: "string", default: "netloom-operator" },
+    "agent-lease-namespace": { type: "string", default: DEFAULT_LEASE_NAMESPACE },
     "log-level": { type: "string", default: "info" },
   });
   const logger = pino({ level: f["log-level"] ?? "info" });
@@ -25,7 +27,7 @@ export async function runOperator(argv: string[]): Promise<number> {
     kubeconfig,
     logger,
     server: { port },
-    leaseNamespace: f["lease-namespace"] ?? "netloom-system",
+    leaseNamespace: f["agent-lease-namespace"] ?? DEFAULT_LEASE_NAMESPACE,
     ...(f["leader-elect"]
       ? {
           leaderElection: {

@@ -253,9 +253,17 @@ async function launchApiServer(state: ControlPlaneState): Promise<void> {
   );
 }
 
+/** Stops kube-apiserver only (etcd keeps running): an API server outage. */
+export async function stopApiServer(state: ControlPlaneState): Promise<void> {
+  await terminate(state.apiServerPid);
+}
+
+/** Starts kube-apiserver again on the same port, certificates and etcd; resolves when ready. */
+export const startApiServer = launchApiServer;
+
 /** Stops and starts kube-apiserver on the same port and etcd (watch clients must recover). */
 export async function restartApiServer(state: ControlPlaneState): Promise<void> {
-  await terminate(state.apiServerPid);
+  await stopApiServer(state);
   await launchApiServer(state);
 }
 

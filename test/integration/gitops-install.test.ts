@@ -15,7 +15,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { KubeConfig } from "@kubernetes/client-node";
 import { parseAllDocuments } from "yaml";
-import { agentLease } from "../../src/agent/lease.js";
+import { agentLease, DEFAULT_LEASE_NAMESPACE } from "../../src/agent/lease.js";
 import { kubeRequest, type RawResponse } from "../../src/kube/raw.js";
 import { startTestCluster, type TestCluster } from "../support/cluster.js";
 
@@ -329,6 +329,7 @@ describe("the kustomize install on a real kube-apiserver", () => {
         "CustomResourceDefinition/nodenetworkstates.netloom.io",
         "CustomResourceDefinition/nodepeers.netloom.io",
         "Namespace/netloom-system",
+        "Namespace/netloom-node-leases",
         "ServiceAccount/netloom-operator",
         "ServiceAccount/netloom-agent",
         "ClusterRole/netloom-operator",
@@ -337,7 +338,10 @@ describe("the kustomize install on a real kube-apiserver", () => {
         "ClusterRoleBinding/netloom-agent",
         "Role/netloom-operator-leader-election",
         "Role/netloom-operator-clustermesh-secrets",
+        "Role/netloom-operator-agent-leases",
         "ValidatingAdmissionPolicy/netloom-agent-own-node",
+        "ValidatingAdmissionPolicy/netloom-node-status-by-its-node",
+        "ValidatingAdmissionPolicy/netloom-agent-own-lease",
         "ValidatingAdmissionPolicyBinding/netloom-agent-own-node",
         "Deployment/netloom-operator",
         "DaemonSet/netloom-agent",
@@ -355,9 +359,15 @@ describe("the kustomize install on a real kube-apiserver", () => {
           "ValidatingAdmissionPolicy",
           "ValidatingAdmissionPolicyBinding",
         ].includes(o.kind);
+        // The agents' Leases and the roles for them live in a namespace of their own.
+        const leaseRoles = ["netloom-agent-lease", "netloom-operator-agent-leases"];
         assert.equal(
           o.metadata.namespace,
-          clusterScoped ? undefined : "netloom-system",
+          clusterScoped
+            ? undefined
+            : leaseRoles.includes(o.metadata.name)
+              ? DEFAULT_LEASE_NAMESPACE
+              : "netloom-system",
           `${o.kind} ${o.metadata.name}`,
         );
       }
@@ -653,14 +663,14 @@ describe("the kustomize install on a real kube-apiserver", () => {
 
     it("the agent renews its own node's Lease only; the operator may read the Leases", async () => {
       const leasePath = (node: string) =>
-        `/apis/coordination.k8s.io/v1/namespaces/netloom-system/leases/${node}?fieldManager=netloom-agent&force=true`;
+        `/apis/coordination.k8s.io/v1/namespaces/${DEFAULT_LEASE_NAMESPACE}/leases/${node}?fieldManager=netloom-agent&force=true`;
       const renew = (as_: string, node: string) =>
         as(
           kc,
           agentOn(as_),
           "PATCH",
           leasePath(node),
-          agentLease(node, "netloom-system", new Date()),
+          agentLease(node, DEFAULT_LEASE_NAMESPACE, new Date()),
           "application/apply-patch+yaml",
         );
       const own = await renew("node-a", "node-a");
@@ -675,7 +685,7 @@ describe("the kustomize install on a real kube-apiserver", () => {
         agentOn(),
         "PATCH",
         leasePath("node-a"),
-        agentLease("node-a", "netloom-system", new Date()),
+        agentLease("node-a", DEFAULT_LEASE_NAMESPACE, new Date()),
         "application/apply-patch+yaml",
       );
       assert.equal(unbound.status, 403, "no node-bound token, no Lease");
@@ -683,7 +693,7 @@ describe("the kustomize install on a real kube-apiserver", () => {
         kc,
         operator,
         "GET",
-        "/apis/coordination.k8s.io/v1/namespaces/netloom-system/leases",
+        `/apis/coordination.k8s.io/v1/namespaces/${DEFAULT_LEASE_NAMESPACE}/leases`,
       );
       assert.equal(list.status, 200, list.body);
     });
@@ -707,10 +717,10 @@ describe("the kustomize install on a real kube-apiserver", () => {
         heartbeat("node-b"),
       );
       assert.equal(other.status, 403, other.body);
-      assert.match(message(other), /ValidatingAdmissionPolicy 'netloom-agent-own-node'/);
+      assert.match(message(other), /ValidatingAdmissionPolicy 'netloom-node-status-by-its-node'/);
       assert.match(
         message(other),
-        /netloom-agent on node node-a may only write the objects of its own node, not node-b/,
+        /the status of node-b is written only by the agent of node node-b, .* this token is bound to node node-a/,
       );
 
       // Its peer data the same way: its own NodePeer's status only, never the pod CIDRs.
@@ -719,7 +729,10 @@ describe("the kustomize install on a real kube-apiserver", () => {
       assert.equal(ownPeer.status, 200, ownPeer.body);
       const otherPeer = await as(kc, agentOn("node-a"), "PATCH", `${PEERS}/node-b/status`, key);
       assert.equal(otherPeer.status, 403, otherPeer.body);
-      assert.match(message(otherPeer), /may only write the objects of its own node, not node-b/);
+      assert.match(
+        message(otherPeer),
+        /the status of node-b is written only by the agent of node node-b/,
+      );
       const cidrs = await as(kc, agentOn("node-a"), "PATCH", `${PEERS}/node-a`, {
         spec: { podCIDRs: ["10.244.2.0/24"] },
       });
@@ -816,10 +829,101 @@ describe("the kustomize install on a real kube-apiserver", () => {
     it("the agent without a node association is refused (fail closed)", async () => {
       const res = await as(kc, agentOn(), "PATCH", `${NNS}/node-a/status`, heartbeat("node-a"));
       assert.equal(res.status, 403, res.body);
-      assert.match(
-        message(res),
-        /must authenticate with a service-account token bound to its node/,
-      );
+      assert.match(message(res), /bound to that node; this request carries no node name/);
+    });
+
+    it("an agent installed under another namespace and service account is held to its own node all the same", async () => {
+      // As `kustomize edit set namespace tenant-x` plus a renamed service account would install
+      // it: the same roles, bound to another user name.
+      const user = "system:serviceaccount:tenant-x:renamed-agent";
+      const subject = { kind: "ServiceAccount", name: "renamed-agent", namespace: "tenant-x" };
+      const bindings = [
+        {
+          apiVersion: "rbac.authorization.k8s.io/v1",
+          kind: "ClusterRoleBinding",
+          metadata: { name: "test-renamed-agent" },
+          roleRef: {
+            apiGroup: "rbac.authorization.k8s.io",
+            kind: "ClusterRole",
+            name: "netloom-agent",
+          },
+          subjects: [subject],
+        },
+        {
+          apiVersion: "rbac.authorization.k8s.io/v1",
+          kind: "RoleBinding",
+          metadata: { name: "test-renamed-agent", namespace: DEFAULT_LEASE_NAMESPACE },
+          roleRef: {
+            apiGroup: "rbac.authorization.k8s.io",
+            kind: "Role",
+            name: "netloom-agent-lease",
+          },
+          subjects: [subject],
+        },
+      ];
+      for (const o of bindings) {
+        const res = await apply(kc, disc, o as KubeObject, { dryRun: false });
+        assert.ok(res && res.status < 300, res?.body);
+      }
+      const renamed = (node: string) => ({
+        user,
+        groups: [
+          "system:serviceaccounts",
+          "system:serviceaccounts:tenant-x",
+          "system:authenticated",
+        ],
+        extra: { [NODE_NAME_EXTRA]: [node] },
+      });
+      try {
+        // RBAC lets it write its own node's status (the authorizer's cache may take a moment).
+        const deadline = Date.now() + 10_000;
+        for (;;) {
+          const own = await as(
+            kc,
+            renamed("node-a"),
+            "PATCH",
+            `${NNS}/node-a/status`,
+            heartbeat("node-a"),
+          );
+          if (own.status === 200) break;
+          assert.ok(Date.now() < deadline, `RBAC never allowed the renamed agent: ${own.body}`);
+          await sleep(100);
+        }
+        const other = await as(
+          kc,
+          renamed("node-a"),
+          "PATCH",
+          `${NNS}/node-b/status`,
+          heartbeat("node-b"),
+        );
+        assert.equal(other.status, 403, other.body);
+        assert.match(message(other), /ValidatingAdmissionPolicy 'netloom-node-status-by-its-node'/);
+        const peer = await as(kc, renamed("node-a"), "PATCH", `${PEERS}/node-b/status`, {
+          status: { profile: "default", publicKey: `${"A".repeat(43)}=` },
+        });
+        assert.equal(peer.status, 403, peer.body);
+        const lease = await as(
+          kc,
+          renamed("node-a"),
+          "PATCH",
+          `/apis/coordination.k8s.io/v1/namespaces/${DEFAULT_LEASE_NAMESPACE}/leases/node-b?fieldManager=netloom-agent&force=true`,
+          agentLease("node-b", DEFAULT_LEASE_NAMESPACE, new Date()),
+          "application/apply-patch+yaml",
+        );
+        assert.equal(lease.status, 403, lease.body);
+        assert.match(message(lease), /ValidatingAdmissionPolicy 'netloom-agent-own-lease'/);
+      } finally {
+        await kubeRequest(
+          kc,
+          "DELETE",
+          "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/test-renamed-agent",
+        );
+        await kubeRequest(
+          kc,
+          "DELETE",
+          `/apis/rbac.authorization.k8s.io/v1/namespaces/${DEFAULT_LEASE_NAMESPACE}/rolebindings/test-renamed-agent`,
+        );
+      }
     });
 
     it("a real node-bound service-account token carries the node name, and the same rules hold", async (t) => {
@@ -871,7 +975,10 @@ describe("the kustomize install on a real kube-apiserver", () => {
       assert.equal(own.status, 200, own.body);
       const other = await patch("node-b");
       assert.equal(other.status, 403, other.body);
-      assert.match(message(other), /may only write the objects of its own node, not node-b/);
+      assert.match(
+        message(other),
+        /the status of node-b is written only by the agent of node node-b/,
+      );
       const spec = await kubeRequest(agentKC, "PATCH", `${NNS}/node-a`, {
         body: { spec: { mtu: 1300 } },
         contentType: "application/merge-patch+json",
