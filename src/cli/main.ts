@@ -20,6 +20,57 @@ const USAGE = `usage: netloom <command>
   demo drift        change one node's datapath by hand and watch the agent heal it
 `;
 
+/** `netloom <command> --help`: what each command does and every flag it takes. */
+export const COMMAND_HELP: Record<string, string> = {
+  cluster: `usage: netloom cluster up|down|status|binaries
+
+  up        start etcd + kube-apiserver on 127.0.0.1; kubeconfig in .netloom/kubeconfig
+  down      stop them and remove every file they wrote
+  status    print where the local control plane runs (JSON)
+  binaries  find or build kube-apiserver, kubectl and etcd (cached in ~/.cache/netloom)
+`,
+  crds: `usage: netloom crds [DIR]
+
+  Generate the CustomResourceDefinitions from the zod schemas in src/api into DIR (default crds/).
+`,
+  operator: `usage: netloom operator [flags]
+
+  Run the operator: folds node reports into the status of NetworkConfigs, EncryptionProfiles,
+  BandwidthPolicies and ClusterMeshPeers; creates each node's NodeNetworkState and NodePeer.
+
+  --kubeconfig PATH              kubeconfig (default: $KUBECONFIG, in-cluster, ~/.kube/config)
+  --metrics-port PORT            Prometheus metrics and health probes (default 8080; 0: any free port)
+  --leader-elect                 run only while holding the leader Lease (for 2+ replicas)
+  --lease-namespace NS           namespace of the leader Lease (default netloom-system)
+  --lease-name NAME              name of the leader Lease (default netloom-operator)
+  --agent-lease-namespace NS     where agents renew their liveness Leases (default netloom-node-leases)
+  --log-level LEVEL              pino level: trace, debug, info, warn, error (default info)
+`,
+  agent: `usage: netloom agent --node NAME [flags]
+
+  Run the node agent: watch what concerns this node, render its desired datapath, converge the
+  kernel (eBPF programs and maps, HTB, WireGuard), heal drift, report in its NodeNetworkState.
+
+  --node NAME                    this node's name (default: $NODE_NAME)
+  --kubeconfig PATH              kubeconfig (default: $KUBECONFIG, in-cluster, ~/.kube/config)
+  --driver linux|memory          the datapath driver (default: linux where it can run, else memory)
+  --bpffs DIR                    bpffs mount; pins go to DIR/netloom (default /sys/fs/bpf)
+  --state-dir DIR                WireGuard keys and local state (default /var/lib/netloom)
+  --metrics-port PORT            Prometheus metrics (default 9962; 0: any free port)
+  --heartbeat DURATION           status refresh period (default 15s)
+  --wireguard-interface NAME     override the EncryptionProfile's interface name on this node
+  --lease-namespace NS           where to renew the liveness Lease (default netloom-node-leases)
+  --log-level LEVEL              pino level: trace, debug, info, warn, error (default info)
+`,
+  demo: `usage: netloom demo up|down|drift
+
+  up     the cluster-in-a-box: a real control plane, 3 nodes as network namespaces, 2 pods
+         each, the operator and agents, the samples applied, and what they do measured
+  down   remove every process, namespace, link, pin and file of it
+  drift  change one node's datapath by hand and watch the agent heal it
+`,
+};
+
 /** Where the local control plane keeps its state, relative to the working directory. */
 export const LOCAL_DIR = ".netloom";
 const clusterDir = () => resolve(LOCAL_DIR, "cluster");
@@ -72,6 +123,10 @@ async function cluster(args: string[]): Promise<number> {
 
 export async function run(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  if (command && COMMAND_HELP[command] && (rest.includes("--help") || rest.includes("-h"))) {
+    process.stdout.write(COMMAND_HELP[command]);
+    return 0;
+  }
   try {
     switch (command) {
       case "cluster":

@@ -189,9 +189,10 @@ describe("faults (cluster-in-a-box, 2 nodes, real kernel, WireGuard strict mode)
     assert.equal(wgPeers(n), 1, "the tunnel keeps its peer with no agent");
     await sleep(2000);
     startAgent(box, n);
+    const deadMs = Date.now() - killedAt;
     const { sent, received } = await pinging;
     process.stderr.write(
-      `[faults] agent killed for ${Date.now() - killedAt} ms: ping ${received}/${sent}\n`,
+      `[faults] agent SIGKILLed, restarted after ${deadMs} ms: ping ${received}/${sent}\n`,
     );
     assert.equal(received, sent, "no packet lost");
     const gen = (await get(NC)).metadata.generation;
@@ -204,7 +205,11 @@ describe("faults (cluster-in-a-box, 2 nodes, real kernel, WireGuard strict mode)
         ? true
         : undefined,
     );
-    assert.deepEqual(linkOf(n), link, "same tcx link and program: adopted, not re-attached");
+    // The same link: never detached. Its program is the restarted agent's, swapped in
+    // atomically (bpf_link_update), which is also how an upgrade replaces it.
+    const after = linkOf(n);
+    assert.equal(after.id, link.id, "same tcx link: adopted, not re-attached");
+    process.stderr.write(`[faults] link ${link.id}: program ${link.prog_id} → ${after.prog_id}\n`);
     const now = await nodeState(box, n.name);
     assert.equal(cond(now, "Ready")?.status, "True");
     assert.equal(cond(now, "Ready")?.lastTransitionTime, readySince, "Ready never flapped");
@@ -304,17 +309,20 @@ describe("faults (cluster-in-a-box, 2 nodes, real kernel, WireGuard strict mode)
     await objectReady(box, NC);
   });
 
-  it("peer data edited by hand is put back by the operator", async () => {
+  it("a NodePeer's or NodeNetworkState's spec edited by hand is put back by the operator", async () => {
     const n = node(0);
-    const path = `${API}/nodepeers/${n.name}`;
-    const want = (await get<{ spec: { podCIDRs: string[] } }>(path)).spec.podCIDRs;
-    await mergePatch(path, { spec: { podCIDRs: ["10.99.0.0/24"] } });
-    const t0 = Date.now();
-    await waitFor("the NodePeer's pod CIDRs restored from the Node", async () => {
-      const now = (await get<{ spec: { podCIDRs: string[] } }>(path)).spec.podCIDRs;
-      return JSON.stringify(now) === JSON.stringify(want) ? true : undefined;
-    });
-    process.stderr.write(`[faults] hand edit of ${path} put back in ${Date.now() - t0} ms\n`);
+    for (const [path, edit] of [
+      [`${API}/nodepeers/${n.name}`, { spec: { podCIDRs: ["10.99.0.0/24"] } }],
+      [`${API}/nodenetworkstates/${n.name}`, { spec: { nodeName: "someone-else" } }],
+    ] as const) {
+      const want = (await get(path)).spec;
+      await mergePatch(path, edit);
+      const t0 = Date.now();
+      await waitFor(`${path}: spec restored`, async () =>
+        JSON.stringify((await get(path)).spec) === JSON.stringify(want) ? true : undefined,
+      );
+      process.stderr.write(`[faults] hand edit of ${path} put back in ${Date.now() - t0} ms\n`);
+    }
   });
 
   it("the leading operator killed (SIGKILL) in the middle of a large change: the other replica takes over and everything converges", async () => {

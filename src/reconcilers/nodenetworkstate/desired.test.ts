@@ -67,8 +67,9 @@ describe("decidePodBandwidth", () => {
       ...pod,
       annotations: { "kubernetes.io/egress-bandwidth": v },
     });
-    // Rounds to 0, overflows every integer, is above what any NIC here carries, is not a rate.
-    for (const v of ["1m", "999", "1e100", "200G", "fast", "NaN", ""]) {
+    // Rounds to 0, overflows every integer, is above what any NIC here carries, is not a rate,
+    // is not a whole number of bits.
+    for (const v of ["1m", "999", "1e100", "200G", "fast", "NaN", "", "1000.5"]) {
       const r = decidePodBandwidth(annotated(v), []);
       assert.equal(r.entry, undefined, `${v}: no limit from it`);
       assert.match(r.badAnnotation ?? "", /between 1k and 100G|not a Kubernetes quantity/, v);

@@ -2,7 +2,7 @@ import { EGRESS_BANDWIDTH_ANNOTATION, RATE_MAX, RATE_MIN } from "../../api/bandw
 import { formatCidr, parseCidr } from "../../api/cidr.js";
 import { quantityWithin } from "../../api/common.js";
 import type { NodeDatapath, NodeWireguard, PodBandwidth } from "../../api/nodenetworkstate.js";
-import { parseDuration, parseQuantity } from "../../api/quantity.js";
+import { parseDuration, parseQuantity, quantityIsWhole } from "../../api/quantity.js";
 import type {
   BandwidthPolicy,
   EncryptionProfile,
@@ -106,9 +106,9 @@ export function decidePodBandwidth(
       // The same bounds the API server holds a BandwidthPolicy's rate to: anyone who may
       // create a pod sets this, and a rate that rounds to 0 or overflows must not reach a node.
       const bits = Math.round(parseQuantity(annotation));
-      if (!quantityWithin(annotation, RATE_MIN, RATE_MAX))
+      if (!quantityWithin(annotation, RATE_MIN, RATE_MAX) || !quantityIsWhole(annotation))
         throw new Error(
-          `"${annotation}" is not a rate between ${RATE_MIN} and ${RATE_MAX} bits per second`,
+          `"${annotation}" is not a whole number of bits per second between ${RATE_MIN} and ${RATE_MAX}`,
         );
       candidates.push({ source: ANNOTATION_SOURCE, bitsPerSecond: bits });
     } catch (err) {
