@@ -1,5 +1,5 @@
-import { isIPv4 } from "node:net";
-import { formatCidr, parseCidr } from "../api/cidr.js";
+import { isIP, isIPv4 } from "node:net";
+import { cidrContains, formatCidr, parseCidr } from "../api/cidr.js";
 import type { NodeDatapath, PodBandwidth } from "../api/nodenetworkstate.js";
 import { type DenyEntry, describeDenyEntries, egressDenyEntries } from "./maps/egress-deny.js";
 import type { PeerConfig, PeerState } from "./wireguard/uapi.js";
@@ -55,6 +55,14 @@ export interface DatapathPlan {
   notEnforced: string[];
 }
 
+/** Pure: the node addresses of the WireGuard peers (their nodeIP, else their endpoint's host). */
+export function peerNodeIPs(ctx: ApplyContext): string[] {
+  return (ctx.wireguard?.peers ?? []).flatMap((p) => {
+    const host = p.nodeIP ?? p.endpoint?.replace(/:\d+$/, "").replace(/^\[(.*)\]$/, "$1");
+    return host && isIP(host) ? [host] : [];
+  });
+}
+
 export function planDatapath(
   spec: NodeDatapath,
   devices: string[],
@@ -65,10 +73,19 @@ export function planDatapath(
     if (!devices.includes(d))
       notEnforced.push(`device ${d}: no such device on this node (nothing attached to it)`);
   const strictCidrs = new Set<string>();
+  const nodeIPs = peerNodeIPs(ctx);
   for (const text of spec.wireguard?.strictCIDRs ?? []) {
     const c = parseCidr(text);
-    if (c.family === 4) strictCidrs.add(formatCidr(c));
-    else notEnforced.push(`strict mode for ${text}: IPv6 strict mode is not supported`);
+    // The tunnel's own UDP runs between node addresses: a strict network that covers one
+    // would drop it and cut the nodes off. Left out and named, not enforced.
+    const node = nodeIPs.find((ip) => cidrContains(c, ip));
+    if (c.family !== 4)
+      notEnforced.push(`strict mode for ${text}: IPv6 strict mode is not supported`);
+    else if (node)
+      notEnforced.push(
+        `strict mode for ${text}: it covers the node address ${node}, and would drop the tunnel's own packets`,
+      );
+    else strictCidrs.add(formatCidr(c));
   }
   const bandwidth = (spec.bandwidth ?? []).filter((b) => {
     if (isIPv4(b.ip)) return true;
