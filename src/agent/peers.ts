@@ -1,4 +1,5 @@
 import type { NodePeer } from "../api/nodepeer.js";
+import { MESH_CLUSTER_LABEL } from "../api/remotenodepeer.js";
 import type { PeerConfig } from "../datapath-driver/wireguard/uapi.js";
 
 export interface PeerPlan {
@@ -97,9 +98,13 @@ export function planPeers(
   keepaliveSeconds?: number,
   nodeEncryption = false,
 ): PeerPlan {
+  // Local nodes of the same profile, and every remote cluster's node (each cluster names its
+  // own profile; the ClusterMeshPeer is what says "peer with them").
   const others = entries.filter(
     (s) =>
-      s.metadata.name !== self && s.status?.profile === profile && !s.metadata.deletionTimestamp,
+      s.metadata.name !== self &&
+      (s.status?.profile === profile || s.metadata.labels?.[MESH_CLUSTER_LABEL] !== undefined) &&
+      !s.metadata.deletionTimestamp,
   );
   const peers: PeerConfig[] = [];
   const nodeOf = new Map<string, string>();

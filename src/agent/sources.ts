@@ -7,6 +7,7 @@ import { networkConfig } from "../api/networkconfig.js";
 import type { NodeDatapath } from "../api/nodenetworkstate.js";
 import { type NodePeer, nodePeer } from "../api/nodepeer.js";
 import { type Parsed, parseApiObject } from "../api/parse.js";
+import { MESH_CLUSTER_LABEL, type RemoteNodePeer, remoteNodePeer } from "../api/remotenodepeer.js";
 import type { BandwidthPolicy, EncryptionProfile, NetworkConfig } from "../reconcilers/model.js";
 import { nodeView, podView } from "../reconcilers/model.js";
 import { type RenderedNode, renderNodeState } from "../reconcilers/nodenetworkstate/desired.js";
@@ -93,10 +94,32 @@ export class SourceParser {
     const peers: NodePeer[] = [];
     const errors: string[] = [];
     for (const o of objs) {
+      if ((o as { kind?: unknown }).kind === "RemoteNodePeer") {
+        const p = this.parse<RemoteNodePeer>(remoteNodePeer, o);
+        if (p.ok) peers.push(remotePeerView(p.value));
+        else errors.push(p.error);
+        continue;
+      }
       const p = this.parse<NodePeer>(nodePeer, o);
       if (p.ok) peers.push(p.value);
       else errors.push(p.error);
     }
     return { peers, errors };
   }
+}
+
+/**
+ * Pure: a remote cluster's node as a peer entry like a local one: named `<cluster>/<node>`
+ * (node names are unique only within a cluster) and labelled with its cluster, so that it is
+ * peered with whatever this node's profile is called (each cluster names its own).
+ */
+export function remotePeerView(r: RemoteNodePeer): NodePeer {
+  const name = `${r.spec.clusterName}/${r.spec.nodeName}`;
+  return {
+    apiVersion: r.apiVersion,
+    kind: "NodePeer",
+    metadata: { name, labels: { [MESH_CLUSTER_LABEL]: r.spec.clusterName } },
+    spec: { nodeName: name, podCIDRs: r.spec.podCIDRs },
+    status: r.spec.peer,
+  };
 }

@@ -9,6 +9,7 @@ import {
   NetworkConfigKind,
   NodeNetworkStateKind,
   NodePeerKind,
+  RemoteNodePeerKind,
 } from "../reconcilers/context.js";
 import type { NodeAgent } from "./agent.js";
 import type { RawSources } from "./sources.js";
@@ -27,8 +28,8 @@ export interface AgentWatches {
 /**
  * An agent watches what its own datapath is rendered from — its Node and the Pods on it (the
  * API server filters both by field selector), the few cluster-wide sources, the BandwidthPolicies
- * — plus, once the node encrypts, every NodePeer (quiet at rest: it changes only with keys and
- * endpoints). Nothing is rendered until every watch has listed once: a half-synced view
+ * — plus, once the node encrypts, every NodePeer and RemoteNodePeer (quiet at rest: they change
+ * only with keys and endpoints). Nothing is rendered until every watch has listed once: a half-synced view
  * (no NetworkConfig yet) would tear down what the node enforces.
  */
 export function agentWatches(
@@ -52,6 +53,9 @@ export function agentWatches(
     bandwidthPolicies: informer(BandwidthPolicyKind),
   };
   const peers = informer(NodePeerKind);
+  // Remote clusters' nodes, mirrored by the operator: peered with exactly as local ones.
+  const remotePeers = informer(RemoteNodePeerKind);
+  const peerObjects = () => [...peers.list(), ...remotePeers.list()];
   const all = Object.values(sources);
 
   let ready = false;
@@ -63,9 +67,10 @@ export function agentWatches(
   const startPeers = (): Promise<void> => {
     if (!peersStarted && !stopped) {
       peers.start();
-      peersStarted = peers.synced().then(() => {
+      remotePeers.start();
+      peersStarted = Promise.all([peers.synced(), remotePeers.synced()]).then(() => {
         peersReady = true;
-        void agent.observePeerObjects(peers.list());
+        void agent.observePeerObjects(peerObjects());
       });
     }
     return peersStarted ?? Promise.resolve();
@@ -84,11 +89,12 @@ export function agentWatches(
     });
   };
   const peersChanged = () => {
-    if (peersReady) void agent.observePeerObjects(peers.list());
+    if (peersReady) void agent.observePeerObjects(peerObjects());
   };
   for (const inf of Object.values(sources))
     inf.addEventHandler({ add: render, update: render, delete: render });
-  peers.addEventHandler({ add: peersChanged, update: peersChanged, delete: peersChanged });
+  for (const inf of [peers, remotePeers])
+    inf.addEventHandler({ add: peersChanged, update: peersChanged, delete: peersChanged });
   // Its own NodeNetworkState is read once, for the report it left before a restart: watching
   // it would only echo the agent's own writes back to it.
   const previous = async () => {
@@ -117,7 +123,10 @@ export function agentWatches(
     stop: () => {
       stopped = true;
       for (const i of all) i.stop();
-      if (peersStarted) peers.stop();
+      if (peersStarted) {
+        peers.stop();
+        remotePeers.stop();
+      }
     },
   };
 }

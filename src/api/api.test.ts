@@ -44,7 +44,10 @@ describe("generated CRDs", () => {
       assert.ok(cols.includes("Age"), `${k.kind}: ${cols}`);
       if (!k.internal) {
         assert.ok(cols.includes("Ready"), `${k.kind}: ${cols}`);
-        assert.ok(cols.includes("Nodes") && cols.includes("Drifted"), `${k.kind}: ${cols}`);
+        // A mesh peer's nodes are the remote cluster's: connected and how many are mirrored.
+        const counts =
+          k.kind === "ClusterMeshPeer" ? ["Connected", "Remote-Nodes"] : ["Nodes", "Drifted"];
+        for (const c of counts) assert.ok(cols.includes(c), `${k.kind}: ${cols}`);
       }
       assert.ok(spec.names.shortNames.length > 0);
       assert.deepEqual(spec.names.categories, ["netloom"]);

@@ -55,6 +55,24 @@ export const clusterMeshPeerStatus = z
       .min(0)
       .optional()
       .meta({ description: "Remote nodes mirrored into this cluster." }),
+    connected: z.boolean().optional().meta({
+      description: "The operator is watching the remote cluster's NodePeers right now.",
+    }),
+    lastSyncTime: z.string().optional().meta({
+      format: "date-time",
+      description: "When the remote cluster's peer data last arrived (a list or a watch event).",
+    }),
+    localClusterName: z
+      .string()
+      .max(32)
+      .optional()
+      .meta({ description: "This cluster's name (operator --cluster-name)." }),
+    localClusterID: z
+      .int()
+      .min(1)
+      .max(255)
+      .optional()
+      .meta({ description: "This cluster's ID (operator --cluster-id)." }),
   })
   .strict();
 

@@ -14,6 +14,7 @@ import {
   nodeNetworkStateStatus,
 } from "./nodenetworkstate.js";
 import { nodePeer, nodePeerSpec, nodePeerStatus } from "./nodepeer.js";
+import { remoteNodePeer, remoteNodePeerSpec, remoteNodePeerStatus } from "./remotenodepeer.js";
 
 export interface PrinterColumn {
   name: string;
@@ -141,11 +142,11 @@ export const KINDS: readonly KindDefinition[] = [
     object: clusterMeshPeer,
     printerColumns: [
       ready,
-      nodes,
-      drifted,
       { name: "Cluster", type: "string", jsonPath: ".spec.clusterName" },
       { name: "ID", type: "integer", jsonPath: ".spec.clusterID" },
+      { name: "Connected", type: "boolean", jsonPath: ".status.connected" },
       { name: "Remote-Nodes", type: "integer", jsonPath: ".status.remoteNodes" },
+      { name: "Last-Sync", type: "date", jsonPath: ".status.lastSyncTime" },
       reason,
       age,
     ],
@@ -219,6 +220,27 @@ export const KINDS: readonly KindDefinition[] = [
         jsonPath: ".status.nextKeySwitchTime",
         priority: 1,
       },
+      age,
+    ],
+  },
+  {
+    kind: "RemoteNodePeer",
+    plural: "remotenodepeers",
+    singular: "remotenodepeer",
+    shortNames: ["nlrpeer"],
+    scope: "Cluster",
+    internal: true,
+    description:
+      "Internal: a node of a remote cluster (ClusterMeshPeer), mirrored by the operator so that local agents peer with it.",
+    spec: remoteNodePeerSpec,
+    status: remoteNodePeerStatus,
+    object: remoteNodePeer,
+    printerColumns: [
+      { name: "Cluster", type: "string", jsonPath: ".spec.clusterName" },
+      { name: "Node", type: "string", jsonPath: ".spec.nodeName" },
+      { name: "Node-IP", type: "string", jsonPath: ".spec.peer.nodeIP" },
+      { name: "Public-Key", type: "string", jsonPath: ".spec.peer.publicKey", priority: 1 },
+      { name: "Pod-CIDRs", type: "string", jsonPath: ".spec.podCIDRs", priority: 1 },
       age,
     ],
   },

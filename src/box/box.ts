@@ -50,6 +50,9 @@ export interface BoxState {
   stateRoot: string;
   pids: { operator?: number; agents: Record<string, number>; extra: number[] };
   simulated?: boolean;
+  /** The bridge and cloud belong to another box (BoxOptions.underlay): not created or removed. */
+  joinedUnderlay?: boolean;
+  operatorArgs?: string[];
 }
 
 export interface BoxOptions {
@@ -65,6 +68,14 @@ export interface BoxOptions {
   /** Run the operator and agents (false: only namespaces and objects). */
   startProcesses?: boolean;
   agentArgs?: string[];
+  operatorArgs?: string[];
+  /** Number of the first node (node n: address .10+n, pod CIDR 10.244.n.0/24); default 1. */
+  firstNode?: number;
+  /**
+   * Join another box's underlay (its bridge and its cloud) instead of making one: a second
+   * cluster on the same network, for cluster mesh. Give it other node numbers (firstNode).
+   */
+  underlay?: { bridge: string; cloudNetns: string };
   /** No namespaces and no kernel: agents with the in-memory driver (for machines without root). */
   simulated?: boolean;
   progress?: (line: string) => void;
@@ -89,7 +100,7 @@ export function planBox(opts: BoxOptions): BoxState {
   const net = `192.168.${opts.underlayOctet}`;
   const net6 = `fd00:0:${opts.underlayOctet}:`;
   const nodes: BoxNode[] = Array.from({ length: opts.nodes }, (_, i) => {
-    const n = i + 1;
+    const n = (opts.firstNode ?? 1) + i;
     const name = `${p}-node-${n}`;
     return {
       name,
@@ -111,9 +122,9 @@ export function planBox(opts: BoxOptions): BoxState {
   return {
     dir,
     prefix: p,
-    bridge: `${p}br0`,
+    bridge: opts.underlay?.bridge ?? `${p}br0`,
     gatewayIP: `${net}.1`,
-    cloudNetns: `${p}-cloud`,
+    cloudNetns: opts.underlay?.cloudNetns ?? `${p}-cloud`,
     cloudIP: `${net}.254`,
     cloudIP6: `${net6}:fe`,
     nodes,
@@ -122,6 +133,7 @@ export function planBox(opts: BoxOptions): BoxState {
     bpfPinRoot: `/sys/fs/bpf/${p}`,
     stateRoot: join(dir, "state"),
     pids: { agents: {}, extra: [] },
+    ...(opts.underlay ? { joinedUnderlay: true } : {}),
     ...(opts.simulated ? { simulated: true } : {}),
   };
 }
@@ -134,9 +146,11 @@ export const METADATA_IP6 = "fd00:ec2::254";
 const POD_GATEWAY6 = "fe80::1";
 
 function createNetwork(s: BoxState): void {
-  ip(["link", "add", s.bridge, "type", "bridge"]);
-  ip(["addr", "add", `${s.gatewayIP}/24`, "dev", s.bridge]);
-  ip(["link", "set", s.bridge, "up"]);
+  if (!s.joinedUnderlay) {
+    ip(["link", "add", s.bridge, "type", "bridge"]);
+    ip(["addr", "add", `${s.gatewayIP}/24`, "dev", s.bridge]);
+    ip(["link", "set", s.bridge, "up"]);
+  }
   const attach = (ns: string, hostIf: string, addr: string, addr6: string) => {
     ip(["netns", "add", ns]);
     ip(["link", "add", hostIf, "type", "veth", "peer", "name", "eth0", "netns", ns]);
@@ -147,9 +161,11 @@ function createNetwork(s: BoxState): void {
     inNs(ns, ["ip", "link", "set", "lo", "up"]);
   };
   // The cloud: an upstream host on the underlay that also answers on the metadata address.
-  attach(s.cloudNetns, `${s.prefix}c`, s.cloudIP, s.cloudIP6);
-  inNs(s.cloudNetns, ["ip", "addr", "add", `${METADATA_IP}/32`, "dev", "eth0"]);
-  inNs(s.cloudNetns, ["ip", "-6", "addr", "add", `${METADATA_IP6}/128`, "dev", "eth0", "nodad"]);
+  if (!s.joinedUnderlay) {
+    attach(s.cloudNetns, `${s.prefix}c`, s.cloudIP, s.cloudIP6);
+    inNs(s.cloudNetns, ["ip", "addr", "add", `${METADATA_IP}/32`, "dev", "eth0"]);
+    inNs(s.cloudNetns, ["ip", "-6", "addr", "add", `${METADATA_IP6}/128`, "dev", "eth0", "nodad"]);
+  }
   for (const [i, node] of s.nodes.entries()) {
     attach(node.netns, `${s.prefix}n${i + 1}`, node.ip, node.ip6);
     // The cloud answers pods directly (no NAT in the box), so it routes pod CIDRs to nodes.
@@ -258,6 +274,7 @@ export function startOperator(s: BoxState, extraArgs: string[] = [], name = "ope
     s.kubeconfigPath,
     "--metrics-port",
     "0",
+    ...(s.operatorArgs ?? []),
     ...extraArgs,
   ]);
   if (name === "operator") s.pids.operator = pid;
@@ -364,6 +381,7 @@ async function finishBox(
   await registerObjects(kc, s);
   if (opts.startProcesses ?? true) {
     say("starting the operator and one agent per node");
+    if (opts.operatorArgs) s.operatorArgs = opts.operatorArgs;
     startOperator(s);
     for (const node of s.nodes) startAgent(s, node, opts.agentArgs);
   }

@@ -13,7 +13,7 @@ const netloom = (...args: string[]) =>
 
 describe("netloom --help", () => {
   it("every command answers --help with its usage, exit 0", () => {
-    for (const command of ["cluster", "crds", "operator", "agent", "demo"]) {
+    for (const command of ["cluster", "crds", "operator", "agent", "clustermesh", "demo"]) {
       const r = netloom(command, "--help");
       assert.equal(r.status, 0, `${command}: ${r.stderr}`);
       assert.match(r.stdout, new RegExp(`^usage: netloom ${command}`), command);
@@ -25,9 +25,11 @@ describe("netloom --help", () => {
     const sources = {
       operator: readFileSync(join(REPO_ROOT, "src/cli/operator.ts"), "utf8"),
       agent: readFileSync(join(REPO_ROOT, "src/cli/agent.ts"), "utf8"),
+      clustermesh: readFileSync(join(REPO_ROOT, "src/cli/clustermesh.ts"), "utf8"),
     };
     for (const [command, src] of Object.entries(sources)) {
-      const block = /flags\("netloom \w+", argv, \{([\s\S]*?)\n {2}\}\);/.exec(src)?.[1] ?? "";
+      const block =
+        /flags\("netloom [\w ]+", (?:argv|rest), \{([\s\S]*?)\n {2}\}\);/.exec(src)?.[1] ?? "";
       const parsed = [...block.matchAll(/^\s+"?([a-z-]+)"?: \{ type/gm)].map((m) => m[1]);
       assert.ok(parsed.length > 3, `${command}: flags found`);
       for (const flag of parsed)

@@ -16,6 +16,7 @@ const USAGE = `usage: netloom <command>
   crds [DIR]        generate the CustomResourceDefinitions from src/api into DIR (default crds/)
   operator          run the operator (--kubeconfig, --metrics-port, --leader-elect)
   agent --node N    run the node agent for node N (--driver linux|memory, --bpffs, --state-dir)
+  clustermesh kubeconfig   mint the read-only kubeconfig another cluster peers with this one by
   demo up|down      the cluster-in-a-box demo: 3 nodes, 2 pods each, the samples, measured
   demo drift        change one node's datapath by hand and watch the agent heal it
 `;
@@ -44,6 +45,8 @@ export const COMMAND_HELP: Record<string, string> = {
   --lease-namespace NS           namespace of the leader Lease (default netloom-system)
   --lease-name NAME              name of the leader Lease (default netloom-operator)
   --agent-lease-namespace NS     where agents renew their liveness Leases (default netloom-node-leases)
+  --cluster-name NAME            this cluster's name in a cluster mesh (a DNS label, at most 32)
+  --cluster-id ID                this cluster's ID in a cluster mesh (1-255, unique in the mesh)
   --log-level LEVEL              pino level: trace, debug, info, warn, error (default info)
 `,
   agent: `usage: netloom agent --node NAME [flags]
@@ -61,6 +64,21 @@ export const COMMAND_HELP: Record<string, string> = {
   --wireguard-interface NAME     override the EncryptionProfile's interface name on this node
   --lease-namespace NS           where to renew the liveness Lease (default netloom-node-leases)
   --log-level LEVEL              pino level: trace, debug, info, warn, error (default info)
+`,
+  clustermesh: `usage: netloom clustermesh kubeconfig [flags] > remote.kubeconfig
+
+  Run against the cluster to be peered with (its kubeconfig): creates a service account bound
+  to the ClusterRole netloom-clustermesh-remote (get, list, watch NodePeers; nothing else),
+  mints a token for it and prints a kubeconfig with that token on stdout. The other cluster
+  stores it in the Secret its ClusterMeshPeer names.
+
+  --kubeconfig PATH              the cluster to be peered with (default: $KUBECONFIG, ~/.kube/config)
+  --namespace NS                 namespace of the service account (default netloom-system)
+  --service-account NAME         its name (default netloom-clustermesh)
+  --duration DURATION            token lifetime (default 8760h; the API server may cap it)
+  --server URL                   the API server address as the other cluster reaches it
+                                 (default: the kubeconfig's)
+  --cluster-name NAME            the cluster's name inside the printed kubeconfig (default remote)
 `,
   demo: `usage: netloom demo up|down|drift
 
@@ -151,6 +169,8 @@ export async function run(argv: string[]): Promise<number> {
         return await (await import("./operator.js")).runOperator(rest);
       case "agent":
         return await (await import("./agent.js")).runAgent(rest);
+      case "clustermesh":
+        return await (await import("./clustermesh.js")).runClusterMesh(rest);
       case "crds": {
         const dir = resolve(rest[0] ?? "crds");
         for (const f of writeCRDFiles(dir)) say(`wrote ${dir}/${f}`);

@@ -1,6 +1,7 @@
 import { hostname } from "node:os";
 import { pino } from "pino";
 import { DEFAULT_LEASE_NAMESPACE } from "../agent/lease.js";
+import { localIdentityProblem } from "../reconcilers/clustermeshpeer/mesh.js";
 import { createOperator } from "../reconcilers/operator.js";
 import { flags, loadKubeConfig } from "./args.js";
 
@@ -13,6 +14,8 @@ export async function runOperator(argv: string[]): Promise<number> {
     "lease-namespace": { type: "string", default: "netloom-system" },
     "lease-name": { type: "string", default: "netloom-operator" },
     "agent-lease-namespace": { type: "string", default: DEFAULT_LEASE_NAMESPACE },
+    "cluster-name": { type: "string" },
+    "cluster-id": { type: "string" },
     "log-level": { type: "string", default: "info" },
   });
   const logger = pino({ level: f["log-level"] ?? "info" });
@@ -23,7 +26,12 @@ export async function runOperator(argv: string[]): Promise<number> {
       `netloom operator: --metrics-port must be a port number, got "${f["metrics-port"]}"`,
     );
   }
+  const identityError = localIdentityProblem(f["cluster-name"], f["cluster-id"]);
+  if (identityError) throw new Error(`netloom operator: ${identityError}`);
   const { manager } = createOperator({
+    ...(f["cluster-name"] && f["cluster-id"]
+      ? { clusterIdentity: { name: f["cluster-name"], id: Number(f["cluster-id"]) } }
+      : {}),
     kubeconfig,
     logger,
     server: { port },

@@ -25,6 +25,10 @@ export interface ReflectorOptions {
   /** Page size of lists (default 500, as client-go). */
   pageSize?: number;
   log: Logger;
+  /** Every list or watch failure, as it happens (a remote cluster's status reports them). */
+  onError?: (err: unknown) => void;
+  /** In touch with the API server again (first list or watch after the last error). */
+  onConnected?: () => void;
 }
 
 export interface ReflectorStats {
@@ -101,6 +105,12 @@ export class Reflector<T extends KubeObject> {
     return this.connectedSinceMs;
   }
 
+  private markConnected(): void {
+    if (this.connectedSinceMs !== undefined) return;
+    this.connectedSinceMs = Date.now();
+    this.opts.onConnected?.();
+  }
+
   start(): void {
     if (!this.stopped) return;
     this.stopped = false;
@@ -130,6 +140,7 @@ export class Reflector<T extends KubeObject> {
       } catch (err) {
         if (this.stopped) break;
         this.connectedSinceMs = undefined;
+        this.opts.onError?.(err);
         if (isGone(err)) {
           this.stats.gone++;
           this.resourceVersion = "";
@@ -185,7 +196,7 @@ export class Reflector<T extends KubeObject> {
     } while (cont !== undefined && !this.stopped);
     if (this.stopped) return;
     this.stats.lists++;
-    this.connectedSinceMs ??= Date.now();
+    this.markConnected();
     this.sink.replace(items, resourceVersion);
     this.resourceVersion = resourceVersion;
     this.consistentList = false;
@@ -254,8 +265,10 @@ export class Reflector<T extends KubeObject> {
         .then(
           (c) => {
             controller = c;
-            this.connectedSinceMs ??= Date.now();
+            // client-node resolves with a controller even when the request failed (it calls
+            // done(err) first): only a watch still running is a connection.
             if (ended) c.abort();
+            else this.markConnected();
           },
           (err: unknown) => finish(err),
         );

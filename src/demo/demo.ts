@@ -294,7 +294,7 @@ export async function demoUp(opts: DemoOptions, say: (line: string) => void): Pr
     (m) => m.object.kind !== "ClusterMeshPeer",
   );
   step(
-    `applying ${samples.map((m) => m.object.kind).join(", ")} from config/samples (ClusterMeshPeer is not implemented yet)`,
+    `applying ${samples.map((m) => m.object.kind).join(", ")} from config/samples (a ClusterMeshPeer needs a second cluster: make demo-mesh)`,
   );
   await applyManifests(boxKubeConfig(box), samples, "netloom-demo");
   step("nodes converging:");

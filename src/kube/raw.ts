@@ -15,7 +15,7 @@ export async function kubeRequest(
   kc: KubeConfig,
   method: string,
   path: string,
-  opts: { body?: unknown; contentType?: string; accept?: string } = {},
+  opts: { body?: unknown; contentType?: string; accept?: string; timeoutMs?: number } = {},
 ): Promise<RawResponse> {
   const cluster = kc.getCurrentCluster();
   if (!cluster) throw new Error("kubeconfig has no current cluster");
@@ -51,6 +51,11 @@ export async function kubeRequest(
       res.on("error", reject);
     });
     req.on("error", reject);
+    if (opts.timeoutMs !== undefined) {
+      req.setTimeout(opts.timeoutMs, () =>
+        req.destroy(new Error(`${method} ${url.pathname}: no answer within ${opts.timeoutMs} ms`)),
+      );
+    }
     if (payload !== undefined) req.write(payload);
     req.end();
   });

@@ -29,6 +29,7 @@ import type { Informer } from "../controllers/informer.js";
 import type { Manager } from "../controllers/manager.js";
 import { LeaseKind, NodeKind, PodKind, type ResourceKind } from "../controllers/resource.js";
 import { type EventTarget, recordEvent } from "../kube/events.js";
+import type { LocalIdentity } from "./clustermeshpeer/mesh.js";
 import {
   type BandwidthPolicy,
   type EncryptionProfile,
@@ -60,6 +61,7 @@ export const BandwidthPolicyKind = crdKind("BandwidthPolicy");
 export const ClusterMeshPeerKind = crdKind("ClusterMeshPeer");
 export const NodeNetworkStateKind = crdKind("NodeNetworkState");
 export const NodePeerKind = crdKind("NodePeer");
+export const RemoteNodePeerKind = crdKind("RemoteNodePeer");
 
 /**
  * A typed view of an informer of one of our kinds: every object is parsed with the kind's zod
@@ -139,8 +141,10 @@ export interface OperatorOptions {
   cleanupTimeoutMs?: number;
   /** Status is re-folded this often while nodes exist, so silent agents are noticed (15 s). */
   statusResyncMs?: number;
-  /** Where the agents' Leases live (liveness; default netloom-system). */
+  /** Where the agents' Leases live (liveness; default netloom-node-leases). */
   leaseNamespace?: string;
+  /** This cluster's name and ID in a cluster mesh (--cluster-name, --cluster-id). */
+  clusterIdentity?: LocalIdentity;
   now?: () => Date;
 }
 
@@ -156,6 +160,9 @@ export class OperatorContext {
   readonly states: Cache<Named<NodeNetworkState>>;
   /** The nodes' peer entries (the operator writes their spec; only existence matters here). */
   readonly peers: Informer<KubernetesObject>;
+  /** Remote clusters' nodes, mirrored here by the cluster-mesh controller. */
+  readonly remotePeers: Informer<KubernetesObject>;
+  readonly clusterIdentity: LocalIdentity | undefined;
   readonly objects: KubernetesObjectApi;
   readonly custom: CustomObjectsApi;
   readonly core: CoreV1Api;
@@ -195,6 +202,8 @@ export class OperatorContext {
     );
     this.states = new Cache(manager.informer(NodeNetworkStateKind), named(nodeNetworkState));
     this.peers = manager.informer(NodePeerKind);
+    this.remotePeers = manager.informer(RemoteNodePeerKind);
+    this.clusterIdentity = opts.clusterIdentity;
     this.objects = KubernetesObjectApi.makeApiClient(kubeconfig);
     this.custom = kubeconfig.makeApiClient(CustomObjectsApi);
     this.core = kubeconfig.makeApiClient(CoreV1Api);

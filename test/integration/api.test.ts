@@ -91,7 +91,11 @@ describe("the API against a real kube-apiserver", () => {
         },
       );
       const header = out.split("\n")[0]!.split(/\s+/);
-      for (const col of ["NAME", "READY", "NODES", "DRIFTED", "AGE"]) {
+      const counts =
+        plural === "clustermeshpeers"
+          ? ["CONNECTED", "REMOTE-NODES", "LAST-SYNC"]
+          : ["NODES", "DRIFTED"];
+      for (const col of ["NAME", "READY", ...counts, "AGE"]) {
         assert.ok(header.includes(col), `${plural}: ${col} missing in "${out.split("\n")[0]}"`);
       }
       assert.ok(out.split("\n").length >= 2, `${plural}: no rows`);

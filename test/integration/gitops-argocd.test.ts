@@ -91,7 +91,11 @@ function verdict(r: LuaHealthResult | undefined): { status: string; message: str
  * outcome: it is never Degraded (its node's failures are in the NodeNetworkState).
  */
 function verdicts(kind: string): string[] {
-  return kind === "NodePeer" ? ["Healthy", "Progressing"] : ["Healthy", "Progressing", "Degraded"];
+  // Peer data never degrades: a node's failures are in its NodeNetworkState, a remote
+  // cluster's in its ClusterMeshPeer.
+  return kind === "NodePeer" || kind === "RemoteNodePeer"
+    ? ["Healthy", "Progressing"]
+    : ["Healthy", "Progressing", "Degraded"];
 }
 
 /**
@@ -147,6 +151,11 @@ const SCRATCH: Record<
     read: (s) => s.podCIDRs,
     patch: (v) => ({ podCIDRs: v }),
     value: (i) => [`10.250.${i}.0/24`],
+  },
+  RemoteNodePeer: {
+    read: (s) => s.podCIDRs,
+    patch: (v) => ({ podCIDRs: v }),
+    value: (i) => [`10.251.${i}.0/24`],
   },
 };
 

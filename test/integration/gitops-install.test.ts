@@ -4,7 +4,7 @@
 // the agent writes only its own node's NodeNetworkState status (RBAC + a
 // ValidatingAdmissionPolicy on the node-name extra of its token), the operator only the spec.
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
+import { execFile, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { request } from "node:https";
 import { tmpdir } from "node:os";
@@ -16,6 +16,7 @@ import { promisify } from "node:util";
 import { KubeConfig } from "@kubernetes/client-node";
 import { parseAllDocuments } from "yaml";
 import { agentLease, DEFAULT_LEASE_NAMESPACE } from "../../src/agent/lease.js";
+import { newKubeConfig } from "../../src/kube/kubeconfig.js";
 import { kubeRequest, type RawResponse } from "../../src/kube/raw.js";
 import { startTestCluster, type TestCluster } from "../support/cluster.js";
 
@@ -339,6 +340,7 @@ describe("the kustomize install on a real kube-apiserver", () => {
         "Role/netloom-operator-leader-election",
         "Role/netloom-operator-clustermesh-secrets",
         "Role/netloom-operator-agent-leases",
+        "ClusterRole/netloom-clustermesh-remote",
         "ValidatingAdmissionPolicy/netloom-agent-own-node",
         "ValidatingAdmissionPolicy/netloom-node-status-by-its-node",
         "ValidatingAdmissionPolicy/netloom-agent-own-lease",
@@ -1009,6 +1011,44 @@ describe("the kustomize install on a real kube-apiserver", () => {
       assert.match(message(unbound), /carries no node name/);
     });
 
+    it("netloom clustermesh kubeconfig mints a kubeconfig that may read NodePeers and nothing else", async () => {
+      const r = spawnSync(
+        process.execPath,
+        [
+          join(REPO, "bin", "netloom.js"),
+          "clustermesh",
+          "kubeconfig",
+          "--kubeconfig",
+          cluster.state.kubeconfigPath,
+          "--cluster-name",
+          "west",
+          "--duration",
+          "1h",
+        ],
+        { encoding: "utf8" },
+      );
+      assert.equal(r.status, 0, r.stderr);
+      assert.doesNotMatch(r.stderr, /"token"/, "the token goes to stdout only");
+      const remote = newKubeConfig();
+      remote.loadFromString(r.stdout);
+      assert.equal(remote.getCurrentCluster()?.server, cluster.state.apiServerURL);
+      const peers = await kubeRequest(remote, "GET", PEERS);
+      assert.equal(peers.status, 200, peers.body);
+      for (const path of [
+        NNS,
+        "/api/v1/namespaces/netloom-system/secrets",
+        "/api/v1/nodes",
+        `${PEERS}/node-a/status`,
+      ]) {
+        const denied = await kubeRequest(remote, path.endsWith("/status") ? "PATCH" : "GET", path, {
+          ...(path.endsWith("/status")
+            ? { body: {}, contentType: "application/merge-patch+json" }
+            : {}),
+        });
+        assert.equal(denied.status, 403, `${path}: ${denied.body}`);
+      }
+    });
+
     it("the operator writes the NodeNetworkState spec (server-side apply), not its status, not secrets elsewhere", async () => {
       const ssa = (name: string, spec: object) =>
         as(
@@ -1204,6 +1244,17 @@ describe("the kustomize install on a real kube-apiserver", () => {
           { verb: "get", resource: "secrets", namespace: "kube-system", name: "x" },
           false,
         ],
+        // Only the Secrets a ClusterMeshPeer names (listed in the Role), not its neighbours.
+        [
+          OPERATOR_USER,
+          { verb: "get", resource: "secrets", namespace: "netloom-system", name: "x" },
+          false,
+        ],
+        [OPERATOR_USER, { verb: "create", group: nl, resource: "remotenodepeers" }, true],
+        [OPERATOR_USER, { verb: "delete", group: nl, resource: "remotenodepeers" }, true],
+        [AGENT_USER, { verb: "watch", group: nl, resource: "remotenodepeers" }, true],
+        [AGENT_USER, { verb: "patch", group: nl, resource: "remotenodepeers" }, false],
+
         // agent: reads its sources, Nodes, Pods and NodePeers; writes only the status of its
         // NodeNetworkState and NodePeer
         [AGENT_USER, { verb: "watch", group: nl, resource: "nodenetworkstates" }, true],

@@ -122,7 +122,8 @@ describe(`reconcilers with ${NODES} simulated agents on a real API server`, () =
       const o = await get(`${base}/clustermeshpeers/west`);
       return cond(o, "Stalled")?.status === "True" ? o : undefined;
     });
-    assert.equal(cond(peer, "Stalled")?.reason, "NotImplemented");
+    // This operator has no mesh identity (--cluster-name, --cluster-id): it says so.
+    assert.equal(cond(peer, "Stalled")?.reason, "LocalIdentityMissing");
 
     const verdicts = await kstatus([nc, ep, bp, peer] as object[]);
     assert.deepEqual(
