@@ -4,7 +4,7 @@ NETLOOM := node bin/netloom.js
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 
 .PHONY: all deps build crds lint format test test-unit test-integration control-plane \
-        cluster-up cluster-down demo demo-down bench clean bpf-if-possible
+        cluster-up cluster-down demo demo-down demo-mesh demo-mesh-down bench clean bpf-if-possible
 
 all: build
 
@@ -65,6 +65,13 @@ demo: build bpf-if-possible
 
 demo-down: build
 	$(NETLOOM) demo down
+
+## demo-mesh: two clusters-in-a-box peered by ClusterMeshPeers (cluster mesh), measured
+demo-mesh: build bpf-if-possible
+	$(NETLOOM) demo mesh
+
+demo-mesh-down: build
+	$(NETLOOM) demo mesh down
 
 ## bench: figures against floors measured in the same run; the control-plane half writes
 ## docs/benchmarks.md (BENCH_CP_NODES=100,1000 by default: about half an hour here)

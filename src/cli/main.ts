@@ -19,6 +19,7 @@ const USAGE = `usage: netloom <command>
   clustermesh kubeconfig   mint the read-only kubeconfig another cluster peers with this one by
   demo up|down      the cluster-in-a-box demo: 3 nodes, 2 pods each, the samples, measured
   demo drift        change one node's datapath by hand and watch the agent heal it
+  demo mesh [down]  two clusters peered by ClusterMeshPeers, pods talking across them
 `;
 
 /** `netloom <command> --help`: what each command does and every flag it takes. */
@@ -80,12 +81,15 @@ export const COMMAND_HELP: Record<string, string> = {
                                  (default: the kubeconfig's)
   --cluster-name NAME            the cluster's name inside the printed kubeconfig (default remote)
 `,
-  demo: `usage: netloom demo up|down|drift
+  demo: `usage: netloom demo up|down|drift|mesh [down]
 
   up     the cluster-in-a-box: a real control plane, 3 nodes as network namespaces, 2 pods
          each, the operator and agents, the samples applied, and what they do measured
   down   remove every process, namespace, link, pin and file of it
   drift  change one node's datapath by hand and watch the agent heal it
+  mesh   two clusters ("east" and "west"), each with its own control plane, 2 nodes and their
+         agents, peered by ClusterMeshPeers; pod to pod across them, measured (make demo-mesh)
+  mesh down  remove both
 `,
 };
 
@@ -161,6 +165,10 @@ export async function run(argv: string[]): Promise<number> {
         if (rest[0] === "up") return await demoUp(demo, say);
         if (rest[0] === "down") return await demoDown(demo, say);
         if (rest[0] === "drift") return await demoDrift(demo, say);
+        if (rest[0] === "mesh") {
+          const mesh = await import("../demo/mesh.js");
+          return rest[1] === "down" ? await mesh.demoMeshDown(say) : await mesh.demoMeshUp(say);
+        }
         say(USAGE);
         return 2;
       }

@@ -59,12 +59,13 @@ export function realKernelUnavailable(): string | undefined {
 }
 
 /** As root: installs the demo's missing tools (hack/install-deps.sh); throws if that fails. */
-function ensureDemoTools(say: (line: string) => void): void {
-  const missing = toolsRequirement(DEMO_TOOLS);
+export function ensureDemoTools(say: (line: string) => void, extra: string[] = []): void {
+  const tools = [...DEMO_TOOLS, ...extra];
+  const missing = toolsRequirement(tools);
   if (!missing) return;
   say(`[demo] ${missing}; installing them (hack/install-deps.sh)`);
   installSystemTools();
-  const still = toolsRequirement(DEMO_TOOLS);
+  const still = toolsRequirement(tools);
   if (still) throw new Error(`netloom demo: hack/install-deps.sh ran, but it still ${still}`);
 }
 

@@ -519,8 +519,42 @@ describe("cluster mesh: two clusters, one encrypted pod network (real kernel)", 
         await sleep(500);
       }
     })();
+    // How long an announced key takes from a west node's NodePeer to its mirror in east.
+    const firstSeen = new Map<string, { source?: number; mirror?: number }>();
+    const announcements = (async () => {
+      while (ping.exitCode === null) {
+        for (const n of west.nodes) {
+          const src = (await req(west, "GET", `${API}/nodepeers/${n.name}`)).json<{
+            status?: { nextPublicKey?: string };
+          }>().status?.nextPublicKey;
+          const mir = (await req(east, "GET", `${MIRRORS}/west.${n.name}`)).json<{
+            spec?: { peer?: { nextPublicKey?: string } };
+          }>().spec?.peer?.nextPublicKey;
+          const now = Date.now();
+          for (const [k, field] of [
+            [src, "source"],
+            [mir, "mirror"],
+          ] as const) {
+            if (!k) continue;
+            const e = firstSeen.get(k) ?? {};
+            e[field] ??= now;
+            firstSeen.set(k, e);
+          }
+        }
+        await sleep(100);
+      }
+    })();
     await done;
     await poll;
+    await announcements;
+    const delays = [...firstSeen.values()]
+      .filter((e) => e.source !== undefined && e.mirror !== undefined)
+      .map((e) => Math.max(0, (e.mirror ?? 0) - (e.source ?? 0)))
+      .sort((x, y) => x - y);
+    process.stderr.write(
+      `[mesh] announced key, west NodePeer → east mirror: ${delays.length} announcements, median ${delays[Math.floor(delays.length / 2)] ?? "-"} ms, max ${delays.at(-1) ?? "-"} ms (polled every ~100 ms)\n`,
+    );
+    assert.ok(delays.length >= 3, "announcements were seen on both sides");
     for (const box of [east, west])
       await req(
         box,
