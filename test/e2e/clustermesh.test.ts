@@ -268,6 +268,15 @@ describe("cluster mesh: two clusters, one encrypted pod network (real kernel)", 
       "west.nmb-node-4",
     ]);
     process.stderr.write(`[mesh] both peers Ready ${Date.now() - t0} ms after they were created\n`);
+    // At rest the mirrors are not rewritten: a write happens only when a remote node changes.
+    const versions = async () =>
+      (await req(east, "GET", MIRRORS))
+        .json<{ items: { metadata: { name: string; resourceVersion: string } }[] }>()
+        .items.map((m) => `${m.metadata.name}@${m.metadata.resourceVersion}`)
+        .sort();
+    const before = await versions();
+    await sleep(6_000);
+    assert.deepEqual(await versions(), before, "no mirror written at rest");
     // Every node has its local peer and the two remote ones.
     for (const [box, n] of [
       ...east.nodes.map((n) => [east, n] as const),
