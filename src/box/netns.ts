@@ -58,3 +58,42 @@ export function canConnect(
   }
   return false;
 }
+
+/**
+ * Captures packets on a host interface while `during` runs, into `file` (pcap), and returns
+ * the capture as tcpdump's one-line summaries and as ASCII (headers and payload). Waits for
+ * tcpdump's "listening on" before `during` (a loaded machine can take seconds), and captures in
+ * --immediate-mode: otherwise packets wait in libpcap's ring and SIGINT ends tcpdump first.
+ */
+export async function captureWhile(
+  iface: string,
+  file: string,
+  filter: string,
+  during: () => Promise<void> | void,
+): Promise<{ packets: string[]; ascii: string }> {
+  const dump = spawn(
+    "tcpdump",
+    ["-i", iface, "--immediate-mode", "-U", "-w", file, ...filter.split(" ")],
+    { stdio: ["ignore", "ignore", "pipe"] },
+  );
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, 10_000);
+    dump.stderr?.on("data", (d: Buffer) => {
+      if (d.toString().includes("listening on")) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  });
+  try {
+    await during();
+    await new Promise((r) => setTimeout(r, 500));
+  } finally {
+    const exited = new Promise<void>((resolve) => dump.on("exit", () => resolve()));
+    dump.kill("SIGINT");
+    await exited;
+  }
+  const packets = sh("tcpdump", ["-r", file, "-nn", "-q"], { allowFail: true });
+  const ascii = sh("tcpdump", ["-r", file, "-nn", "-A"], { allowFail: true });
+  return { packets: packets.split("\n").filter(Boolean), ascii };
+}

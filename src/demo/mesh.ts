@@ -4,7 +4,7 @@
  * ClusterMeshPeers whose kubeconfigs `netloom clustermesh kubeconfig` mints, then measured:
  * cross-cluster ping and TCP through WireGuard, and what the underlay carried.
  */
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -17,7 +17,7 @@ import {
   boxUp,
   readBoxState,
 } from "../box/box.js";
-import { inNs, listNetns } from "../box/netns.js";
+import { captureWhile, inNs, listNetns } from "../box/netns.js";
 import { locateBinaries } from "../cluster/binaries.js";
 import { readControlPlaneState } from "../cluster/control-plane.js";
 import { applyManifests } from "../kube/apply.js";
@@ -170,35 +170,27 @@ export async function demoMeshUp(say: (line: string) => void): Promise<number> {
     const to = b.pods[0]!;
     boxTcpServer(west, to.netns, `echo-${to.name}`, ECHO_PORT, "echo");
     await sleep(300);
-    const capture = spawn(
-      "tcpdump",
-      ["-i", east.bridge, "-U", "-w", file, `ip and host ${a.ip} and host ${b.ip}`],
-      {
-        stdio: "ignore",
-      },
-    );
-    await sleep(800);
+    let ping = "";
+    let tcp = "";
     // The first packet waits for the WireGuard handshake: warm up, then measure.
     inNs(from.netns, ["ping", "-c", "3", "-i", "0.2", "-W", "2", to.ip], true);
-    const ping = inNs(from.netns, ["ping", "-c", "20", "-i", "0.05", "-W", "1", to.ip], true);
-    const tcp = inNs(
-      from.netns,
-      [
-        "bash",
-        "-c",
-        `exec 3<>/dev/tcp/${to.ip}/${ECHO_PORT}; echo ${MARKER} >&3; timeout 2 head -c ${MARKER.length} <&3`,
-      ],
-      true,
-    ).trim();
-    await sleep(300);
-    capture.kill("SIGINT");
-    await new Promise((r) => capture.on("exit", r));
-    const lines = execFileSync("tcpdump", ["-nn", "-r", file], {
-      encoding: "utf8",
-      stdio: ["ignore", "pipe", "ignore"],
-    })
-      .split("\n")
-      .filter(Boolean);
+    const { packets: lines } = await captureWhile(
+      east.bridge,
+      file,
+      `ip and host ${a.ip} and host ${b.ip}`,
+      () => {
+        ping = inNs(from.netns, ["ping", "-c", "20", "-i", "0.05", "-W", "1", to.ip], true);
+        tcp = inNs(
+          from.netns,
+          [
+            "bash",
+            "-c",
+            `exec 3<>/dev/tcp/${to.ip}/${ECHO_PORT}; echo ${MARKER} >&3; timeout 2 head -c ${MARKER.length} <&3`,
+          ],
+          true,
+        ).trim();
+      },
+    );
     const wg = lines.filter((l) => /\.51871[ :]/.test(l) && / UDP, length \d+$/.test(l)).length;
     const received = /(\d+) received/.exec(ping)?.[1] ?? "0";
     const rtt = /= [\d.]+\/([\d.]+)\//.exec(ping)?.[1] ?? "-";

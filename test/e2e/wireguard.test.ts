@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -13,7 +12,7 @@ import {
   boxSpawn,
   boxTcpServer,
 } from "../../src/box/box.js";
-import { inNs, sh, spawnInNs } from "../../src/box/netns.js";
+import { captureWhile, inNs, sh, spawnInNs } from "../../src/box/netns.js";
 import { keyToHex } from "../../src/datapath-driver/wireguard/keys.js";
 import { applyManifests } from "../../src/kube/apply.js";
 import { kubeRequest } from "../../src/kube/raw.js";
@@ -75,36 +74,8 @@ describe("WireGuard between nodes on the real kernel (cluster-in-a-box, 3 nodes)
   const kc = () => boxKubeConfig(box);
 
   /** Captures the underlay while fn runs; returns the capture as text (headers + payload). */
-  const capture = async (fn: () => Promise<void> | void, filter = "ip") => {
-    const file = join(box.dir, `capture-${Date.now()}.pcap`);
-    const dump = spawn(
-      "tcpdump",
-      ["-i", box.bridge, "--immediate-mode", "-U", "-w", file, ...filter.split(" ")],
-      {
-        stdio: ["ignore", "ignore", "pipe"],
-      },
-    );
-    // tcpdump says "listening on" once it captures; a loaded machine can take a while.
-    // --immediate-mode: without it, packets wait in libpcap's ring until a block retires, and
-    // SIGINT ends tcpdump before they reach the file.
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, 10_000);
-      dump.stderr?.on("data", (d: Buffer) => {
-        if (d.toString().includes("listening on")) {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-    });
-    await fn();
-    await sleep(500);
-    const exited = new Promise<void>((resolve) => dump.on("exit", () => resolve()));
-    dump.kill("SIGINT");
-    await exited;
-    const packets = sh("tcpdump", ["-r", file, "-nn", "-q"], { allowFail: true });
-    const ascii = sh("tcpdump", ["-r", file, "-nn", "-A"], { allowFail: true });
-    return { packets: packets.split("\n").filter(Boolean), ascii };
-  };
+  const capture = (fn: () => Promise<void> | void, filter = "ip") =>
+    captureWhile(box.bridge, join(box.dir, `capture-${Date.now()}.pcap`), filter, fn);
   /** A capture filter for traffic between nodes (not to the API server on the gateway). */
   const betweenNodes = () =>
     `ip and (${box.nodes.map((x) => `host ${x.ip}`).join(" or ")}) and not host ${box.gatewayIP}`;
