@@ -525,6 +525,7 @@ describe("the kustomize install on a real kube-apiserver", () => {
             "NetworkConfig",
             "NodeNetworkState",
             "NodePeer",
+            "RemoteNodePeer",
           ].map((k) => `resource.customizations.health.netloom.io_${k}`),
         );
         const ns = await kubeRequest(kc, "POST", "/api/v1/namespaces", {
