@@ -160,7 +160,7 @@ describe("what the kernel refuses is reported, the rest applied (real kernel)", 
   after(async () => {
     for (const d of drivers) await d.teardown().catch(() => {});
     spawnSync("ip", ["link", "del", dev2]);
-    BpfDatapath.removePins(pins);
+    for (const dir of [`${pins}-a`, `${pins}-b`]) BpfDatapath.removePins(dir);
     rmSync(dir, { recursive: true, force: true });
   });
 

@@ -269,7 +269,12 @@ export class LinuxDriver implements DatapathDriver {
   }
 
   async teardown(): Promise<void> {
-    const bpf = this.open();
+    // An object the kernel refused leaves pins of its maps all the same: remove them too.
+    const bpf = this.tryOpen([]);
+    if (!bpf) {
+      BpfDatapath.removePins(this.opts.pinDir);
+      return;
+    }
     if (this.wgIfname) {
       bpf.detach(this.wgIfname);
       this.wireguard.remove(this.wgIfname);

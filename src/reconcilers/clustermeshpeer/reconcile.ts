@@ -35,7 +35,17 @@ const SECRETS_ROLE = "netloom-operator-clustermesh-secrets";
 interface PeerRuntime {
   facts: MeshFacts;
   remote?: RemoteCluster;
+  /** When the Secret was last read, and for which generation of the peer. */
+  secretReadAt?: number;
+  secretReadFor?: number;
 }
+
+/**
+ * The Secret is read when the peer changes and then once a minute (rotated credentials), not
+ * on every remote event: a rotation announcement must reach the local mirror without waiting
+ * for a round trip to the local API server first.
+ */
+const SECRET_REREAD_MS = 60_000;
 
 /**
  * ClusterMeshPeer, in two controllers: "clustermesh" does the I/O — reads the peer's Secret
@@ -154,7 +164,18 @@ export function registerClusterMeshPeerController(ctx: OperatorContext): Control
       return done();
     }
 
-    const creds = await readKubeconfig(ctx, peer);
+    const generation = peer.metadata.generation ?? 0;
+    const fresh =
+      rt.remote !== undefined &&
+      rt.secretReadFor === generation &&
+      Date.now() - (rt.secretReadAt ?? 0) < SECRET_REREAD_MS;
+    const creds = fresh
+      ? { kubeconfig: undefined, version: rt.remote?.credentialsVersion ?? "" }
+      : await readKubeconfig(ctx, peer);
+    if (!fresh) {
+      rt.secretReadAt = Date.now();
+      rt.secretReadFor = generation;
+    }
     if ("problem" in creds) {
       // Tunnels stay as they are (last known good); the status says what to fix.
       await stopRemote(rt);
@@ -172,7 +193,7 @@ export function registerClusterMeshPeerController(ctx: OperatorContext): Control
       (rt.remote.credentialsVersion !== creds.version || rt.remote.cluster !== cluster)
     )
       await stopRemote(rt);
-    if (!rt.remote) {
+    if (!rt.remote && creds.kubeconfig) {
       rt.remote = new RemoteCluster(cluster, creds.version, creds.kubeconfig, log, () =>
         controller.enqueue(key),
       );
@@ -180,6 +201,7 @@ export function registerClusterMeshPeerController(ctx: OperatorContext): Control
       log.info({ cluster }, "watching the remote cluster's NodePeers");
     }
     const remote = rt.remote;
+    if (!remote) return done();
     const state = remote.state();
     readiness.set({ target_cluster: cluster }, state.phase === "connected" ? 1 : 0);
     if (state.phase === "unreachable" || state.phase === "refused")
