@@ -50,6 +50,16 @@ describe("rotationClash", () => {
   });
 });
 
+describe("rotationClash across clusters", () => {
+  it("counts a remote cluster's node whatever its profile is called", () => {
+    const remote = announcing("west/n3", T, "their-profile");
+    remote.metadata.labels = { "netloom.io/cluster": "west" };
+    assert.equal(rotationClash("self", "p", [remote], new Date(T + 100), false)?.node, "west/n3");
+    const local = announcing("n4", T, "their-profile");
+    assert.equal(rotationClash("self", "p", [local], new Date(T + 100), false), undefined);
+  });
+});
+
 describe("firstRotationDue", () => {
   it("spreads nodes over one interval after rotation is switched on", () => {
     const interval = 3_600_000;

@@ -1,4 +1,5 @@
 import type { NodePeer } from "../api/nodepeer.js";
+import { MESH_CLUSTER_LABEL } from "../api/remotenodepeer.js";
 import { contentHash } from "../reconcilers/shared/hash.js";
 import { PEER_SWITCH_FALLBACK_MS } from "./peers.js";
 
@@ -15,12 +16,16 @@ export interface Announcement {
   switchAt: Date;
 }
 
-/** Pure: the switches of this node's peers (same profile): announced ones, else the last. */
+/**
+ * Pure: the switches of this node's peers — local nodes of its profile and every remote
+ * cluster's node (peered whatever its profile is called) — announced ones, else the last.
+ */
 function peerSwitches(self: string, profile: string, peers: readonly NodePeer[]): Announcement[] {
   const out: Announcement[] = [];
   for (const s of peers) {
     const wg = s.status;
-    if (s.metadata.name === self || wg?.profile !== profile) continue;
+    const remote = s.metadata.labels?.[MESH_CLUSTER_LABEL] !== undefined;
+    if (s.metadata.name === self || (wg?.profile !== profile && !remote)) continue;
     const at = wg?.nextPublicKey ? wg.nextKeySwitchTime : wg?.lastRotationTime;
     if (at) out.push({ node: s.metadata.name ?? "", switchAt: new Date(at) });
   }
