@@ -283,6 +283,14 @@ export function startOperator(s: BoxState, extraArgs: string[] = [], name = "ope
   return pid;
 }
 
+/**
+ * The WireGuard interface a node's agent uses in the box: wireguard-go's sockets
+ * (/var/run/wireguard/<if>.sock) are shared by all namespaces, so names carry the box prefix.
+ */
+export function wireguardInterfaceOf(s: BoxState, node: { name: string }): string {
+  return `${s.prefix}wg${node.name.split("-").at(-1)}`;
+}
+
 export function startAgent(s: BoxState, node: BoxNode, extraArgs: string[] = []): number {
   const args = [
     NETLOOM,
@@ -300,9 +308,8 @@ export function startAgent(s: BoxState, node: BoxNode, extraArgs: string[] = [])
           join(s.bpfPinRoot, node.name),
           "--state-dir",
           join(s.stateRoot, node.name),
-          // wireguard-go sockets (/var/run/wireguard/<if>.sock) are shared by all namespaces.
           "--wireguard-interface",
-          `${s.prefix}wg${node.name.split("-").at(-1)}`,
+          wireguardInterfaceOf(s, node),
         ]),
     ...extraArgs,
   ];

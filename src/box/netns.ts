@@ -60,6 +60,22 @@ export function canConnect(
 }
 
 /**
+ * From a namespace, sends `text` over TCP to ip:port and returns what comes back within 2 s
+ * (an echo server answers with the same text); empty when nothing does.
+ */
+export function tcpEcho(ns: string, ip: string, port: number, text: string): string {
+  return inNs(
+    ns,
+    [
+      "bash",
+      "-c",
+      `exec 3<>/dev/tcp/${ip}/${port}; echo ${text} >&3; timeout 2 head -c ${text.length} <&3`,
+    ],
+    true,
+  ).trim();
+}
+
+/**
  * Captures packets on a host interface while `during` runs, into `file` (pcap), and returns
  * the capture as tcpdump's one-line summaries and as ASCII (headers and payload). Waits for
  * tcpdump's "listening on" before `during` (a loaded machine can take seconds), and captures in

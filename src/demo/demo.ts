@@ -14,6 +14,7 @@ import {
   boxUp,
   METADATA_IP,
   readBoxState,
+  wireguardInterfaceOf,
 } from "../box/box.js";
 import { canConnect, inNs, listNetns } from "../box/netns.js";
 import { isAlive } from "../cluster/control-plane.js";
@@ -202,7 +203,7 @@ async function measure(box: BoxState): Promise<NodeRow[]> {
       bandwidth = `${ok ? "✓" : "✗"} ${want}M: ${mbps.toFixed(1)}`;
     }
     let wireguard = "—";
-    const wgIf = `${box.prefix}wg${i + 1}`;
+    const wgIf = wireguardInterfaceOf(box, n);
     if (want?.wireguard) {
       const dev = await uapiGet(`/var/run/wireguard/${wgIf}.sock`).catch(() => undefined);
       const ages = (dev?.peers ?? []).map((p) =>

@@ -16,8 +16,9 @@ import {
   boxTcpServer,
   boxUp,
   readBoxState,
+  wireguardInterfaceOf,
 } from "../box/box.js";
-import { captureWhile, inNs, listNetns } from "../box/netns.js";
+import { captureWhile, inNs, listNetns, tcpEcho } from "../box/netns.js";
 import { locateBinaries } from "../cluster/binaries.js";
 import { readControlPlaneState } from "../cluster/control-plane.js";
 import { applyManifests } from "../kube/apply.js";
@@ -151,7 +152,7 @@ export async function demoMeshUp(say: (line: string) => void): Promise<number> {
   }
   step("both ClusterMeshPeers Ready; measuring pod to pod across the clusters");
   const wgPeers = (box: BoxState, node: string) =>
-    execFileSync("wg", ["show", `${box.prefix}wg${node.split("-").at(-1)}`, "peers"], {
+    execFileSync("wg", ["show", wireguardInterfaceOf(box, { name: node }), "peers"], {
       encoding: "utf8",
     })
       .split("\n")
@@ -180,15 +181,7 @@ export async function demoMeshUp(say: (line: string) => void): Promise<number> {
       `ip and host ${a.ip} and host ${b.ip}`,
       () => {
         ping = inNs(from.netns, ["ping", "-c", "20", "-i", "0.05", "-W", "1", to.ip], true);
-        tcp = inNs(
-          from.netns,
-          [
-            "bash",
-            "-c",
-            `exec 3<>/dev/tcp/${to.ip}/${ECHO_PORT}; echo ${MARKER} >&3; timeout 2 head -c ${MARKER.length} <&3`,
-          ],
-          true,
-        ).trim();
+        tcp = tcpEcho(from.netns, to.ip, ECHO_PORT, MARKER);
       },
     );
     const wg = lines.filter((l) => /\.51871[ :]/.test(l) && / UDP, length \d+$/.test(l)).length;

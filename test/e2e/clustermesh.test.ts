@@ -19,8 +19,9 @@ import {
   boxDown,
   boxKubeConfig,
   boxTcpServer,
+  wireguardInterfaceOf,
 } from "../../src/box/box.js";
-import { captureWhile, inNs, spawnInNs } from "../../src/box/netns.js";
+import { captureWhile, inNs, spawnInNs, tcpEcho } from "../../src/box/netns.js";
 import {
   readControlPlaneState,
   startApiServer,
@@ -93,7 +94,7 @@ describe("cluster mesh: two clusters, one encrypted pod network (real kernel)", 
       },
       ms,
     );
-  const wgIf = (box: BoxState, n: BoxNode) => `${box.prefix}wg${n.name.split("-").at(-1)}`;
+  const wgIf = wireguardInterfaceOf;
   const wgPeers = (box: BoxState, n: BoxNode) =>
     execFileSync("wg", ["show", wgIf(box, n), "peers"])
       .toString()
@@ -302,15 +303,7 @@ describe("cluster mesh: two clusters, one encrypted pod network (real kernel)", 
       `ip and host ${a.ip} and host ${b.ip}`,
       () => {
         ping = inNs(from.netns, ["ping", "-c", "5", "-i", "0.2", "-W", "1", to.ip], true);
-        echoed = inNs(
-          from.netns,
-          [
-            "bash",
-            "-c",
-            `exec 3<>/dev/tcp/${to.ip}/${ECHO_PORT}; echo ${MARKER} >&3; timeout 2 head -c ${MARKER.length} <&3`,
-          ],
-          true,
-        );
+        echoed = tcpEcho(from.netns, to.ip, ECHO_PORT, MARKER);
       },
     );
     assert.match(ping, /5 received/, ping);

@@ -24,6 +24,7 @@ import {
   METADATA_IP,
   startAgent,
   startOperator,
+  wireguardInterfaceOf,
 } from "../../src/box/box.js";
 import { spawnInNs } from "../../src/box/netns.js";
 import {
@@ -124,7 +125,7 @@ describe("faults (cluster-in-a-box, 2 nodes, real kernel, WireGuard strict mode)
       ]).toString(),
     );
   const wgPeers = (n: BoxNode): number =>
-    execFileSync("wg", ["show", `${box.prefix}wg${n.name.split("-").at(-1)}`, "peers"])
+    execFileSync("wg", ["show", wireguardInterfaceOf(box, n), "peers"])
       .toString()
       .split("\n")
       .filter(Boolean).length;
