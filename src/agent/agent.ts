@@ -9,7 +9,12 @@ import type { NodePeer, NodePeerStatus } from "../api/nodepeer.js";
 import { parseApiObject } from "../api/parse.js";
 import { parseDuration } from "../api/quantity.js";
 import { formatTime } from "../controllers/conditions.js";
-import type { ApplyReport, Capabilities, DatapathDriver } from "../datapath-driver/driver.js";
+import type {
+  ApplyContext,
+  ApplyReport,
+  Capabilities,
+  DatapathDriver,
+} from "../datapath-driver/driver.js";
 import {
   type DriftItem,
   diffDatapath,
@@ -17,6 +22,7 @@ import {
   planDatapath,
 } from "../datapath-driver/driver.js";
 import type { PeerState } from "../datapath-driver/wireguard/uapi.js";
+import { type NodePolicy, wouldDropByPolicy } from "../policy/node.js";
 import { contentHash } from "../reconcilers/shared/hash.js";
 import { type Clock, RealClock } from "../util/clock.js";
 import type { KeyStore } from "./keystore.js";
@@ -105,6 +111,10 @@ const TIMER = {
 export class NodeAgent {
   /** What this node must hold, rendered from the watched sources (undefined: node gone). */
   private desired: NodeDatapath | undefined;
+  /** What this node enforces for NetworkPolicy, rendered with `desired`. */
+  private policy: NodePolicy | undefined;
+  /** Audit-mode would-drop counts as last read (ride on heartbeats). */
+  private wouldDrop: { policy: string; count: number }[] = [];
   /** The generation of this node's NodeNetworkState (stamped on the conditions). */
   private generation = 1;
   private status: NodeNetworkStateStatus | undefined;
@@ -196,6 +206,7 @@ export class NodeAgent {
       if (r.ok) {
         if (r.spec) this.reportBadAnnotations(r.rendered.badAnnotations);
         this.desired = r.spec;
+        this.policy = r.spec ? r.policy : undefined;
         await this.converge();
         return;
       }
@@ -326,7 +337,7 @@ export class NodeAgent {
     }
     const specHash = contentHash(spec);
     const wg = this.wireguardContext(spec);
-    const key = `${specHash}/${wg ? this.wireguardHash(wg) : ""}`;
+    const key = `${specHash}/${wg ? this.wireguardHash(wg) : ""}/${this.policy ? contentHash(this.policy) : ""}`;
     if (key === this.appliedKey) return;
     // Peers coming and going change no spec: their count rides on the next heartbeat, so a node
     // joining does not make every other node write at once.
@@ -338,7 +349,7 @@ export class NodeAgent {
     try {
       result = {
         ok: true,
-        report: await this.opts.driver.apply(spec, wg ? { wireguard: wg.ctx } : {}),
+        report: await this.opts.driver.apply(spec, this.applyContext(wg)),
       };
       this.appliedKey = key;
       this.pushedWireguard = wg ? this.wireguardHash(wg) : undefined;
@@ -363,6 +374,7 @@ export class NodeAgent {
       },
     );
     if (!wg) this.tunnel = {};
+    status.policy = this.policyStatus(result.ok ? result.report : undefined);
     status.wireguard =
       wg && result.ok ? this.wireguardStatus(spec, wg, result.report.wireguard) : undefined;
     if (peersOnly && result.ok) this.status = status;
@@ -370,6 +382,23 @@ export class NodeAgent {
     this.scheduleDrift(spec);
     if (wg?.nextSwitch) this.scheduleAt(wg.nextSwitch, "switch");
     this.scheduleRotation(spec);
+  }
+
+  private applyContext(wg: ReturnType<NodeAgent["wireguardContext"]>): ApplyContext {
+    return {
+      ...(wg ? { wireguard: wg.ctx } : {}),
+      ...(this.policy ? { policy: this.policy } : {}),
+    };
+  }
+
+  /** The policy part of the report: enforcement, enforced pods, audit-mode would-drops. */
+  private policyStatus(report: ApplyReport | undefined): NodeNetworkStateStatus["policy"] {
+    if (!this.policy) return undefined;
+    return {
+      enforcement: this.policy.enforcement,
+      endpoints: report?.policyEndpoints ?? this.status?.policy?.endpoints ?? 0,
+      ...(this.wouldDrop.length ? { wouldDrop: this.wouldDrop } : {}),
+    };
   }
 
   private wireguardContext(spec: NodeDatapath) {
@@ -618,7 +647,7 @@ export class NodeAgent {
   private async compareAndHeal(spec: NodeDatapath): Promise<void> {
     const wg = this.wireguardContext(spec);
     const desired = expectedState(
-      planDatapath(spec, this.opts.driver.devicesFor(spec), wg ? { wireguard: wg.ctx } : {}),
+      planDatapath(spec, this.opts.driver.devicesFor(spec), this.applyContext(wg)),
     );
     const actual = await this.opts.driver.read();
     const items = diffDatapath(desired, actual);
@@ -635,7 +664,7 @@ export class NodeAgent {
       const mode = spec.drift?.mode ?? "Heal";
       this.log.warn({ drift: items.map((i) => i.detail), mode }, "drift detected");
       if (mode === "Heal") {
-        await this.opts.driver.apply(spec, wg ? { wireguard: wg.ctx } : {});
+        await this.opts.driver.apply(spec, this.applyContext(wg));
         healed = true;
         // Re-added peers start over: they get the first-handshake grace again.
         this.configuredAt.clear();
@@ -668,7 +697,14 @@ export class NodeAgent {
   private async heartbeat(): Promise<void> {
     if (!this.status || !this.desired) return;
     const wireguard = await this.tunnelStatus();
-    const next = { ...this.status, ...(wireguard ? { wireguard } : {}) };
+    if (this.policy && this.opts.driver.policyAudit)
+      this.wouldDrop = wouldDropByPolicy(this.policy, await this.opts.driver.policyAudit());
+    const policy = this.policyStatus(undefined);
+    const next = {
+      ...this.status,
+      ...(wireguard ? { wireguard } : {}),
+      ...(policy ? { policy } : {}),
+    };
     if (reportHash(next) === this.publishedHash) {
       this.status = next;
       return;

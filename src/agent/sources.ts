@@ -4,10 +4,15 @@ import type { V1Node, V1Pod } from "@kubernetes/client-node";
 import { bandwidthPolicy } from "../api/bandwidthpolicy.js";
 import { encryptionProfile } from "../api/encryptionprofile.js";
 import { networkConfig } from "../api/networkconfig.js";
+import { type NetworkEndpointSlice, networkEndpointSlice } from "../api/networkendpointslice.js";
+import { type NetworkIdentity, networkIdentity } from "../api/networkidentity.js";
 import type { NodeDatapath } from "../api/nodenetworkstate.js";
 import { type NodePeer, nodePeer } from "../api/nodepeer.js";
 import { type Parsed, parseApiObject } from "../api/parse.js";
 import { MESH_CLUSTER_LABEL, type RemoteNodePeer, remoteNodePeer } from "../api/remotenodepeer.js";
+import type { IdentityLabels } from "../policy/compile.js";
+import { type NetworkPolicy, networkPolicy } from "../policy/networkpolicy.js";
+import { type NodePolicy, renderNodePolicy } from "../policy/node.js";
 import type { BandwidthPolicy, EncryptionProfile, NetworkConfig } from "../reconcilers/model.js";
 import { nodeView, podView } from "../reconcilers/model.js";
 import { type RenderedNode, renderNodeState } from "../reconcilers/nodenetworkstate/desired.js";
@@ -21,10 +26,14 @@ export interface RawSources {
   networkConfigs: readonly unknown[];
   encryptionProfiles: readonly unknown[];
   bandwidthPolicies: readonly unknown[];
+  /** Every NetworkPolicy, NetworkIdentity and NetworkEndpointSlice (absent: not watched). */
+  networkPolicies?: readonly unknown[];
+  identities?: readonly unknown[];
+  endpointSlices?: readonly unknown[];
 }
 
 export type Rendered =
-  | { ok: true; spec: NodeDatapath; rendered: RenderedNode }
+  | { ok: true; spec: NodeDatapath; rendered: RenderedNode; policy: NodePolicy }
   | { ok: true; spec: undefined }
   | { ok: false; error: string };
 
@@ -86,7 +95,53 @@ export class SourceParser {
       bandwidthPolicies: bps.value,
       pods,
     });
-    return { ok: true, spec: rendered.spec, rendered };
+    const policy = this.policy(raw, node.name, node.internalIP, rendered.spec);
+    const spec: NodeDatapath = policy.sources.length
+      ? { ...rendered.spec, sources: { ...rendered.spec.sources, networkPolicies: policy.sources } }
+      : rendered.spec;
+    return { ok: true, spec, rendered, policy };
+  }
+
+  /**
+   * Pure given the objects: what this node enforces for NetworkPolicy. An object that does not
+   * parse is left out (policies, identities and slices are many and independent; one bad one
+   * must not stop the others): its pods are not enforced until it is fixed.
+   */
+  private policy(
+    raw: RawSources,
+    nodeName: string,
+    nodeIP: string | undefined,
+    spec: NodeDatapath,
+  ): NodePolicy {
+    const policies: NetworkPolicy[] = [];
+    for (const o of raw.networkPolicies ?? []) {
+      const p = this.parse<NetworkPolicy>(networkPolicy, o);
+      if (p.ok) policies.push(p.value);
+    }
+    const identities = new Map<number, IdentityLabels>();
+    for (const o of raw.identities ?? []) {
+      const p = this.parse<NetworkIdentity>(networkIdentity, o);
+      const n = p.ok ? Number(p.value.metadata.name) : Number.NaN;
+      if (p.ok && Number.isInteger(n) && n > 0)
+        identities.set(n, {
+          namespace: p.value.spec.namespace,
+          labels: p.value.spec.podLabels,
+          namespaceLabels: p.value.spec.namespaceLabels,
+        });
+    }
+    const slices = new Map<string, NetworkEndpointSlice["spec"]["endpoints"]>();
+    for (const o of raw.endpointSlices ?? []) {
+      const p = this.parse<NetworkEndpointSlice>(networkEndpointSlice, o);
+      if (p.ok) slices.set(p.value.spec.nodeName, p.value.spec.endpoints);
+    }
+    return renderNodePolicy({
+      node: nodeName,
+      enforcement: spec.policyEnforcement ?? "Default",
+      nodeIPs: nodeIP ? [nodeIP] : [],
+      policies,
+      identities,
+      slices,
+    });
   }
 
   /** The peer entries that parse; each that does not is returned as an error (left out). */

@@ -1,12 +1,20 @@
 import type { KubeConfig, KubernetesObject } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { Informer } from "../controllers/informer.js";
-import { collectionPath, NodeKind, PodKind, type ResourceKind } from "../controllers/resource.js";
+import {
+  collectionPath,
+  NetworkPolicyKind,
+  NodeKind,
+  PodKind,
+  type ResourceKind,
+} from "../controllers/resource.js";
 import { kubeRequest } from "../kube/raw.js";
 import {
   BandwidthPolicyKind,
   EncryptionProfileKind,
   NetworkConfigKind,
+  NetworkEndpointSliceKind,
+  NetworkIdentityKind,
   NodeNetworkStateKind,
   NodePeerKind,
   RemoteNodePeerKind,
@@ -27,7 +35,8 @@ export interface AgentWatches {
 
 /**
  * An agent watches what its own datapath is rendered from — its Node and the Pods on it (the
- * API server filters both by field selector), the few cluster-wide sources, the BandwidthPolicies
+ * API server filters both by field selector), the few cluster-wide sources, the BandwidthPolicies,
+ * the NetworkPolicies with the identities and endpoint slices they are compiled against
  * — plus, once the node encrypts, every NodePeer and RemoteNodePeer (quiet at rest: they change
  * only with keys and endpoints). Nothing is rendered until every watch has listed once: a half-synced view
  * (no NetworkConfig yet) would tear down what the node enforces.
@@ -51,6 +60,11 @@ export function agentWatches(
     networkConfigs: informer(NetworkConfigKind),
     encryptionProfiles: informer(EncryptionProfileKind),
     bandwidthPolicies: informer(BandwidthPolicyKind),
+    // NetworkPolicy: the policies, every identity, and every node's slim endpoint slice (never
+    // every Pod: a pod start reaches an agent as one slice update).
+    networkPolicies: informer(NetworkPolicyKind),
+    identities: informer(NetworkIdentityKind),
+    endpointSlices: informer(NetworkEndpointSliceKind),
   };
   const peers = informer(NodePeerKind);
   // Remote clusters' nodes, mirrored by the operator: peered with exactly as local ones.
@@ -81,6 +95,9 @@ export function agentWatches(
     networkConfigs: sources.networkConfigs.list(),
     encryptionProfiles: sources.encryptionProfiles.list(),
     bandwidthPolicies: sources.bandwidthPolicies.list(),
+    networkPolicies: sources.networkPolicies.list(),
+    identities: sources.identities.list(),
+    endpointSlices: sources.endpointSlices.list(),
   });
   const render = () => {
     if (!ready) return;

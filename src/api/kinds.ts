@@ -9,11 +9,22 @@ import {
 } from "./encryptionprofile.js";
 import { networkConfig, networkConfigSpec, networkConfigStatus } from "./networkconfig.js";
 import {
+  networkEndpointSlice,
+  networkEndpointSliceSpec,
+  networkEndpointSliceStatus,
+} from "./networkendpointslice.js";
+import { networkIdentity, networkIdentitySpec, networkIdentityStatus } from "./networkidentity.js";
+import {
   nodeNetworkState,
   nodeNetworkStateSpec,
   nodeNetworkStateStatus,
 } from "./nodenetworkstate.js";
 import { nodePeer, nodePeerSpec, nodePeerStatus } from "./nodepeer.js";
+import {
+  policyRealization,
+  policyRealizationSpec,
+  policyRealizationStatus,
+} from "./policyrealization.js";
 import { remoteNodePeer, remoteNodePeerSpec, remoteNodePeerStatus } from "./remotenodepeer.js";
 
 export interface PrinterColumn {
@@ -38,6 +49,8 @@ export interface KindDefinition {
   printerColumns: PrinterColumn[];
   /** Written by Netloom for itself (agents, operator), not by users: no samples, no conditions. */
   internal?: boolean;
+  /** Created by the operator for users to read (a status of something else): no samples. */
+  operatorCreated?: boolean;
 }
 
 const ready: PrinterColumn = {
@@ -243,6 +256,62 @@ export const KINDS: readonly KindDefinition[] = [
       { name: "Pod-CIDRs", type: "string", jsonPath: ".spec.podCIDRs", priority: 1 },
       age,
     ],
+  },
+  {
+    kind: "PolicyRealization",
+    plural: "policyrealizations",
+    singular: "policyrealization",
+    shortNames: ["nlpr"],
+    scope: "Namespaced",
+    operatorCreated: true,
+    description:
+      "How far the NetworkPolicy of the same name is realized in the datapath: nodes realized/desired, selected pods, audit-mode would-drop count. Created and written by the operator.",
+    spec: policyRealizationSpec,
+    status: policyRealizationStatus,
+    object: policyRealization,
+    printerColumns: [
+      ready,
+      nodes,
+      drifted,
+      { name: "Pods", type: "integer", jsonPath: ".status.selectedPods" },
+      { name: "Mode", type: "string", jsonPath: ".status.mode" },
+      { name: "Would-Drop", type: "integer", jsonPath: ".status.wouldDrop" },
+      { name: "Policy-Gen", type: "integer", jsonPath: ".spec.policyGeneration", priority: 1 },
+      reason,
+      age,
+    ],
+  },
+  {
+    kind: "NetworkIdentity",
+    plural: "networkidentities",
+    singular: "networkidentity",
+    shortNames: ["nlid"],
+    scope: "Cluster",
+    internal: true,
+    description:
+      "Internal: the security identity (its number is the name) of every pod with one set of policy-relevant labels; allocated by the operator.",
+    spec: networkIdentitySpec,
+    status: networkIdentityStatus,
+    object: networkIdentity,
+    printerColumns: [
+      { name: "Namespace", type: "string", jsonPath: ".spec.namespace" },
+      { name: "Pod-Labels", type: "string", jsonPath: ".spec.podLabels", priority: 1 },
+      age,
+    ],
+  },
+  {
+    kind: "NetworkEndpointSlice",
+    plural: "networkendpointslices",
+    singular: "networkendpointslice",
+    shortNames: ["nleps"],
+    scope: "Cluster",
+    internal: true,
+    description:
+      "Internal: the pods of one node as policy needs them (addresses, identity, named ports); written by the operator, watched by every agent instead of Pods.",
+    spec: networkEndpointSliceSpec,
+    status: networkEndpointSliceStatus,
+    object: networkEndpointSlice,
+    printerColumns: [{ name: "Node", type: "string", jsonPath: ".spec.nodeName" }, age],
   },
 ];
 

@@ -75,6 +75,10 @@ export const networkConfigSpec = z
       .optional()
       .meta({ description: "Destinations pods on these nodes may never reach." }),
     drift: driftPolicy.optional(),
+    policyEnforcement: z.enum(["Default", "Always", "Never"]).optional().meta({
+      description:
+        "NetworkPolicy on these nodes. Default: a pod is isolated for a direction when a policy selecting it has that policy type (the Kubernetes rule). Always: every pod is isolated both ways, so only what a policy allows passes. Never: NetworkPolicy is not enforced. Default when omitted.",
+    }),
   })
   .strict();
 

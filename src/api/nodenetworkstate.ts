@@ -49,6 +49,11 @@ export const sources = z
       .max(1024)
       .optional()
       .meta({ description: "BandwidthPolicies that limit pods of the node." }),
+    networkPolicies: z
+      .array(sourceRef)
+      .max(4096)
+      .optional()
+      .meta({ description: "NetworkPolicies (namespace/name) that select pods of the node." }),
   })
   .strict();
 
@@ -66,6 +71,7 @@ export const nodeDatapath = z
     bandwidth: z.array(podBandwidth).max(4096).optional(),
     wireguard: nodeWireguard.optional(),
     drift: driftPolicy.optional(),
+    policyEnforcement: z.enum(["Default", "Always", "Never"]).optional(),
     sources: sources.optional().meta({ description: "The objects this state was rendered from." }),
   })
   .strict();
@@ -113,6 +119,36 @@ export const nodeNetworkStateStatus = z
       .strict()
       .optional(),
     mapEntries: z.record(z.string().max(64), z.int().min(0)).optional(),
+    policy: z
+      .object({
+        enforcement: z
+          .enum(["Default", "Always", "Never"])
+          .optional()
+          .meta({ description: "The NetworkConfig's policyEnforcement on this node." }),
+        endpoints: z
+          .int()
+          .min(0)
+          .optional()
+          .meta({ description: "Local pods with a policy program (an address and an identity)." }),
+        wouldDrop: z
+          .array(
+            z
+              .object({
+                policy: z.string().max(317).meta({ description: "namespace/name" }),
+                count: z.int().min(0).meta({
+                  description:
+                    "Connections (first packets) this audit-mode policy would have dropped on this node.",
+                }),
+              })
+              .strict(),
+          )
+          .max(4096)
+          .optional()
+          .meta({ description: "Audit-mode NetworkPolicies with would-drop counts on this node." }),
+      })
+      .strict()
+      .optional()
+      .meta({ description: "NetworkPolicy enforcement on this node." }),
     drift: z
       .object({
         drifted: z.boolean().optional(),

@@ -66,6 +66,13 @@ export const PodKind: ResourceKind = {
   plural: "pods",
   namespaced: true,
 };
+export const NetworkPolicyKind: ResourceKind = {
+  group: "networking.k8s.io",
+  version: "v1",
+  kind: "NetworkPolicy",
+  plural: "networkpolicies",
+  namespaced: true,
+};
 export const LeaseKind: ResourceKind = {
   group: "coordination.k8s.io",
   version: "v1",

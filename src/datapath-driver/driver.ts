@@ -1,6 +1,7 @@
 import { isIP, isIPv4 } from "node:net";
 import { cidrContains, formatCidr, parseCidr } from "../api/cidr.js";
 import type { NodeDatapath, PodBandwidth } from "../api/nodenetworkstate.js";
+import type { NodePolicy } from "../policy/node.js";
 import { type DenyEntry, describeDenyEntries, egressDenyEntries } from "./maps/egress-deny.js";
 import type { PeerConfig, PeerState } from "./wireguard/uapi.js";
 
@@ -19,6 +20,8 @@ export interface ApplyContext {
     privateKey: string;
     peers: PeerConfig[];
   };
+  /** NetworkPolicy for this node's pods (rendered by the agent from its watches). */
+  policy?: NodePolicy;
 }
 
 /**
@@ -140,6 +143,8 @@ export interface ApplyReport {
   /** From the plan: what was asked but cannot be enforced here. */
   notEnforced: string[];
   wireguard?: { backend: "kernel" | "userspace"; peersConfigured: number };
+  /** Local pods with policy programs. */
+  policyEndpoints?: number;
 }
 
 /**
@@ -162,6 +167,11 @@ export interface DatapathDriver {
   switchKeys?(listenPort: number, wg: NonNullable<ApplyContext["wireguard"]>): Promise<void>;
   /** The tunnel's peers with handshake times and byte counts (undefined: no tunnel). */
   wireguardPeers?(): Promise<PeerState[] | undefined>;
+  /**
+   * Per local pod (namespace/name): connections an audit-mode policy would have dropped, by
+   * direction, as counted by the datapath.
+   */
+  policyAudit?(): Promise<Map<string, { ingress: number; egress: number }>>;
   /** Remove everything this driver installed (profile deleted, agent uninstalled). */
   teardown(): Promise<void>;
 }

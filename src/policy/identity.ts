@@ -27,6 +27,17 @@ const IGNORED_POD_LABELS = [
   "job-name",
 ];
 
+/** Pure: a pod's labels without the per-instance ones. */
+export function policyPodLabels(
+  podLabels: Readonly<Record<string, string>>,
+): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(podLabels)
+      .filter(([k]) => !IGNORED_POD_LABELS.includes(k))
+      .sort(([a], [b]) => (a < b ? -1 : 1)),
+  );
+}
+
 /**
  * Pure: the policy-relevant labels of a pod, namespaced so that pod and namespace labels with
  * the same key stay apart: `pod:<key>` and `ns:<key>`, plus the namespace's name (which every

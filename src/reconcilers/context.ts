@@ -62,6 +62,9 @@ export const ClusterMeshPeerKind = crdKind("ClusterMeshPeer");
 export const NodeNetworkStateKind = crdKind("NodeNetworkState");
 export const NodePeerKind = crdKind("NodePeer");
 export const RemoteNodePeerKind = crdKind("RemoteNodePeer");
+export const NetworkIdentityKind = crdKind("NetworkIdentity");
+export const NetworkEndpointSliceKind = crdKind("NetworkEndpointSlice");
+export const PolicyRealizationKind = crdKind("PolicyRealization");
 
 /**
  * A typed view of an informer of one of our kinds: every object is parsed with the kind's zod

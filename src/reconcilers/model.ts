@@ -75,7 +75,14 @@ export function slimPod(p: V1Pod): V1Pod {
     apiVersion: p.apiVersion,
     kind: p.kind,
     metadata: slimMeta(p.metadata),
-    spec: { containers: [], ...(p.spec?.nodeName ? { nodeName: p.spec.nodeName } : {}) },
+    spec: {
+      // Only named ports: NetworkPolicy may refer to them.
+      containers: (p.spec?.containers ?? []).flatMap((c) => {
+        const ports = (c.ports ?? []).filter((x) => x.name);
+        return ports.length ? [{ name: c.name, ports }] : [];
+      }),
+      ...(p.spec?.nodeName ? { nodeName: p.spec.nodeName } : {}),
+    },
     status: {
       ...(p.status?.podIP ? { podIP: p.status.podIP } : {}),
       ...(p.status?.podIPs ? { podIPs: p.status.podIPs } : {}),

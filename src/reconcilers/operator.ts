@@ -6,6 +6,7 @@ import { registerClusterMeshPeerController } from "./clustermeshpeer/reconcile.j
 import { OperatorContext, type OperatorOptions } from "./context.js";
 import { registerEncryptionProfileController } from "./encryptionprofile/reconcile.js";
 import { registerNetworkConfigController } from "./networkconfig/reconcile.js";
+import { registerNetworkPolicyControllers } from "./networkpolicy/reconcile.js";
 import { registerNodeStateController } from "./nodenetworkstate/reconcile.js";
 
 export interface OperatorConfig extends OperatorOptions {
@@ -32,5 +33,6 @@ export function createOperator(config: OperatorConfig): {
   registerEncryptionProfileController(context);
   registerBandwidthPolicyController(context);
   registerClusterMeshPeerController(context);
+  registerNetworkPolicyControllers(context);
   return { manager, context };
 }

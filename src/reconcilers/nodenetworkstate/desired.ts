@@ -184,6 +184,7 @@ export function renderNodeState(inputs: NodeInputs): RenderedNode {
     ...(bandwidth.length ? { bandwidth } : {}),
     ...(wireguard ? { wireguard } : {}),
     drift: { ...DEFAULT_DRIFT, ...(nc?.spec.drift ?? {}) },
+    ...(nc?.spec.policyEnforcement ? { policyEnforcement: nc.spec.policyEnforcement } : {}),
     sources: {
       ...(nc
         ? {

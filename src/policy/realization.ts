@@ -1,0 +1,115 @@
+/**
+ * How far a NetworkPolicy is realized, pure: the nodes hosting the pods it selects, which of
+ * them applied its current generation (their agents report the policies they rendered), and in
+ * audit mode what it would have dropped. Folded into kstatus conditions like every other kind,
+ * plus the short summary kept on the policy itself for Argo CD.
+ */
+import type { NodeNetworkState } from "../api/nodenetworkstate.js";
+import type { ConditionDecision, Judging, NodeVerdict } from "../reconcilers/shared/fold.js";
+import { foldVerdicts, judgeNode } from "../reconcilers/shared/fold.js";
+import { matchesSelector } from "../reconcilers/shared/selector.js";
+import type { NetworkPolicy } from "./networkpolicy.js";
+import { isAuditPolicy, type PolicyEnforcement } from "./node.js";
+
+export interface SelectablePod {
+  namespace: string;
+  name: string;
+  labels: Record<string, string>;
+  nodeName?: string | undefined;
+  /** Has an address (only such pods are enforced and counted). */
+  hasIP: boolean;
+}
+
+/** The annotation's content: what Argo CD's health check reads on the NetworkPolicy. */
+export interface RealizationSummary {
+  generation: number;
+  state: "Realized" | "Progressing" | "Degraded";
+  message: string;
+}
+
+export interface Realization {
+  decisions: ConditionDecision[];
+  fields: {
+    desiredNodes: number;
+    readyNodes: number;
+    driftedNodes: number;
+    nodes: string;
+    selectedPods: number;
+    pods: string;
+    mode: "Enforce" | "Audit";
+    wouldDrop?: number;
+  };
+  summary: RealizationSummary;
+}
+
+/** Pure: the pods a policy selects (same namespace, podSelector), with an address and a node. */
+export function selectedPods(
+  policy: NetworkPolicy,
+  pods: readonly SelectablePod[],
+): SelectablePod[] {
+  return pods.filter(
+    (p) =>
+      p.namespace === policy.metadata.namespace &&
+      p.hasIP &&
+      p.nodeName !== undefined &&
+      matchesSelector(policy.spec.podSelector, p.labels),
+  );
+}
+
+/**
+ * Pure. `enforcementOf(node)` is the policyEnforcement the node's agent reported (a node that
+ * never enforces cannot realize the policy: Stalled, named).
+ */
+export function realizationOf(
+  policy: NetworkPolicy,
+  pods: readonly SelectablePod[],
+  states: ReadonlyMap<string, NodeNetworkState>,
+  judging: Judging,
+): Realization {
+  const name = `${policy.metadata.namespace}/${policy.metadata.name}`;
+  const generation = policy.metadata.generation ?? 0;
+  const selected = selectedPods(policy, pods);
+  const nodes = [...new Set(selected.map((p) => p.nodeName!))].sort();
+  const verdicts: NodeVerdict[] = nodes.map((node) => {
+    const state = states.get(node);
+    const enforcement: PolicyEnforcement | undefined = state?.status?.policy?.enforcement;
+    if (enforcement === "Never")
+      return { node, state: "failed", why: "its NetworkConfig sets policyEnforcement: Never" };
+    return judgeNode(node, state, { name, generation }, (s) => s.networkPolicies, judging);
+  });
+  const fold = foldVerdicts(generation, verdicts);
+  const audit = isAuditPolicy(policy);
+  let wouldDrop = 0;
+  for (const node of nodes)
+    for (const w of states.get(node)?.status?.policy?.wouldDrop ?? [])
+      if (w.policy === name) wouldDrop += w.count;
+  const stalled = fold.conditions.some((c) => c.type === "Stalled" && c.status === "True");
+  const ready = fold.conditions.some((c) => c.type === "Ready" && c.status === "True");
+  const readyMessage =
+    fold.conditions.find((c) => c.type === "Ready")?.message ??
+    `${fold.readyNodes}/${fold.desiredNodes} nodes`;
+  const summary: RealizationSummary = {
+    generation,
+    state: stalled ? "Degraded" : ready ? "Realized" : "Progressing",
+    message:
+      nodes.length === 0
+        ? "selects no running pod"
+        : ready
+          ? `realized on ${fold.nodes} nodes for ${selected.length} pod(s)${audit ? ` (audit mode: ${wouldDrop} would-drop)` : ""}`
+          : readyMessage,
+  };
+  return {
+    decisions: fold.conditions,
+    fields: {
+      desiredNodes: fold.desiredNodes,
+      readyNodes: fold.readyNodes,
+      driftedNodes: fold.driftedNodes,
+      nodes: fold.nodes,
+      selectedPods: selected.length,
+      pods: `${selected.length}`,
+      mode: audit ? "Audit" : "Enforce",
+      ...(audit ? { wouldDrop } : {}),
+    },
+    summary,
+  };
+}
