@@ -26,6 +26,7 @@ describe("netloom --help", () => {
       operator: readFileSync(join(REPO_ROOT, "src/cli/operator.ts"), "utf8"),
       agent: readFileSync(join(REPO_ROOT, "src/cli/agent.ts"), "utf8"),
       clustermesh: readFileSync(join(REPO_ROOT, "src/cli/clustermesh.ts"), "utf8"),
+      box: readFileSync(join(REPO_ROOT, "src/cli/box.ts"), "utf8"),
     };
     for (const [command, src] of Object.entries(sources)) {
       const block =

@@ -20,6 +20,7 @@ const USAGE = `usage: netloom <command>
   demo up|down      the cluster-in-a-box demo: 3 nodes, 2 pods each, the samples, measured
   demo drift        change one node's datapath by hand and watch the agent heal it
   demo mesh [down]  two clusters peered by ClusterMeshPeers, pods talking across them
+  box probe --scenario FILE  build pods and NetworkPolicies in a box, measure real connections
 `;
 
 /** `netloom <command> --help`: what each command does and every flag it takes. */
@@ -92,6 +93,21 @@ export const COMMAND_HELP: Record<string, string> = {
   mesh down  remove both
 `,
 };
+
+COMMAND_HELP.box = `usage: netloom box probe --scenario FILE [flags]
+
+  Build a scenario in a new cluster-in-a-box (root, real kernel): namespaces, pods (labels,
+  named container ports, node), and per case a set of NetworkPolicies and probes. Each case's
+  policies are applied and waited for until realized on every node; each probe runs as a real
+  TCP or UDP connection from its source pod. One JSON line per probe on stdout (verdict allow or
+  deny, the drop reason and identities); progress on stderr; the box is torn down at the end.
+  The format is in docs/networkpolicy.md.
+
+  --scenario FILE                the scenario, JSON or YAML
+  --dir DIR                      where the box keeps its files (default .netloom/probe)
+  --prefix P                     prefix of its namespaces, links and pins (default nlp)
+  --underlay-octet N             its underlay is 192.168.N.0/24 (default 70)
+`;
 
 /** Where the local control plane keeps its state, relative to the working directory. */
 export const LOCAL_DIR = ".netloom";
@@ -179,6 +195,8 @@ export async function run(argv: string[]): Promise<number> {
         return await (await import("./agent.js")).runAgent(rest);
       case "clustermesh":
         return await (await import("./clustermesh.js")).runClusterMesh(rest);
+      case "box":
+        return await (await import("./box.js")).runBox(rest);
       case "crds": {
         const dir = resolve(rest[0] ?? "crds");
         for (const f of writeCRDFiles(dir)) say(`wrote ${dir}/${f}`);
