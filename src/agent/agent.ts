@@ -647,7 +647,12 @@ export class NodeAgent {
   private async compareAndHeal(spec: NodeDatapath): Promise<void> {
     const wg = this.wireguardContext(spec);
     const desired = expectedState(
-      planDatapath(spec, this.opts.driver.devicesFor(spec), this.applyContext(wg)),
+      planDatapath(
+        spec,
+        this.opts.driver.devicesFor(spec),
+        this.applyContext(wg),
+        this.opts.driver.endpointDevicesFor(this.applyContext(wg)),
+      ),
     );
     const actual = await this.opts.driver.read();
     const items = diffDatapath(desired, actual);

@@ -20,9 +20,28 @@ export interface BoxPod {
   namespace: string;
   netns: string;
   ip: string;
-  /** The pod's IPv6 address (the box is dual-stack; Pod objects carry only the IPv4 one). */
+  /**
+   * The pod's IPv6 address (the box is dual-stack; the fixed pods' Pod objects carry only the
+   * IPv4 one, those of addBoxPod both).
+   */
   ip6: string;
   labels: Record<string, string>;
+  /** The node it runs on (set for pods planned or added since this field exists). */
+  node?: string;
+  /** The host side of its veth, in the node's namespace (`vp<j>` fixed, `lxc<hash>` added). */
+  hostIf?: string;
+  /** Added by addBoxPod (src/box/pods.ts) rather than planned by boxUp. */
+  dynamic?: boolean;
+  /** Its container ports (addBoxPod), as in the Pod object. */
+  ports?: BoxPodPort[];
+  /** Its pod helper (src/box/pod-helper.ts), when one was started. */
+  helperPid?: number;
+}
+
+export interface BoxPodPort {
+  name?: string;
+  port: number;
+  protocol: "TCP" | "UDP";
 }
 
 export interface BoxNode {
@@ -33,6 +52,8 @@ export interface BoxNode {
   podCIDR: string;
   podCIDR6: string;
   pods: BoxPod[];
+  /** The host part of the last address addBoxPod gave out here (round robin, as host-local). */
+  lastPodHost?: number;
 }
 
 export interface BoxState {
@@ -53,6 +74,8 @@ export interface BoxState {
   /** The bridge and cloud belong to another box (BoxOptions.underlay): not created or removed. */
   joinedUnderlay?: boolean;
   operatorArgs?: string[];
+  /** Nodes route each other's IPv6 pod CIDRs over the underlay (set by addBoxPod). */
+  podRoutes6?: boolean;
 }
 
 export interface BoxOptions {
@@ -93,6 +116,9 @@ function saveState(s: BoxState): void {
   writeFileSync(join(s.dir, STATE), `${JSON.stringify(s, null, 2)}\n`);
 }
 
+/** Writes the box's state (box.json) after a change made outside this module. */
+export const saveBoxState = saveState;
+
 /** Pure: the addresses and names of a box, before anything is created. */
 export function planBox(opts: BoxOptions): BoxState {
   const dir = resolve(opts.dir);
@@ -116,6 +142,8 @@ export function planBox(opts: BoxOptions): BoxState {
         ip: `10.244.${n}.${10 + j + 1}`,
         ip6: `fd00:244:${n}::${10 + j + 1}`,
         labels,
+        node: name,
+        hostIf: `vp${j + 1}`,
       })),
     };
   });
@@ -183,37 +211,58 @@ function createNetwork(s: BoxState): void {
       if (other !== node)
         inNs(node.netns, ["ip", "route", "add", other.podCIDR, "via", other.ip, "metric", "100"]);
     }
-    for (const [j, pod] of node.pods.entries()) {
-      const hostIf = `vp${j + 1}`;
-      ip(["netns", "add", pod.netns]);
-      inNs(node.netns, [
-        "ip",
-        "link",
-        "add",
-        hostIf,
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "eth0",
-        "netns",
-        pod.netns,
-      ]);
-      inNs(node.netns, ["ip", "link", "set", hostIf, "up"]);
-      // Calico's routing: the node answers ARP for the pod's gateway on the pod's veth.
-      sysctl(node.netns, `net.ipv4.conf.${hostIf}.proxy_arp`, "1");
-      inNs(node.netns, ["ip", "route", "add", `${pod.ip}/32`, "dev", hostIf]);
-      inNs(node.netns, ["ip", "-6", "addr", "add", `${POD_GATEWAY6}/64`, "dev", hostIf]);
-      inNs(node.netns, ["ip", "-6", "route", "add", `${pod.ip6}/128`, "dev", hostIf]);
-      inNs(pod.netns, ["ip", "link", "set", "lo", "up"]);
-      inNs(pod.netns, ["ip", "addr", "add", `${pod.ip}/32`, "dev", "eth0"]);
-      inNs(pod.netns, ["ip", "link", "set", "eth0", "up"]);
-      inNs(pod.netns, ["ip", "route", "add", "169.254.1.1", "dev", "eth0", "scope", "link"]);
-      inNs(pod.netns, ["ip", "route", "add", "default", "via", "169.254.1.1", "dev", "eth0"]);
-      inNs(pod.netns, ["ip", "-6", "addr", "add", `${pod.ip6}/128`, "dev", "eth0", "nodad"]);
-      inNs(pod.netns, ["ip", "-6", "route", "add", "default", "via", POD_GATEWAY6, "dev", "eth0"]);
-    }
+    for (const [j, pod] of node.pods.entries()) createPodNetwork(node, pod, `vp${j + 1}`);
   }
+}
+
+/**
+ * A pod's namespace behind a veth on its node, with Calico's routing: a /32 (/128) route to the
+ * pod on the host side, proxy ARP for the pod's IPv4 gateway, fe80::1 as its IPv6 gateway.
+ *
+ * `quick` (pods added to a running box): usable the moment this returns, as Calico's workload
+ * interfaces are: no IPv6 duplicate address detection on either end of the veth (a tentative
+ * fe80::1 answers no neighbour solicitation for a second or two) and no proxy ARP delay (the
+ * kernel's default delays each proxied answer by up to 0.8 s). boxUp's pods keep the defaults.
+ */
+export function createPodNetwork(
+  node: BoxNode,
+  pod: BoxPod,
+  hostIf: string,
+  opts: { quick?: boolean } = {},
+): void {
+  ip(["netns", "add", pod.netns]);
+  inNs(node.netns, [
+    "ip",
+    "link",
+    "add",
+    hostIf,
+    "type",
+    "veth",
+    "peer",
+    "name",
+    "eth0",
+    "netns",
+    pod.netns,
+  ]);
+  if (opts.quick) {
+    // Before the links come up, which starts DAD on their link-local addresses.
+    sysctl(node.netns, `net.ipv6.conf.${hostIf}.accept_dad`, "0");
+    sysctl(pod.netns, "net.ipv6.conf.eth0.accept_dad", "0");
+    sysctl(node.netns, `net.ipv4.neigh.${hostIf}.proxy_delay`, "0");
+  }
+  inNs(node.netns, ["ip", "link", "set", hostIf, "up"]);
+  // Calico's routing: the node answers ARP for the pod's gateway on the pod's veth.
+  sysctl(node.netns, `net.ipv4.conf.${hostIf}.proxy_arp`, "1");
+  inNs(node.netns, ["ip", "route", "add", `${pod.ip}/32`, "dev", hostIf]);
+  inNs(node.netns, ["ip", "-6", "addr", "add", `${POD_GATEWAY6}/64`, "dev", hostIf]);
+  inNs(node.netns, ["ip", "-6", "route", "add", `${pod.ip6}/128`, "dev", hostIf]);
+  inNs(pod.netns, ["ip", "link", "set", "lo", "up"]);
+  inNs(pod.netns, ["ip", "addr", "add", `${pod.ip}/32`, "dev", "eth0"]);
+  inNs(pod.netns, ["ip", "link", "set", "eth0", "up"]);
+  inNs(pod.netns, ["ip", "route", "add", "169.254.1.1", "dev", "eth0", "scope", "link"]);
+  inNs(pod.netns, ["ip", "route", "add", "default", "via", "169.254.1.1", "dev", "eth0"]);
+  inNs(pod.netns, ["ip", "-6", "addr", "add", `${pod.ip6}/128`, "dev", "eth0", "nodad"]);
+  inNs(pod.netns, ["ip", "-6", "route", "add", "default", "via", POD_GATEWAY6, "dev", "eth0"]);
 }
 
 async function registerObjects(kc: KubeConfig, s: BoxState): Promise<void> {

@@ -15,9 +15,10 @@ import { isIPAddress } from "../api/cidr.js";
 import { REALIZATION_ANNOTATION } from "../api/policyrealization.js";
 import { pinnedDropCount, pinnedPolicyDrops } from "../datapath-driver/linux/pinned.js";
 import type { PolicyDropCount } from "../datapath-driver/maps/policy.js";
+import { kubeRequest } from "../kube/raw.js";
 import { type BoxPod, type BoxState, boxDown, boxKubeConfig, boxUp } from "./box.js";
 import { addBoxPod } from "./pods.js";
-import { PodProbes, stopAllPodHelpers } from "./probe.js";
+import { PodHelper, PodProbes, stopAllPodHelpers } from "./probe.js";
 
 const labels = z.record(z.string(), z.string());
 const protocol = z.enum(["TCP", "UDP"]);
@@ -208,6 +209,25 @@ async function measure(s: BoxState, sc: Scenario, opts: ScenarioOptions): Promis
     });
     pods.set(key, pod);
   }
+  // Addresses outside the cluster answer from the box's "cloud" (the metadata endpoint lives
+  // there): a deny must be a drop, not a port nobody listens on.
+  const external = sc.cases
+    .flatMap((c) => c.probes)
+    .filter((p) => isIPAddress(p.to))
+    .map((p) => ({ port: p.port, protocol: p.protocol }));
+  if (external.length)
+    await PodHelper.start(
+      s,
+      {
+        name: "cloud",
+        namespace: "",
+        netns: s.cloudNetns,
+        ip: s.cloudIP,
+        ip6: s.cloudIP6,
+        labels: {},
+      },
+      [...new Map(external.map((p) => [`${p.protocol}/${p.port}`, p])).values()],
+    );
   const identityOf = await waitForEndpoints(kc, s, pods, opts.realizeTimeoutMs ?? 60_000);
   say(`every pod has an identity (${new Set(identityOf.values()).size} identities)`);
 
@@ -223,10 +243,16 @@ async function measure(s: BoxState, sc: Scenario, opts: ScenarioOptions): Promis
     for (const body of c.policies) {
       const meta = (body.metadata ?? {}) as { name?: string; namespace?: string };
       const namespace = meta.namespace ?? "default";
-      await net.createNamespacedNetworkPolicy({
-        namespace,
-        body: { apiVersion: "networking.k8s.io/v1", kind: "NetworkPolicy", ...body } as never,
-      });
+      // Raw JSON: client-node's typed serializer knows the ingress rule's "from" as "_from" and
+      // would drop a plain object's "from".
+      const r = await kubeRequest(
+        kc,
+        "POST",
+        `/apis/networking.k8s.io/v1/namespaces/${namespace}/networkpolicies`,
+        { body: { apiVersion: "networking.k8s.io/v1", kind: "NetworkPolicy", ...body } },
+      );
+      if (r.status >= 300)
+        throw new Error(`${name}: NetworkPolicy ${namespace}/${meta.name}: ${r.body}`);
       applied.push({ namespace, name: meta.name ?? "" });
     }
     await waitRealized(kc, s, applied, opts.realizeTimeoutMs ?? 60_000);
@@ -270,7 +296,8 @@ function countersOf(s: BoxState): Counters {
   let denied = 0;
   const policy: PolicyDropCount[] = [];
   for (const n of s.nodes) {
-    const dir = join(s.bpfPinRoot, n.name);
+    // The agent pins under <its --bpffs>/netloom.
+    const dir = join(s.bpfPinRoot, n.name, "netloom");
     policy.push(...pinnedPolicyDrops(dir));
     denied += pinnedDropCount(dir, 0);
   }

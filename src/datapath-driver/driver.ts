@@ -3,6 +3,17 @@ import { cidrContains, formatCidr, parseCidr } from "../api/cidr.js";
 import type { NodeDatapath, PodBandwidth } from "../api/nodenetworkstate.js";
 import type { NodePolicy } from "../policy/node.js";
 import { type DenyEntry, describeDenyEntries, egressDenyEntries } from "./maps/egress-deny.js";
+import {
+  describeEndpoint,
+  describeIpcacheEntries,
+  describePolicyEntries,
+  type EndpointValue,
+  endpointFlags,
+  type IpcacheEntry,
+  ipcacheEntries,
+  type PolicyMapEntry,
+  policyMapEntries,
+} from "./maps/policy.js";
 import type { PeerConfig, PeerState } from "./wireguard/uapi.js";
 
 /** What the node's kernel can do, detected once at start and reported in status. */
@@ -39,6 +50,30 @@ export interface DatapathState {
   bandwidth: Record<string, number>;
   /** The WireGuard interface (absent: none wanted / none found) and its peers' public keys. */
   wireguard?: { ifname: string; peerKeys: string[] };
+  /** NetworkPolicy: pod interfaces with both programs, and the maps (describe* forms). */
+  policy?: {
+    devices: string[];
+    endpoints: string[];
+    entries: string[];
+    ipcache: string[];
+  };
+}
+
+/** A local pod's host-side interface, as the driver found it (by the route to its address). */
+export interface EndpointDevice {
+  ifname: string;
+  ifindex: number;
+}
+
+/** The NetworkPolicy part of a plan, in the maps' own vocabulary. */
+export interface PolicyPlan {
+  /** Interfaces that get the pod programs (ingress and egress). */
+  devices: string[];
+  endpoints: Map<number, EndpointValue>;
+  entries: PolicyMapEntry[];
+  ipcache: IpcacheEntry[];
+  /** pod (namespace/name) → its interface's ifindex (audit counts are per interface). */
+  podOf: Map<number, string>;
 }
 
 /**
@@ -54,6 +89,7 @@ export interface DatapathPlan {
   /** IPv4 pods with an egress limit (pod_class is keyed by IPv4 source). */
   bandwidth: PodBandwidth[];
   wireguard?: { ifname: string; peerKeys: string[] };
+  policy?: PolicyPlan;
   /** What this datapath cannot enforce, each naming the object: reported, never silently dropped. */
   notEnforced: string[];
 }
@@ -66,12 +102,51 @@ export function peerNodeIPs(ctx: ApplyContext): string[] {
   });
 }
 
+/**
+ * Pure: the NetworkPolicy maps for this node's pods. A pod whose interface the driver did not
+ * find is named in notEnforced (its traffic passes unchecked until it is found).
+ */
+export function planPolicy(
+  ctx: ApplyContext,
+  endpointDevices: ReadonlyMap<string, EndpointDevice>,
+  notEnforced: string[],
+): PolicyPlan | undefined {
+  const policy = ctx.policy;
+  if (!policy) return undefined;
+  const plan: PolicyPlan = {
+    devices: [],
+    endpoints: new Map(),
+    entries: [],
+    ipcache: ipcacheEntries(new Map(policy.ipcache.map((e) => [e.cidr, e.identity]))),
+    podOf: new Map(),
+  };
+  for (const e of policy.endpoints) {
+    const dev = endpointDevices.get(e.pod);
+    if (!dev) {
+      notEnforced.push(`NetworkPolicy for pod ${e.pod}: no interface routes its address yet`);
+      continue;
+    }
+    plan.devices.push(dev.ifname);
+    plan.podOf.set(dev.ifindex, e.pod);
+    // The node reaches its own pods whatever the policy (kubelet probes), as Cilium allows.
+    plan.endpoints.set(dev.ifindex, {
+      identity: e.identity,
+      flags: endpointFlags(e.tiers, { allowHost: true }),
+    });
+    plan.entries.push(...policyMapEntries(dev.ifindex, e.tiers));
+  }
+  plan.devices.sort();
+  return plan;
+}
+
 export function planDatapath(
   spec: NodeDatapath,
   devices: string[],
   ctx: ApplyContext = {},
+  endpointDevices: ReadonlyMap<string, EndpointDevice> = new Map(),
 ): DatapathPlan {
   const notEnforced: string[] = [];
+  const policy = planPolicy(ctx, endpointDevices, notEnforced);
   for (const d of spec.devices ?? [])
     if (!devices.includes(d))
       notEnforced.push(`device ${d}: no such device on this node (nothing attached to it)`);
@@ -104,6 +179,7 @@ export function planDatapath(
     ...(wg
       ? { wireguard: { ifname: wg.ifname, peerKeys: wg.peers.map((p) => p.publicKey).sort() } }
       : {}),
+    ...(policy ? { policy } : {}),
     notEnforced,
   };
 }
@@ -116,6 +192,17 @@ export function expectedState(plan: DatapathPlan): DatapathState {
     strictCidrs: plan.strictCidrs,
     bandwidth: Object.fromEntries(plan.bandwidth.map((b) => [b.ip, b.egressBitsPerSecond])),
     ...(plan.wireguard ? { wireguard: plan.wireguard } : {}),
+    ...(plan.policy ? { policy: policyState(plan.policy) } : {}),
+  };
+}
+
+/** Pure: the policy maps and attachments as a driver reads them back. */
+export function policyState(p: PolicyPlan): NonNullable<DatapathState["policy"]> {
+  return {
+    devices: [...p.devices],
+    endpoints: [...p.endpoints].map(([ifindex, v]) => describeEndpoint(ifindex, v)).sort(),
+    entries: describePolicyEntries(p.entries),
+    ipcache: describeIpcacheEntries(p.ipcache),
   };
 }
 
@@ -126,11 +213,19 @@ export function mapEntryCounts(plan: DatapathPlan): Record<string, number> {
     egress_deny6: plan.egressDeny.filter((e) => e.cidr.family === 6).length,
     strict_cidrs: plan.strictCidrs.length,
     pod_class: plan.bandwidth.length,
+    ...(plan.policy
+      ? {
+          endpoints: plan.policy.endpoints.size,
+          policy: plan.policy.entries.length,
+          ipcache4: plan.policy.ipcache.filter((e) => e.cidr.family === 4).length,
+          ipcache6: plan.policy.ipcache.filter((e) => e.cidr.family === 6).length,
+        }
+      : {}),
   };
 }
 
 export interface DriftItem {
-  what: "program" | "egressDeny" | "strictCidrs" | "bandwidth" | "wireguard";
+  what: "program" | "egressDeny" | "strictCidrs" | "bandwidth" | "wireguard" | "policy";
   /** Human description: "program missing on eth0", "egress-deny entry 169.254.169.254/32 missing". */
   detail: string;
 }
@@ -157,6 +252,8 @@ export interface DatapathDriver {
   capabilities(): Promise<Capabilities>;
   /** The devices programs go on for this spec (spec.devices, else the default-route device). */
   devicesFor(spec: NodeDatapath): string[];
+  /** Each local pod's host-side interface that this node has now (NetworkPolicy attaches there). */
+  endpointDevicesFor(ctx: ApplyContext): Map<string, EndpointDevice>;
   apply(spec: NodeDatapath, ctx?: ApplyContext): Promise<ApplyReport>;
   read(): Promise<DatapathState>;
   /**
@@ -192,6 +289,27 @@ function diffEntries(
   ];
 }
 
+/** Like diffEntries, but one item per kind of difference (maps of thousands of entries). */
+function diffCounted(
+  what: DriftItem["what"],
+  noun: string,
+  desired: readonly string[],
+  actual: readonly string[],
+): DriftItem[] {
+  const have = new Set(actual);
+  const want = new Set(desired);
+  const missing = [...want].filter((k) => !have.has(k));
+  const extra = [...have].filter((k) => !want.has(k));
+  return [
+    ...(missing.length
+      ? [{ what, detail: `${missing.length} ${noun} missing (e.g. ${missing[0]})` }]
+      : []),
+    ...(extra.length
+      ? [{ what, detail: `${extra.length} unexpected ${noun} (e.g. ${extra[0]})` }]
+      : []),
+  ];
+}
+
 /** Pure: every difference between desired and actual, as the agent counts and reports drift. */
 export function diffDatapath(desired: DatapathState, actual: DatapathState): DriftItem[] {
   const items: DriftItem[] = [];
@@ -219,6 +337,17 @@ export function diffDatapath(desired: DatapathState, actual: DatapathState): Dri
   for (const ip of Object.keys(actual.bandwidth)) {
     if (!(ip in desired.bandwidth))
       items.push({ what: "bandwidth", detail: `unexpected rate limit for ${ip}` });
+  }
+  if (desired.policy) {
+    const have = actual.policy ?? { devices: [], endpoints: [], entries: [], ipcache: [] };
+    for (const d of desired.policy.devices)
+      if (!have.devices.includes(d))
+        items.push({ what: "policy", detail: `pod programs missing on ${d}` });
+    items.push(
+      ...diffEntries("policy", "policy endpoint", desired.policy.endpoints, have.endpoints),
+      ...diffCounted("policy", "policy entries", desired.policy.entries, have.entries),
+      ...diffCounted("policy", "ipcache entries", desired.policy.ipcache, have.ipcache),
+    );
   }
   const wantWg = desired.wireguard;
   if (wantWg && !actual.wireguard) {

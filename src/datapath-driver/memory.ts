@@ -6,6 +6,7 @@ import {
   type DatapathDriver,
   type DatapathState,
   type DriftItem,
+  type EndpointDevice,
   expectedState,
   mapEntryCounts,
   planDatapath,
@@ -26,6 +27,10 @@ export class MemoryDriver implements DatapathDriver {
   applies = 0;
   /** Simulated time an apply takes (a slow node), 0 by default. */
   delayMs = 0;
+  /** Audit-mode would-drop counts per pod that policyAudit() reports (tests set them). */
+  audit = new Map<string, { ingress: number; egress: number }>();
+  /** Simulated pod interfaces: every pod gets one, numbered in order of first sight. */
+  private readonly podIfindex = new Map<string, number>();
 
   constructor(private readonly devices: string[] = ["eth0"]) {}
 
@@ -35,6 +40,23 @@ export class MemoryDriver implements DatapathDriver {
 
   devicesFor(spec: NodeDatapath): string[] {
     return spec.devices?.length ? spec.devices : this.devices;
+  }
+
+  endpointDevicesFor(ctx: ApplyContext): Map<string, EndpointDevice> {
+    const out = new Map<string, EndpointDevice>();
+    for (const e of ctx.policy?.endpoints ?? []) {
+      let ifindex = this.podIfindex.get(e.pod);
+      if (ifindex === undefined) {
+        ifindex = 1000 + this.podIfindex.size;
+        this.podIfindex.set(e.pod, ifindex);
+      }
+      out.set(e.pod, { ifname: `lxc${ifindex}`, ifindex });
+    }
+    return out;
+  }
+
+  async policyAudit(): Promise<Map<string, { ingress: number; egress: number }>> {
+    return new Map(this.audit);
   }
 
   /** Every apply fails with this message until cleared with undefined. */
@@ -53,6 +75,8 @@ export class MemoryDriver implements DatapathDriver {
     if (what === "strictCidrs") this.state.strictCidrs = this.state.strictCidrs.slice(1);
     if (what === "program") this.state.attachedDevices = this.state.attachedDevices.slice(1);
     if (what === "egressDeny") this.state.egressDeny = this.state.egressDeny.slice(1);
+    if (what === "policy" && this.state.policy)
+      this.state.policy.entries = this.state.policy.entries.slice(1);
     if (what === "bandwidth") {
       const first = Object.keys(this.state.bandwidth)[0];
       if (first) delete this.state.bandwidth[first];
@@ -63,7 +87,7 @@ export class MemoryDriver implements DatapathDriver {
     this.applies++;
     if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs));
     if (this.failure) throw new Error(this.failure);
-    const plan = planDatapath(spec, this.devicesFor(spec), ctx);
+    const plan = planDatapath(spec, this.devicesFor(spec), ctx, this.endpointDevicesFor(ctx));
     this.state = expectedState(plan);
     this.peers = ctx.wireguard?.peers;
     this.peersAt = Math.floor(Date.now() / 1000);
@@ -72,6 +96,7 @@ export class MemoryDriver implements DatapathDriver {
       bandwidth: "none",
       mapEntries: mapEntryCounts(plan),
       notEnforced: plan.notEnforced,
+      ...(plan.policy ? { policyEndpoints: plan.policy.endpoints.size } : {}),
       ...(ctx.wireguard
         ? {
             wireguard: {

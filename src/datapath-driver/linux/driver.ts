@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { REPO_ROOT } from "../../api/fixtures.js";
@@ -9,10 +10,16 @@ import {
   type DatapathDriver,
   type DatapathPlan,
   type DatapathState,
+  type EndpointDevice,
   mapEntryCounts,
   planDatapath,
 } from "../driver.js";
 import { describeDenyEntries } from "../maps/egress-deny.js";
+import {
+  describeEndpoints,
+  describeIpcacheEntries,
+  describePolicyEntries,
+} from "../maps/policy.js";
 import { UserspaceWireguard } from "../wireguard/backend.js";
 import type { PeerState } from "../wireguard/uapi.js";
 import { BpfDatapath } from "./bpf-datapath.js";
@@ -38,6 +45,30 @@ function deviceExists(name: string): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * This node's host routes (address → device), both families: a CNI plugin routes each pod's
+ * address to its host-side veth (Calico does, and so does the box), so that is where the
+ * pod's programs go.
+ */
+function hostRoutes(): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const family of ["-4", "-6"]) {
+    let routes: { dst?: string; dev?: string }[] = [];
+    try {
+      routes = JSON.parse(
+        execFileSync("ip", ["-j", family, "route", "show", "table", "main"], { encoding: "utf8" }),
+      );
+    } catch {
+      continue; // no such family here
+    }
+    for (const r of routes) {
+      if (!r.dst || !r.dev) continue;
+      out.set(r.dst.replace(/\/(32|128)$/, ""), r.dev);
+    }
+  }
+  return out;
 }
 
 /** Lines of a verifier log kept in a status message: its end says why. */
@@ -81,6 +112,11 @@ export class LinuxDriver implements DatapathDriver {
   private caps: Capabilities | undefined;
   /** Devices this driver attached to in the current process (plus pinned ones found at start). */
   private attached = new Set<string>();
+  /** Pod interfaces with the NetworkPolicy programs (plus pinned ones found at start). */
+  private podAttached = new Set<string>();
+  /** ifindex → pod of the last applied policy (audit counts are per interface). */
+  private podOf = new Map<number, string>();
+  private policyApplied = false;
   private readonly wireguard = new UserspaceWireguard();
   /** The WireGuard interface this driver manages (undefined: none wanted). */
   private wgIfname: string | undefined;
@@ -103,6 +139,25 @@ export class LinuxDriver implements DatapathDriver {
     return dev ? [dev] : [];
   }
 
+  endpointDevicesFor(ctx: ApplyContext): Map<string, EndpointDevice> {
+    const out = new Map<string, EndpointDevice>();
+    const endpoints = ctx.policy?.endpoints ?? [];
+    if (endpoints.length === 0) return out;
+    const routes = hostRoutes();
+    for (const e of endpoints)
+      for (const ip of e.ips) {
+        const ifname = routes.get(ip);
+        if (!ifname) continue;
+        try {
+          out.set(e.pod, { ifname, ifindex: ifNameToIndex(ifname) });
+          break;
+        } catch {
+          // gone between the route dump and now: the next apply or drift check finds it
+        }
+      }
+    return out;
+  }
+
   private mode(): "tcx" | "clsact" {
     return this.caps?.tcx ? "tcx" : "clsact";
   }
@@ -116,8 +171,14 @@ export class LinuxDriver implements DatapathDriver {
       // Adopt links a previous agent pinned, so devices no longer wanted are detached too.
       const links = join(this.opts.pinDir, "links");
       if (existsSync(links)) {
-        for (const f of readdirSync(links))
-          if (f.endsWith("-egress")) this.attached.add(f.slice(0, -"-egress".length));
+        const pins = readdirSync(links);
+        // Pod interfaces carry programs on both hooks; native devices on egress only.
+        for (const f of pins)
+          if (f.endsWith("-ingress")) this.podAttached.add(f.slice(0, -"-ingress".length));
+        for (const f of pins) {
+          const dev = f.endsWith("-egress") ? f.slice(0, -"-egress".length) : undefined;
+          if (dev && !this.podAttached.has(dev)) this.attached.add(dev);
+        }
       }
     }
     return this.bpf;
@@ -134,9 +195,10 @@ export class LinuxDriver implements DatapathDriver {
     const devices = this.devicesFor(spec);
     if (devices.length === 0 && !spec.devices?.length)
       throw new Error("no device to attach to: no default route and spec.devices is empty");
-    const plan = planDatapath(spec, devices, ctx);
+    const plan = planDatapath(spec, devices, ctx, this.endpointDevicesFor(ctx));
     const refused: string[] = [];
     const bpf = this.tryOpen(refused);
+    if (bpf) this.applyPolicy(bpf, plan, refused);
     if (bpf) {
       // Maps first, then programs: a freshly attached program never sees half-filled maps.
       bpf.syncEgressDeny(plan.egressDeny);
@@ -164,8 +226,51 @@ export class LinuxDriver implements DatapathDriver {
       bandwidth: bpf ? "HTB" : "none",
       mapEntries: bpf ? mapEntryCounts(plan) : {},
       notEnforced: [...refused, ...plan.notEnforced],
+      ...(plan.policy ? { policyEndpoints: bpf ? plan.policy.endpoints.size : 0 } : {}),
       ...(wg ? { wireguard: wg } : {}),
     };
+  }
+
+  /**
+   * NetworkPolicy: maps first (ipcache, entries, endpoints), then both programs on every pod
+   * interface; interfaces no longer enforced lose them. A pod interface that refuses a program
+   * is named, the others are enforced.
+   */
+  private applyPolicy(bpf: BpfDatapath, plan: DatapathPlan, refused: string[]): void {
+    const p = plan.policy;
+    this.policyApplied = p !== undefined;
+    if (!p) return;
+    bpf.syncIpcache(p.ipcache);
+    bpf.syncPolicy(p.entries);
+    bpf.syncEndpoints(p.endpoints);
+    this.podOf = new Map(p.podOf);
+    for (const dev of p.devices) {
+      try {
+        bpf.attach(dev, "netloom_pod_egress", this.mode());
+        bpf.attach(dev, "netloom_pod_ingress", this.mode());
+        this.podAttached.add(dev);
+      } catch (e) {
+        refused.push(`NetworkPolicy programs on pod interface ${dev}: ${kernelMessage(e)}`);
+      }
+    }
+    for (const dev of [...this.podAttached]) {
+      if (p.devices.includes(dev)) continue;
+      bpf.detach(dev);
+      this.podAttached.delete(dev);
+    }
+  }
+
+  /** Per pod: connections audit-mode policies would have dropped, by direction. */
+  async policyAudit(): Promise<Map<string, { ingress: number; egress: number }>> {
+    const out = new Map<string, { ingress: number; egress: number }>();
+    for (const c of this.tryOpen([])?.readPolicyAudit() ?? []) {
+      const pod = this.podOf.get(c.ifindex);
+      if (!pod) continue;
+      const counts = out.get(pod) ?? { ingress: 0, egress: 0 };
+      counts[c.direction] += c.wouldDrop;
+      out.set(pod, counts);
+    }
+    return out;
   }
 
   /** The loaded object, or undefined with the kernel's refusal added to `refused`. */
@@ -246,7 +351,28 @@ export class LinuxDriver implements DatapathDriver {
         bandwidth[ip] = Math.min(...(rates as number[]));
     }
     const wg = this.wgIfname ? await this.wireguard.read(this.wgIfname) : undefined;
+    const onBothHooks = (d: string) => {
+      try {
+        return (
+          bpf !== undefined &&
+          bpf.attachedProgramIds(d, this.mode(), "ingress").length > 0 &&
+          bpf.attachedProgramIds(d, this.mode(), "egress").length > 0
+        );
+      } catch {
+        return false; // the interface is gone
+      }
+    };
     return {
+      ...(this.policyApplied
+        ? {
+            policy: {
+              devices: [...this.podAttached].filter(onBothHooks).sort(),
+              endpoints: bpf ? describeEndpoints(bpf.readEndpoints()) : [],
+              entries: describePolicyEntries(bpf?.readPolicy() ?? []),
+              ipcache: describeIpcacheEntries(bpf?.readIpcache() ?? []),
+            },
+          }
+        : {}),
       attachedDevices,
       egressDeny: describeDenyEntries(bpf?.readEgressDeny() ?? []),
       strictCidrs: bpf?.readStrictCidrs() ?? [],
@@ -285,6 +411,8 @@ export class LinuxDriver implements DatapathDriver {
       removeHtb(dev);
     }
     this.attached.clear();
+    for (const dev of this.podAttached) bpf.detach(dev);
+    this.podAttached.clear();
     bpf.close();
     this.bpf = undefined;
     BpfDatapath.removePins(this.opts.pinDir);
