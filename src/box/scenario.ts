@@ -119,14 +119,13 @@ export function checkScenario(sc: Scenario, where = "scenario"): Scenario {
   for (const p of sc.pods)
     if (p.node > sc.nodes)
       throw new Error(`${where}: pod ${p.namespace}/${p.name} is on node ${p.node} of ${sc.nodes}`);
-  sc.cases.forEach((c, i) =>
-    c.probes.forEach((p, j) => {
+  for (const [i, c] of sc.cases.entries())
+    for (const [j, p] of c.probes.entries()) {
       const at = `${where}: cases.${i}.probes.${j}`;
       if (!pods.has(p.from)) throw new Error(`${at}.from: no pod ${p.from}`);
       if (!isIPAddress(p.to) && !pods.has(p.to))
         throw new Error(`${at}.to: ${p.to} is neither a pod of the scenario nor an IP address`);
-    }),
-  );
+    }
   return sc;
 }
 
