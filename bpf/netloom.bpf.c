@@ -1,12 +1,17 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * Netloom tc egress programs.
+ * Netloom tc programs.
  *
  *   netloom_egress        native (Ethernet) devices: the underlay.
  *   netloom_tunnel_egress the WireGuard TUN device: L3, the packet starts at the IP header.
+ *   netloom_pod_egress    a pod's host-side veth, tcx INGRESS (packets leaving the pod): the
+ *                         pod's NetworkPolicy egress.
+ *   netloom_pod_ingress   a pod's host-side veth, tcx EGRESS (packets towards the pod): the
+ *                         pod's NetworkPolicy ingress.
  *
- * Both share netloom_handle(); has_eth selects the L2 parsing, strict selects the strict-mode
- * check (underlay only: pod-to-pod packets seen in clear there bypassed WireGuard).
+ * The first two share netloom_handle(); has_eth selects the L2 parsing, strict selects the
+ * strict-mode check (underlay only: pod-to-pod packets seen in clear there bypassed WireGuard).
+ * The pod programs share pod_policy(); see "NetworkPolicy" below for their maps and steps.
  *
  * Per packet, in order:
  *   1. egress_deny / egress_deny6 (LPM keyed by protocol, port, then destination): drop when
@@ -303,6 +308,478 @@ SEC("tc")
 int netloom_tunnel_egress(struct __sk_buff *skb)
 {
   return netloom_handle(skb, false, false);
+}
+
+/*
+ * ---------------------------------------------------------------------------------------------
+ * NetworkPolicy, per pod, on the host side of its veth.
+ *
+ * Maps:
+ *   endpoints     HASH  host veth ifindex → {identity, flags}: which pod, isolated how. A packet
+ *                 on a device without an entry passes untouched.
+ *   policy        LPM   {ifindex, peer identity, direction, protocol, port} → ALLOW flags.
+ *                 Peer identity 0 is "any peer". Data bits: ifindex 32, identity 32, direction
+ *                 8, protocol 8, port 16 (network order, so a port range is a few prefixes).
+ *                 prefixlen 72: every protocol and port; 80: every port of the protocol;
+ *                 80 + n: a port prefix of n bits. The longest match alone answers, so the
+ *                 loader ORs into every entry the flags of the shorter entries covering it.
+ *   ipcache4/6    LPM   address → identity; a miss is IDENTITY_WORLD.
+ *   conntrack     LRU   (5-tuple as first seen, direction that accepted it) → last-seen ns.
+ *                 A packet whose reversed tuple was accepted in the other direction, recently,
+ *                 is a reply: e.g. B's answer leaving B passes because B's ingress accepted
+ *                 the connection (not merely because A's egress let it out).
+ *   policy_audit  PERCPU_HASH {ifindex, direction} → connections audit-mode policies would drop.
+ *   policy_drops  LRU_PERCPU_HASH {local identity, peer identity, direction} → dropped packets
+ *                 (drops[DROP_POLICY_DENIED] counts them too).
+ *
+ * Per packet: endpoint by skb->ifindex (none → pass); non-IP and IPv6 neighbour discovery
+ * pass; a reply (reversed tuple tracked) passes; the peer's identity comes from the ipcache
+ * (the destination for egress, the source for ingress); ingress from the host passes when the
+ * endpoint has ALLOW_HOST (kubelet probes); then two policy lookups (the peer's identity and
+ * any peer), ORed. Two policy sets are encoded side by side: the full set (ALLOW, isolation
+ * EP_*_ISOLATED) and the non-audit ("enforced") set (ALLOW_ENFORCED, EP_*_ISOLATED_ENFORCED).
+ * The enforced set decides; where it allows and the full set would not, the new connection is
+ * counted in policy_audit. An audit-mode policy never changes a verdict, either way.
+ *
+ * Later fragments carry no ports: they are looked up with port 0 (only every-port entries
+ * allow them). Protocols other than TCP, UDP, SCTP and ICMP use port 0 too; ICMP echo uses the
+ * echo id as both ports of its tuple, so a reply matches its request.
+ */
+
+#define IPPROTO_ICMPV6 58
+#define ICMP_ECHOREPLY 0
+#define ICMP_ECHO 8
+#define ICMPV6_ECHO_REQUEST 128
+#define ICMPV6_ECHO_REPLY 129
+#define NDISC_FIRST 133 /* router solicitation ... */
+#define NDISC_LAST 137  /* ... redirect */
+
+#define IDENTITY_ANY 0
+#define IDENTITY_HOST 1
+#define IDENTITY_WORLD 2
+
+enum policy_direction {
+  DIR_INGRESS = 0,
+  DIR_EGRESS = 1,
+};
+
+/* endpoint_value.flags */
+#define EP_INGRESS_ISOLATED (1 << 0)
+#define EP_INGRESS_ISOLATED_ENFORCED (1 << 1)
+#define EP_EGRESS_ISOLATED (1 << 2)
+#define EP_EGRESS_ISOLATED_ENFORCED (1 << 3)
+#define EP_ALLOW_HOST (1 << 4)
+
+/* policy values */
+#define POLICY_ALLOW (1 << 0)
+#define POLICY_ALLOW_ENFORCED (1 << 1)
+
+/* Every bit of a policy key's data: a per-packet lookup. */
+#define POLICY_FULL_PREFIXLEN 96
+
+/* How long a tracked connection's replies pass after its last packet (Cilium's defaults). */
+#define CT_LIFETIME_TCP_NS (21600ULL * 1000000000ULL)
+#define CT_LIFETIME_OTHER_NS (60ULL * 1000000000ULL)
+
+struct endpoint_value {
+  __u32 identity;
+  __u32 flags;
+};
+
+struct policy_key {
+  __u32 prefixlen;
+  __u32 ifindex;
+  __u32 identity; /* IDENTITY_ANY: a rule without peers */
+  __u8 direction;
+  __u8 protocol; /* any value under prefixlen 72 */
+  __be16 port;
+};
+
+struct ipcache4_key {
+  __u32 prefixlen;
+  __be32 addr;
+};
+
+struct ipcache6_key {
+  __u32 prefixlen;
+  __u8 addr[16];
+};
+
+/* IPv4 addresses in the first 4 bytes, the rest zero. No implicit padding: the whole key hashes. */
+struct ct_key {
+  __u8 saddr[16];
+  __u8 daddr[16];
+  __be16 sport;
+  __be16 dport;
+  __u8 protocol;
+  __u8 family;    /* 4 or 6 */
+  __u8 direction; /* where the flow was accepted: an endpoint's ingress or egress */
+  __u8 pad;
+};
+
+struct policy_audit_key {
+  __u32 ifindex;
+  __u32 direction;
+};
+
+struct policy_drop_key {
+  __u32 local_identity;
+  __u32 peer_identity;
+  __u32 direction;
+};
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 4096);
+  __type(key, __u32); /* host veth ifindex */
+  __type(value, struct endpoint_value);
+} endpoints SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_LPM_TRIE);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __uint(max_entries, 65536);
+  __type(key, struct policy_key);
+  __type(value, __u32);
+} policy SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_LPM_TRIE);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __uint(max_entries, 65536);
+  __type(key, struct ipcache4_key);
+  __type(value, __u32);
+} ipcache4 SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_LPM_TRIE);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __uint(max_entries, 16384);
+  __type(key, struct ipcache6_key);
+  __type(value, __u32);
+} ipcache6 SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, 65536);
+  __type(key, struct ct_key);
+  __type(value, __u64); /* bpf_ktime_get_ns of the last packet */
+} conntrack SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+  __uint(max_entries, 16384);
+  __type(key, struct policy_audit_key);
+  __type(value, __u64);
+} policy_audit SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_PERCPU_HASH);
+  __uint(max_entries, 16384);
+  __type(key, struct policy_drop_key);
+  __type(value, __u64);
+} policy_drops SEC(".maps");
+
+/* +1 in this CPU's slot of a per-CPU hash counter (created at 1). */
+static __always_inline void count_in(void *map, const void *key)
+{
+  __u64 *c = bpf_map_lookup_elem(map, key);
+
+  if (c) {
+    *c += 1;
+    return;
+  }
+  __u64 one = 1;
+
+  bpf_map_update_elem(map, key, &one, BPF_NOEXIST); /* a racing insert loses one count */
+}
+
+enum flow_parse {
+  FLOW_OK,
+  FLOW_NOT_OURS, /* not IP, neighbour discovery, unreadable header: pass untouched */
+};
+
+/*
+ * The ports of the tuple from the transport header at l4 (ports stay 0 when it is too short).
+ * Everything is copied with bpf_skb_load_bytes: variable offsets on packet pointers need
+ * CAP_PERFMON (Spectre v1 sanitation) and the agent runs without it.
+ */
+static __always_inline enum flow_parse parse_ports(struct __sk_buff *skb, __u32 l4,
+                                                   struct ct_key *t)
+{
+  if (t->protocol == IPPROTO_TCP || t->protocol == IPPROTO_UDP || t->protocol == IPPROTO_SCTP) {
+    __be16 ports[2];
+
+    if (bpf_skb_load_bytes(skb, l4, ports, sizeof(ports)) == 0) {
+      t->sport = ports[0];
+      t->dport = ports[1];
+    }
+    return FLOW_OK;
+  }
+  if (t->protocol != IPPROTO_ICMP && t->protocol != IPPROTO_ICMPV6)
+    return FLOW_OK;
+  __u8 icmp[6]; /* type, code, checksum, echo id */
+
+  if (bpf_skb_load_bytes(skb, l4, icmp, sizeof(icmp)) < 0)
+    return FLOW_OK;
+  __u8 type = icmp[0];
+
+  if (t->protocol == IPPROTO_ICMPV6 && type >= NDISC_FIRST && type <= NDISC_LAST)
+    return FLOW_NOT_OURS;
+  bool echo = t->protocol == IPPROTO_ICMP ? (type == ICMP_ECHO || type == ICMP_ECHOREPLY)
+                                          : (type == ICMPV6_ECHO_REQUEST ||
+                                             type == ICMPV6_ECHO_REPLY);
+  if (echo) {
+    __be16 id;
+
+    __builtin_memcpy(&id, &icmp[4], sizeof(id));
+    t->sport = id;
+    t->dport = id;
+  }
+  return FLOW_OK;
+}
+
+static __always_inline enum flow_parse parse_ipv4_flow(struct __sk_buff *skb, struct ct_key *t)
+{
+  struct iphdr ip;
+
+  if (bpf_skb_load_bytes(skb, sizeof(struct ethhdr), &ip, sizeof(ip)) < 0)
+    return FLOW_NOT_OURS;
+  if (ip.version != 4 || ip.ihl < 5)
+    return FLOW_NOT_OURS;
+  t->family = 4;
+  t->protocol = ip.protocol;
+  __builtin_memcpy(t->saddr, &ip.saddr, 4);
+  __builtin_memcpy(t->daddr, &ip.daddr, 4);
+  /* Only the first fragment carries the transport header. */
+  if (ip.frag_off & bpf_htons(IP_OFFSET))
+    return FLOW_OK;
+  return parse_ports(skb, sizeof(struct ethhdr) + ip.ihl * 4, t);
+}
+
+static __always_inline enum flow_parse parse_ipv6_flow(struct __sk_buff *skb, struct ct_key *t)
+{
+  struct ipv6hdr ip6;
+  const __u32 l3 = sizeof(struct ethhdr);
+
+  if (bpf_skb_load_bytes(skb, l3, &ip6, sizeof(ip6)) < 0)
+    return FLOW_NOT_OURS;
+  if (ip6.version != 6)
+    return FLOW_NOT_OURS;
+  t->family = 6;
+  __builtin_memcpy(t->saddr, &ip6.saddr, 16);
+  __builtin_memcpy(t->daddr, &ip6.daddr, 16);
+  __u8 protocol = ip6.nexthdr;
+  __u32 off = l3 + sizeof(struct ipv6hdr);
+
+  /* As handle_ipv6: a bounded walk over the extension headers to the transport header. */
+#pragma unroll
+  for (int i = 0; i < IPV6_MAX_EXT_HEADERS; i++) {
+    if (protocol != NEXTHDR_HOP && protocol != NEXTHDR_ROUTING && protocol != NEXTHDR_DEST &&
+        protocol != NEXTHDR_FRAGMENT && protocol != NEXTHDR_AUTH)
+      break;
+    __u8 ext[4];
+
+    if (bpf_skb_load_bytes(skb, off, ext, sizeof(ext)) < 0) {
+      t->protocol = protocol;
+      return FLOW_OK;
+    }
+    if (protocol == NEXTHDR_FRAGMENT) {
+      if (((ext[2] << 8 | ext[3]) & 0xfff8) != 0) {
+        t->protocol = ext[0]; /* a later fragment: no ports */
+        return FLOW_OK;
+      }
+      off += 8;
+    } else if (protocol == NEXTHDR_AUTH) {
+      off += (ext[1] + 2) * 4;
+    } else {
+      off += (ext[1] + 1) * 8;
+    }
+    protocol = ext[0];
+  }
+  t->protocol = protocol;
+  return parse_ports(skb, off, t);
+}
+
+/*
+ * Was a tuple last seen at `seen` still alive at `now`? Another CPU may have stamped it after
+ * this packet read the clock (seen > now): alive, not a wrapped-around age.
+ */
+static __always_inline bool ct_alive(__u64 seen, __u64 now, __u8 protocol)
+{
+  __u64 lifetime = protocol == IPPROTO_TCP || protocol == IPPROTO_SCTP ? CT_LIFETIME_TCP_NS
+                                                                       : CT_LIFETIME_OTHER_NS;
+
+  return seen > now || now - seen < lifetime;
+}
+
+/*
+ * Records (or refreshes) the tuple in its direction; true when it was not tracked there (or had
+ * expired): a new flow for this endpoint and direction.
+ */
+static __always_inline bool ct_track(const struct ct_key *t, __u64 now)
+{
+  __u64 *seen = bpf_map_lookup_elem(&conntrack, t);
+
+  if (seen) {
+    bool expired = !ct_alive(*seen, now, t->protocol);
+
+    *seen = now;
+    return expired;
+  }
+  bpf_map_update_elem(&conntrack, t, &now, BPF_ANY);
+  return true;
+}
+
+/*
+ * A reply of a tracked connection: its reversed tuple was accepted in the other direction (a
+ * reply leaving a pod answers what its ingress accepted) within the lifetime.
+ */
+static __always_inline bool ct_is_reply(const struct ct_key *t, __u64 now)
+{
+  struct ct_key rev = {
+      .sport = t->dport,
+      .dport = t->sport,
+      .protocol = t->protocol,
+      .family = t->family,
+      .direction = t->direction == DIR_INGRESS ? DIR_EGRESS : DIR_INGRESS,
+  };
+
+  __builtin_memcpy(rev.saddr, t->daddr, sizeof(rev.saddr));
+  __builtin_memcpy(rev.daddr, t->saddr, sizeof(rev.daddr));
+  __u64 *seen = bpf_map_lookup_elem(&conntrack, &rev);
+
+  if (!seen || !ct_alive(*seen, now, t->protocol))
+    return false;
+  *seen = now;
+  return true;
+}
+
+static __always_inline __u32 identity_of(const __u8 *addr, __u8 family)
+{
+  __u32 *id;
+
+  if (family == 4) {
+    struct ipcache4_key k = {.prefixlen = 32};
+
+    __builtin_memcpy(&k.addr, addr, 4);
+    id = bpf_map_lookup_elem(&ipcache4, &k);
+  } else {
+    struct ipcache6_key k = {.prefixlen = 128};
+
+    __builtin_memcpy(k.addr, addr, 16);
+    id = bpf_map_lookup_elem(&ipcache6, &k);
+  }
+  return id ? *id : IDENTITY_WORLD;
+}
+
+/* The flags of the peer's entries ORed with those of the any-peer entries. */
+static __always_inline __u32 policy_flags(__u32 ifindex, __u32 peer, __u8 direction,
+                                          __u8 protocol, __be16 port)
+{
+  struct policy_key k = {
+      .prefixlen = POLICY_FULL_PREFIXLEN,
+      .ifindex = ifindex,
+      .identity = peer,
+      .direction = direction,
+      .protocol = protocol,
+      .port = port,
+  };
+  __u32 flags = 0;
+  __u32 *v = bpf_map_lookup_elem(&policy, &k);
+
+  if (v)
+    flags |= *v;
+  k.identity = IDENTITY_ANY;
+  v = bpf_map_lookup_elem(&policy, &k);
+  if (v)
+    flags |= *v;
+  return flags;
+}
+
+static __always_inline int pod_policy(struct __sk_buff *skb, const __u8 direction)
+{
+  __u32 ifindex = skb->ifindex;
+  struct endpoint_value *ep = bpf_map_lookup_elem(&endpoints, &ifindex);
+
+  if (!ep)
+    return TC_ACT_OK;
+  const __u32 local_identity = ep->identity;
+  const __u32 ep_flags = ep->flags;
+
+  struct ethhdr eth;
+  struct ct_key t = {.direction = direction};
+  enum flow_parse parsed;
+
+  if (bpf_skb_load_bytes(skb, 0, &eth, sizeof(eth)) < 0)
+    return TC_ACT_OK;
+  if (eth.h_proto == bpf_htons(ETH_P_IP))
+    parsed = parse_ipv4_flow(skb, &t);
+  else if (eth.h_proto == bpf_htons(ETH_P_IPV6))
+    parsed = parse_ipv6_flow(skb, &t);
+  else
+    return TC_ACT_OK; /* ARP, ...: not policy's */
+  if (parsed != FLOW_OK)
+    return TC_ACT_OK;
+
+  const __u64 now = bpf_ktime_get_ns();
+
+  if (ct_is_reply(&t, now))
+    return TC_ACT_OK;
+
+  const __u32 peer =
+      direction == DIR_INGRESS ? identity_of(t.saddr, t.family) : identity_of(t.daddr, t.family);
+
+  if (direction == DIR_INGRESS && peer == IDENTITY_HOST && (ep_flags & EP_ALLOW_HOST)) {
+    ct_track(&t, now);
+    return TC_ACT_OK;
+  }
+
+  const __u32 isolated = direction == DIR_INGRESS ? EP_INGRESS_ISOLATED : EP_EGRESS_ISOLATED;
+  const __u32 isolated_enforced =
+      direction == DIR_INGRESS ? EP_INGRESS_ISOLATED_ENFORCED : EP_EGRESS_ISOLATED_ENFORCED;
+  __u32 flags = 0;
+
+  if (ep_flags & (isolated | isolated_enforced)) {
+    bool has_ports =
+        t.protocol == IPPROTO_TCP || t.protocol == IPPROTO_UDP || t.protocol == IPPROTO_SCTP;
+
+    flags = policy_flags(ifindex, peer, direction, t.protocol, has_ports ? t.dport : 0);
+  }
+  const bool allow_full = !(ep_flags & isolated) || (flags & POLICY_ALLOW);
+  const bool allow_enforced = !(ep_flags & isolated_enforced) || (flags & POLICY_ALLOW_ENFORCED);
+
+  if (allow_enforced) {
+    /* Audit: the full set (audit-mode policies too) would drop it; count new flows only. */
+    if (ct_track(&t, now) && !allow_full) {
+      struct policy_audit_key ak = {.ifindex = ifindex, .direction = direction};
+
+      count_in(&policy_audit, &ak);
+    }
+    return TC_ACT_OK;
+  }
+  struct policy_drop_key dk = {
+      .local_identity = local_identity,
+      .peer_identity = peer,
+      .direction = direction,
+  };
+
+  count_in(&policy_drops, &dk);
+  return count_drop(DROP_POLICY_DENIED);
+}
+
+/* tcx ingress of a pod's host veth: what the pod sends. */
+SEC("tc")
+int netloom_pod_egress(struct __sk_buff *skb)
+{
+  return pod_policy(skb, DIR_EGRESS);
+}
+
+/* tcx egress of a pod's host veth: what the pod receives. */
+SEC("tc")
+int netloom_pod_ingress(struct __sk_buff *skb)
+{
+  return pod_policy(skb, DIR_INGRESS);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -240,6 +240,11 @@ describe("BpfDatapath on the real kernel", { skip: skipWhen(reason) }, () => {
       egress_deny6: 1,
       strict_cidrs: 0,
       pod_class: 0,
+      endpoints: 0,
+      policy: 0,
+      ipcache4: 0,
+      ipcache6: 0,
+      conntrack: 0,
     });
 
     // A covering network's port still applies under a longer entry for another port: the

@@ -1,16 +1,23 @@
 /**
  * The eBPF half of the Linux datapath: loads bpf/netloom.bpf.o with libbpf, pins its maps per
- * node, attaches the egress programs (tcx links, or cls_bpf on clsact as the fallback) and
- * keeps the maps equal to the desired policy.
+ * node, attaches the programs (tcx links, or cls_bpf on clsact as the fallback) and keeps the
+ * maps equal to the desired policy.
+ *
+ * Programs and their hooks (PROGRAM_HOOK): netloom_egress and netloom_tunnel_egress run at a
+ * device's egress; the NetworkPolicy programs run on the host side of a pod's veth,
+ * netloom_pod_egress at its ingress (what the pod sends), netloom_pod_ingress at its egress
+ * (what the pod receives).
  *
  * Pin layout under pinDir (one directory per node, so simulated nodes never share state):
  *   maps/<map name>          every map; libbpf reuses a compatible pin at load, so an agent
  *                            restart keeps the map contents
- *   links/<ifname>-egress    the tcx link of a device; a restart swaps the program behind it
- *                            with bpf_link_update (atomic, never two copies attached)
+ *   links/<ifname>-egress    the tcx link of a device's egress hook, links/<ifname>-ingress
+ *                            of its ingress hook; a restart swaps the program behind it with
+ *                            bpf_link_update (atomic, never two copies attached)
  *
- * clsact filters are not pinned: they live in the device's clsact qdisc under a fixed
- * handle/priority (TC_HANDLE / TC_PRIORITY) and BPF_TC_F_REPLACE swaps them atomically.
+ * clsact filters are not pinned: they live in the device's clsact qdisc (ingress or egress
+ * hook) under a fixed handle/priority (TC_HANDLE / TC_PRIORITY) and BPF_TC_F_REPLACE swaps
+ * them atomically.
  *
  * Device lookups use if_nametoindex in the calling thread's network namespace; run the agent
  * of a simulated node with `nsenter --net=/run/netns/NAME` (not `ip netns exec`, which remounts
@@ -41,8 +48,46 @@ import {
   LPM_V4_KEY_SIZE,
 } from "../maps/egress-deny.js";
 import {
+  CONNTRACK_MAP,
+  CT_KEY_SIZE,
+  type Direction,
+  decodeEndpointKey,
+  decodeEndpointValue,
+  decodeIpcacheEntry,
+  decodePolicyAuditKey,
+  decodePolicyDropKey,
+  decodePolicyEntry,
+  describeIpcacheEntry,
+  describePolicyEntry,
+  ENDPOINT_KEY_SIZE,
+  ENDPOINT_VALUE_SIZE,
+  ENDPOINTS_MAP,
+  type EndpointValue,
+  encodeEndpointKey,
+  encodeEndpointValue,
+  encodeIpcacheKey,
+  encodePolicyKey,
+  IPCACHE_KEY_SIZE,
+  IPCACHE_MAP,
+  IPCACHE_VALUE_SIZE,
+  type IpcacheEntry,
+  POLICY_AUDIT_KEY_SIZE,
+  POLICY_AUDIT_MAP,
+  POLICY_DROP_KEY_SIZE,
+  POLICY_DROPS_MAP,
+  POLICY_KEY_SIZE,
+  POLICY_MAP,
+  POLICY_VALUE_SIZE,
+  type PolicyAuditCount,
+  type PolicyDropCount,
+  type PolicyMapEntry,
+  sumPerCpu,
+} from "../maps/policy.js";
+import {
   BPF_TC_EGRESS,
+  BPF_TC_INGRESS,
   BPF_TCX_EGRESS,
+  BPF_TCX_INGRESS,
   type CPtr,
   closeFd,
   EINVAL,
@@ -76,12 +121,44 @@ import {
   tcQuery,
 } from "./libbpf.js";
 
-export type ProgramName = "netloom_egress" | "netloom_tunnel_egress";
+export type ProgramName =
+  | "netloom_egress"
+  | "netloom_tunnel_egress"
+  | "netloom_pod_egress"
+  | "netloom_pod_ingress";
 export type AttachMode = "tcx" | "clsact";
+/** A device's hook: ingress (packets the device receives) or egress (packets it sends). */
+export type Hook = "ingress" | "egress";
 
-export const PROGRAMS: readonly ProgramName[] = ["netloom_egress", "netloom_tunnel_egress"];
+export const PROGRAMS: readonly ProgramName[] = [
+  "netloom_egress",
+  "netloom_tunnel_egress",
+  "netloom_pod_egress",
+  "netloom_pod_ingress",
+];
 
-/** cls_bpf filter identity on the clsact egress hook ("NL"); priority 1 runs it first. */
+/**
+ * Where each program runs. The pod programs sit on the host side of the pod's veth, where
+ * the pod's egress is the device's ingress and the other way round.
+ */
+export const PROGRAM_HOOK: Readonly<Record<ProgramName, Hook>> = {
+  netloom_egress: "egress",
+  netloom_tunnel_egress: "egress",
+  netloom_pod_egress: "ingress",
+  netloom_pod_ingress: "egress",
+};
+
+const HOOKS: readonly Hook[] = ["ingress", "egress"];
+const TCX_ATTACH_TYPE: Readonly<Record<Hook, number>> = {
+  ingress: BPF_TCX_INGRESS,
+  egress: BPF_TCX_EGRESS,
+};
+const TC_ATTACH_POINT: Readonly<Record<Hook, number>> = {
+  ingress: BPF_TC_INGRESS,
+  egress: BPF_TC_EGRESS,
+};
+
+/** cls_bpf filter identity on a clsact hook ("NL"); priority 1 runs it first. */
 export const TC_HANDLE = 0x4e4c;
 export const TC_PRIORITY = 1;
 
@@ -90,7 +167,20 @@ const DROP_POLICY_DENIED = 0;
 const DROP_UNENCRYPTED = 1;
 const DROP_OVER_RATE = 2;
 
-const MAP_NAMES = ["egress_deny", "egress_deny6", "strict_cidrs", "pod_class", "drops"] as const;
+const MAP_NAMES = [
+  "egress_deny",
+  "egress_deny6",
+  "strict_cidrs",
+  "pod_class",
+  "drops",
+  ENDPOINTS_MAP,
+  POLICY_MAP,
+  IPCACHE_MAP[4],
+  IPCACHE_MAP[6],
+  CONNTRACK_MAP,
+  POLICY_AUDIT_MAP,
+  POLICY_DROPS_MAP,
+] as const;
 type MapName = (typeof MAP_NAMES)[number];
 
 export interface SyncResult {
@@ -128,8 +218,8 @@ export function possibleCpuCount(): number {
   return n;
 }
 
-function linkPinPath(pinDir: string, ifname: string): string {
-  return join(pinDir, "links", `${ifname}-egress`);
+function linkPinPath(pinDir: string, ifname: string, hook: Hook): string {
+  return join(pinDir, "links", `${ifname}-${hook}`);
 }
 
 function isErrno(e: unknown, errno: number): boolean {
@@ -243,40 +333,44 @@ export class BpfDatapath {
   }
 
   /**
-   * Attaches program to ifname's egress; idempotent and hitless. tcx: swap the program of the
-   * pinned link (bpf_link_update), else create and pin a link. clsact: create the qdisc if
-   * needed and attach/replace the filter at (TC_HANDLE, TC_PRIORITY). Then the other mode's
-   * Netloom attachment on the device is removed, so one copy runs (after a brief overlap,
-   * never a gap).
+   * Attaches program to its hook on ifname (PROGRAM_HOOK); idempotent and hitless. tcx: swap
+   * the program of the hook's pinned link (bpf_link_update), else create and pin a link.
+   * clsact: create the qdisc if needed and attach/replace the filter at (TC_HANDLE,
+   * TC_PRIORITY) on the hook. Then the other mode's Netloom attachment on that hook is removed,
+   * so one copy runs (after a brief overlap, never a gap).
    */
   attach(ifname: string, program: ProgramName, mode: AttachMode): void {
     const progFd = this.progFd(program);
+    const hook = PROGRAM_HOOK[program];
     const ifindex = ifNameToIndex(ifname);
+    const pin = linkPinPath(this.pinDir, ifname, hook);
     if (mode === "tcx") {
-      const pin = linkPinPath(this.pinDir, ifname);
-      if (!(existsSync(pin) && updatePinnedLink(pin, ifindex, progFd))) {
-        const linkFd = linkCreate(progFd, ifindex, BPF_TCX_EGRESS);
+      const attachType = TCX_ATTACH_TYPE[hook];
+      if (!(existsSync(pin) && updatePinnedLink(pin, ifindex, attachType, progFd))) {
+        const linkFd = linkCreate(progFd, ifindex, attachType);
         try {
           objPin(linkFd, pin);
         } finally {
           closeFd(linkFd); // unpinned (pin failed) → the link goes away with its last fd
         }
       }
-      tcDetach(ifindex, BPF_TC_EGRESS, TC_HANDLE, TC_PRIORITY);
+      tcDetach(ifindex, TC_ATTACH_POINT[hook], TC_HANDLE, TC_PRIORITY);
     } else {
-      tcHookCreate(ifindex, BPF_TC_EGRESS);
-      tcAttach(ifindex, BPF_TC_EGRESS, progFd, TC_HANDLE, TC_PRIORITY);
-      const pin = linkPinPath(this.pinDir, ifname);
+      tcHookCreate(ifindex, TC_ATTACH_POINT[hook]);
+      tcAttach(ifindex, TC_ATTACH_POINT[hook], progFd, TC_HANDLE, TC_PRIORITY);
       if (existsSync(pin)) detachPinnedLink(pin);
     }
   }
 
-  /** Removes Netloom's program from ifname (the given mode, or both). */
-  detach(ifname: string, mode?: AttachMode): void {
+  /** Removes Netloom's programs from ifname (the given mode and hook, or all). */
+  detach(ifname: string, mode?: AttachMode, hook?: Hook): void {
     this.live();
+    const hooks = hook ? [hook] : HOOKS;
     if (mode !== "clsact") {
-      const pin = linkPinPath(this.pinDir, ifname);
-      if (existsSync(pin)) detachPinnedLink(pin);
+      for (const h of hooks) {
+        const pin = linkPinPath(this.pinDir, ifname, h);
+        if (existsSync(pin)) detachPinnedLink(pin);
+      }
     }
     if (mode !== "tcx") {
       let ifindex: number | undefined;
@@ -285,24 +379,25 @@ export class BpfDatapath {
       } catch {
         ifindex = undefined; // device gone: its qdiscs and filters went with it
       }
-      if (ifindex !== undefined) tcDetach(ifindex, BPF_TC_EGRESS, TC_HANDLE, TC_PRIORITY);
+      if (ifindex !== undefined)
+        for (const h of hooks) tcDetach(ifindex, TC_ATTACH_POINT[h], TC_HANDLE, TC_PRIORITY);
     }
   }
 
   /**
-   * Program ids on ifname's egress. tcx: every program on the tcx egress hook, in run order
-   * (other owners' too). clsact: the filter at Netloom's (TC_HANDLE, TC_PRIORITY) only.
+   * Program ids on ifname's hook (egress unless said). tcx: every program on the tcx hook, in
+   * run order (other owners' too). clsact: the filter at Netloom's (TC_HANDLE, TC_PRIORITY) only.
    */
-  attachedProgramIds(ifname: string, mode: AttachMode): number[] {
+  attachedProgramIds(ifname: string, mode: AttachMode, hook: Hook = "egress"): number[] {
     this.live();
-    return BpfDatapath.attachedOn(ifname, mode);
+    return BpfDatapath.attachedOn(ifname, mode, hook);
   }
 
   /** attachedProgramIds without loading anything (for tests and `netloom` diagnostics). */
-  static attachedOn(ifname: string, mode: AttachMode): number[] {
+  static attachedOn(ifname: string, mode: AttachMode, hook: Hook = "egress"): number[] {
     const ifindex = ifNameToIndex(ifname);
-    if (mode === "tcx") return progQuery(ifindex, BPF_TCX_EGRESS);
-    const id = tcQuery(ifindex, BPF_TC_EGRESS, TC_HANDLE, TC_PRIORITY);
+    if (mode === "tcx") return progQuery(ifindex, TCX_ATTACH_TYPE[hook]);
+    const id = tcQuery(ifindex, TC_ATTACH_POINT[hook], TC_HANDLE, TC_PRIORITY);
     return id === undefined ? [] : [id];
   }
 
@@ -386,6 +481,129 @@ export class BpfDatapath {
   }
 
   // -------------------------------------------------------------------------------------------
+  // NetworkPolicy: endpoints, policy, ipcache4/6 (conntrack belongs to the programs)
+
+  /** host veth ifindex → the pod's identity and isolation flags (endpointFlags). */
+  syncEndpoints(endpoints: ReadonlyMap<number, EndpointValue>): SyncResult {
+    const desired = new Map<string, { key: Buffer; value: Buffer }>();
+    for (const [ifindex, v] of endpoints)
+      desired.set(String(ifindex), {
+        key: encodeEndpointKey(ifindex),
+        value: encodeEndpointValue(v),
+      });
+    return syncMap(this.fd(ENDPOINTS_MAP), ENDPOINT_KEY_SIZE, ENDPOINT_VALUE_SIZE, desired);
+  }
+
+  readEndpoints(): Map<number, EndpointValue> {
+    const fd = this.fd(ENDPOINTS_MAP);
+    const out = new Map<number, EndpointValue>();
+    for (const key of mapKeys(fd, ENDPOINT_KEY_SIZE)) {
+      const v = mapLookup(fd, key, ENDPOINT_VALUE_SIZE);
+      if (v) out.set(decodeEndpointKey(key), decodeEndpointValue(v));
+    }
+    return out;
+  }
+
+  /**
+   * Makes the policy map hold exactly these entries: policyMapEntries of every endpoint on the
+   * node, concatenated. Two entries for one key are a caller's mistake and refused.
+   */
+  syncPolicy(entries: readonly PolicyMapEntry[]): SyncResult {
+    const desired = new Map<string, { key: Buffer; value: Buffer }>();
+    for (const e of entries) {
+      const key = encodePolicyKey(e);
+      const id = key.toString("hex");
+      const value = u32(e.flags);
+      const have = desired.get(id);
+      if (have && !have.value.equals(value))
+        throw new Error(`policy entry given twice with different flags: ${describePolicyEntry(e)}`);
+      desired.set(id, { key, value });
+    }
+    return syncMap(this.fd(POLICY_MAP), POLICY_KEY_SIZE, POLICY_VALUE_SIZE, desired);
+  }
+
+  readPolicy(): PolicyMapEntry[] {
+    const fd = this.fd(POLICY_MAP);
+    const out: PolicyMapEntry[] = [];
+    for (const key of mapKeys(fd, POLICY_KEY_SIZE)) {
+      const v = mapLookup(fd, key, POLICY_VALUE_SIZE);
+      if (v) out.push(decodePolicyEntry(key, v));
+    }
+    return out;
+  }
+
+  /**
+   * One of the program's policy lookups, from user space (an LPM lookup answers the longest
+   * match there too): the flags of the entry the kernel finds for a packet, 0 when none.
+   */
+  policyLookup(packet: {
+    ifindex: number;
+    identity: number;
+    direction: Direction;
+    protocol: number;
+    port: number;
+  }): number {
+    const key = encodePolicyKey({ ...packet, portBits: 16 });
+    const v = mapLookup(this.fd(POLICY_MAP), key, POLICY_VALUE_SIZE);
+    return v ? readU32(v) : 0;
+  }
+
+  /** Makes ipcache4 and ipcache6 hold exactly these entries (ipcacheEntries). */
+  syncIpcache(entries: readonly IpcacheEntry[]): SyncResult {
+    let written = 0;
+    let deleted = 0;
+    for (const family of [4, 6] as const) {
+      const desired = new Map<string, { key: Buffer; value: Buffer }>();
+      for (const e of entries.filter((x) => x.cidr.family === family)) {
+        const key = encodeIpcacheKey(e.cidr);
+        const have = desired.get(key.toString("hex"));
+        if (have && !have.value.equals(u32(e.identity)))
+          throw new Error(`ipcache entry given twice: ${describeIpcacheEntry(e)}`);
+        desired.set(key.toString("hex"), { key, value: u32(e.identity) });
+      }
+      const r = syncMap(
+        this.fd(IPCACHE_MAP[family]),
+        IPCACHE_KEY_SIZE[family],
+        IPCACHE_VALUE_SIZE,
+        desired,
+      );
+      written += r.written;
+      deleted += r.deleted;
+    }
+    return { written, deleted };
+  }
+
+  readIpcache(): IpcacheEntry[] {
+    return ([4, 6] as const).flatMap((family) => {
+      const fd = this.fd(IPCACHE_MAP[family]);
+      return mapKeys(fd, IPCACHE_KEY_SIZE[family]).flatMap((key) => {
+        const v = mapLookup(fd, key, IPCACHE_VALUE_SIZE);
+        return v ? [decodeIpcacheEntry(key, v)] : [];
+      });
+    });
+  }
+
+  /** New flows that audit-mode policies would have dropped, per endpoint and direction. */
+  readPolicyAudit(): PolicyAuditCount[] {
+    const fd = this.fd(POLICY_AUDIT_MAP);
+    const valueSize = 8 * possibleCpuCount();
+    return mapKeys(fd, POLICY_AUDIT_KEY_SIZE).flatMap((key) => {
+      const v = mapLookup(fd, key, valueSize);
+      return v ? [{ ...decodePolicyAuditKey(key), wouldDrop: sumPerCpu(v) }] : [];
+    });
+  }
+
+  /** Packets NetworkPolicy dropped, per (local identity, peer identity, direction). */
+  readPolicyDrops(): PolicyDropCount[] {
+    const fd = this.fd(POLICY_DROPS_MAP);
+    const valueSize = 8 * possibleCpuCount();
+    return mapKeys(fd, POLICY_DROP_KEY_SIZE).flatMap((key) => {
+      const v = mapLookup(fd, key, valueSize);
+      return v ? [{ ...decodePolicyDropKey(key), packets: sumPerCpu(v) }] : [];
+    });
+  }
+
+  // -------------------------------------------------------------------------------------------
   // counters
 
   /** Drop counters summed over every possible CPU. */
@@ -408,13 +626,21 @@ export class BpfDatapath {
     };
   }
 
-  /** Entries in the policy maps (the array of drop counters is fixed-size and left out). */
+  /**
+   * Entries in the policy maps and the connection tracker (the counter maps are left out: the
+   * drop array is fixed-size, the per-CPU hashes are read by their own readers).
+   */
   mapEntryCounts(): Record<string, number> {
     return {
       egress_deny: mapKeys(this.fd("egress_deny"), DENY_KEY_SIZE[4]).length,
       egress_deny6: mapKeys(this.fd("egress_deny6"), DENY_KEY_SIZE[6]).length,
       strict_cidrs: mapKeys(this.fd("strict_cidrs"), LPM_V4_KEY_SIZE).length,
       pod_class: mapKeys(this.fd("pod_class"), 4).length,
+      endpoints: mapKeys(this.fd(ENDPOINTS_MAP), ENDPOINT_KEY_SIZE).length,
+      policy: mapKeys(this.fd(POLICY_MAP), POLICY_KEY_SIZE).length,
+      ipcache4: mapKeys(this.fd(IPCACHE_MAP[4]), IPCACHE_KEY_SIZE[4]).length,
+      ipcache6: mapKeys(this.fd(IPCACHE_MAP[6]), IPCACHE_KEY_SIZE[6]).length,
+      conntrack: mapKeys(this.fd(CONNTRACK_MAP), CT_KEY_SIZE).length,
     };
   }
 
@@ -453,14 +679,20 @@ function syncMap(
 }
 
 /**
- * Swaps the program of the tcx link pinned at pin when it is still attached to ifindex's egress;
- * false when the pin is stale (device deleted or recreated) — the pin is then removed.
+ * Swaps the program of the tcx link pinned at pin when it is still attached to ifindex's hook
+ * (attachType); false when the pin is stale (device deleted or recreated) — the pin is then
+ * removed.
  */
-function updatePinnedLink(pin: string, ifindex: number, progFd: number): boolean {
+function updatePinnedLink(
+  pin: string,
+  ifindex: number,
+  attachType: number,
+  progFd: number,
+): boolean {
   const fd = objGet(pin);
   try {
     const info = linkInfo(fd);
-    if (info.ifindex === ifindex && info.attachType === BPF_TCX_EGRESS) {
+    if (info.ifindex === ifindex && info.attachType === attachType) {
       linkUpdate(fd, progFd);
       return true;
     }

@@ -9,6 +9,16 @@ import { describe, it } from "node:test";
 import { skipWhen, unmet } from "../../../test/support/prerequisites.js";
 import { BPF_OBJECT } from "../linux/driver.js";
 import { DENY_KEY_SIZE, DENY_MAX_ENTRIES, LPM_V4_KEY_SIZE } from "./egress-deny.js";
+import {
+  CT_KEY_SIZE,
+  ENDPOINT_VALUE_SIZE,
+  IPCACHE_KEY_SIZE,
+  MAX_ENTRIES,
+  POLICY_AUDIT_KEY_SIZE,
+  POLICY_DROP_KEY_SIZE,
+  POLICY_FULL_PREFIXLEN,
+  POLICY_KEY_SIZE,
+} from "./policy.js";
 
 interface BtfType {
   id: number;
@@ -66,16 +76,76 @@ describe("map layouts against the object's BTF", { skip: skipWhen(reason) }, () 
     }
   });
 
+  /** A map's max_entries: __uint(max_entries, N) is a pointer to an array of N ints. */
+  const maxEntriesOf = (name: string): number | undefined => {
+    const v = types().find((t) => t.kind === "VAR" && t.name === name);
+    assert.ok(v, `map ${name}`);
+    const def = types().find((t) => t.id === v.type_id);
+    const maxEntries = def?.members?.find((m) => m.name === "max_entries");
+    assert.ok(maxEntries, `${name}.max_entries`);
+    const ptr = types().find((t) => t.id === maxEntries.type_id);
+    return types().find((t) => t.id === ptr?.type_id)?.nr_elems;
+  };
+  const offsets = (name: string): Record<string, number> =>
+    Object.fromEntries((struct(name).members ?? []).map((m) => [m.name, m.bits_offset]));
+
   it("egress_deny maps hold DENY_MAX_ENTRIES (the API's bound)", () => {
-    for (const name of ["egress_deny", "egress_deny6"]) {
-      const v = types().find((t) => t.kind === "VAR" && t.name === name);
-      assert.ok(v, `map ${name}`);
-      const def = types().find((t) => t.id === v.type_id);
-      const maxEntries = def?.members?.find((m) => m.name === "max_entries");
-      assert.ok(maxEntries, `${name}.max_entries`);
-      const ptr = types().find((t) => t.id === maxEntries.type_id);
-      const array = types().find((t) => t.id === ptr?.type_id);
-      assert.equal(array?.nr_elems, DENY_MAX_ENTRIES, `${name} max_entries`);
+    for (const name of ["egress_deny", "egress_deny6"])
+      assert.equal(maxEntriesOf(name), DENY_MAX_ENTRIES, `${name} max_entries`);
+  });
+
+  it("endpoints value: identity then flags, 8 bytes", () => {
+    assert.equal(struct("endpoint_value").size, ENDPOINT_VALUE_SIZE);
+    assert.deepEqual(offsets("endpoint_value"), { identity: 0, flags: 32 });
+  });
+
+  it("policy key: prefixlen, ifindex, identity, direction, protocol, port; 96 data bits", () => {
+    assert.equal(struct("policy_key").size, POLICY_KEY_SIZE);
+    assert.deepEqual(offsets("policy_key"), {
+      prefixlen: 0,
+      ifindex: 32,
+      identity: 64,
+      direction: 96,
+      protocol: 104,
+      port: 112,
+    });
+    assert.equal(POLICY_FULL_PREFIXLEN, (POLICY_KEY_SIZE - 4) * 8);
+  });
+
+  it("ipcache keys: prefixlen then the address", () => {
+    for (const [name, size] of [
+      ["ipcache4_key", IPCACHE_KEY_SIZE[4]],
+      ["ipcache6_key", IPCACHE_KEY_SIZE[6]],
+    ] as const) {
+      assert.equal(struct(name).size, size, `${name} size`);
+      assert.deepEqual(offsets(name), { prefixlen: 0, addr: 32 });
     }
+  });
+
+  it("conntrack and counter keys: no implicit padding (the whole key hashes)", () => {
+    assert.equal(struct("ct_key").size, CT_KEY_SIZE);
+    assert.deepEqual(offsets("ct_key"), {
+      saddr: 0,
+      daddr: 128,
+      sport: 256,
+      dport: 272,
+      protocol: 288,
+      family: 296,
+      direction: 304,
+      pad: 312,
+    });
+    assert.equal(struct("policy_audit_key").size, POLICY_AUDIT_KEY_SIZE);
+    assert.deepEqual(offsets("policy_audit_key"), { ifindex: 0, direction: 32 });
+    assert.equal(struct("policy_drop_key").size, POLICY_DROP_KEY_SIZE);
+    assert.deepEqual(offsets("policy_drop_key"), {
+      local_identity: 0,
+      peer_identity: 32,
+      direction: 64,
+    });
+  });
+
+  it("the NetworkPolicy maps hold MAX_ENTRIES", () => {
+    for (const [name, n] of Object.entries(MAX_ENTRIES))
+      assert.equal(maxEntriesOf(name), n, `${name} max_entries`);
   });
 });
