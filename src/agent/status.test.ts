@@ -7,6 +7,7 @@ describe("statusPatch", () => {
     assert.deepEqual(statusPatch({ appliedSpecHash: "h" }), {
       appliedSpecHash: "h",
       sources: null,
+      policy: null,
       wireguard: null,
     });
   });
@@ -16,7 +17,16 @@ describe("statusPatch", () => {
       networkConfig: null,
       encryptionProfile: { name: "p", generation: 2 },
       bandwidthPolicies: null,
+      networkPolicies: null,
     });
+  });
+  it("deletes a NetworkPolicy no longer applied and a would-drop count no longer reported", () => {
+    const patch = statusPatch({
+      sources: { networkPolicies: [] },
+      policy: { enforcement: "Default", endpoints: 2 },
+    });
+    assert.deepEqual(patch.policy, { enforcement: "Default", endpoints: 2, wouldDrop: null });
+    assert.equal((patch.sources as Record<string, unknown>).networkConfig, null);
   });
   it("deletes a finished key announcement (a merge patch would keep it otherwise)", () => {
     const patch = statusPatch({ wireguard: { publicKey: "k2", lastRotationTime: "t" } });

@@ -1,4 +1,9 @@
-import type { NodeNetworkStateStatus, Sources } from "../api/nodenetworkstate.js";
+import {
+  type NodeNetworkStateStatus,
+  nodeNetworkStateStatus,
+  type Sources,
+  sources as sources_,
+} from "../api/nodenetworkstate.js";
 import { type NodePeerStatus, nodePeerStatus } from "../api/nodepeer.js";
 import { type Condition, formatTime, setCondition } from "../controllers/conditions.js";
 import type { ApplyReport, Capabilities, DriftItem } from "../datapath-driver/driver.js";
@@ -157,16 +162,21 @@ export function statusAfterDriftCheck(
  * (WireGuard after the profile went, a finished key announcement) is sent as null, which a
  * merge patch deletes.
  */
+/** The fields of status.policy (cleared in a merge patch when absent). */
+const policyShape = nodeNetworkStateStatus.shape.policy.unwrap().shape;
+
 export function statusPatch(status: NodeNetworkStateStatus): Record<string, unknown> {
-  // A source no longer applied (a NetworkConfig deleted) must go: merge patches merge objects.
-  const sources = status.sources
-    ? { networkConfig: null, encryptionProfile: null, bandwidthPolicies: null, ...status.sources }
-    : null;
-  if (!status.wireguard) return { ...status, sources, wireguard: null };
+  // A source no longer applied (a NetworkConfig or NetworkPolicy deleted) must go: merge
+  // patches merge objects, so every field the schema knows is cleared unless it is set.
+  const cleared = (shape: object) => Object.fromEntries(Object.keys(shape).map((k) => [k, null]));
+  const sources = status.sources ? { ...cleared(sources_.shape), ...status.sources } : null;
+  const policy = status.policy ? { ...cleared(policyShape), ...status.policy } : null;
+  if (!status.wireguard) return { ...status, sources, policy, wireguard: null };
   // A rotation's announcement ends when the key is switched: a merge patch must delete it.
   return {
     ...status,
     sources,
+    policy,
     wireguard: { nextPublicKey: null, nextKeySwitchTime: null, ...status.wireguard },
   };
 }

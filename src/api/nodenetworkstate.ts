@@ -7,6 +7,10 @@ export const sourceRef = z
   .object({
     name: z.string().max(317).meta({ description: "name, or namespace/name" }),
     generation: z.int().min(0),
+    audit: z
+      .boolean()
+      .optional()
+      .meta({ description: "A NetworkPolicy applied in audit mode (counting, not dropping)." }),
   })
   .strict();
 

@@ -6,6 +6,7 @@
  * from the source pod, and one JSON line per probe says what was measured. Format:
  * docs/networkpolicy.md ("The probe harness").
  */
+import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { CustomObjectsApi, type KubeConfig, NetworkingV1Api } from "@kubernetes/client-node";
@@ -13,11 +14,15 @@ import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { isIPAddress } from "../api/cidr.js";
 import { REALIZATION_ANNOTATION } from "../api/policyrealization.js";
-import { pinnedDropCount, pinnedPolicyDrops } from "../datapath-driver/linux/pinned.js";
+import {
+  pinnedDropCount,
+  pinnedEndpointEnforced,
+  pinnedPolicyDrops,
+} from "../datapath-driver/linux/pinned.js";
 import type { PolicyDropCount } from "../datapath-driver/maps/policy.js";
 import { kubeRequest } from "../kube/raw.js";
 import { type BoxPod, type BoxState, boxDown, boxKubeConfig, boxUp } from "./box.js";
-import { addBoxPod } from "./pods.js";
+import { addBoxPod, removeBoxPod } from "./pods.js";
 import { PodHelper, PodProbes, stopAllPodHelpers } from "./probe.js";
 
 const labels = z.record(z.string(), z.string());
@@ -159,112 +164,148 @@ export interface ScenarioOptions {
 
 /** Builds the scenario in a new box, measures every probe of every case, tears down. */
 export async function runScenario(sc: Scenario, opts: ScenarioOptions): Promise<ProbeLine[]> {
-  const say = opts.progress ?? (() => {});
-  const s = await boxUp({
-    dir: opts.dir,
-    prefix: opts.prefix,
-    underlayOctet: opts.underlayOctet,
-    nodes: sc.nodes,
-    pods: [],
-    progress: say,
-  });
+  const box = await ScenarioBox.up(sc, opts);
   try {
-    return await measure(s, sc, opts);
+    const lines: ProbeLine[] = [];
+    for (const [i, c] of sc.cases.entries()) lines.push(...(await box.runCase(c, i)));
+    return lines;
   } finally {
-    await stopAllPodHelpers();
-    if (!opts.keepBox) await boxDown(s.dir, s.prefix);
+    if (!opts.keepBox) await box.down();
+    else await stopAllPodHelpers();
   }
 }
 
-async function measure(s: BoxState, sc: Scenario, opts: ScenarioOptions): Promise<ProbeLine[]> {
-  const say = opts.progress ?? (() => {});
-  const kc = boxKubeConfig(s);
-  const custom = kc.makeApiClient(CustomObjectsApi);
-  if (sc.networkConfig)
-    await custom.createClusterCustomObject({
-      group: "netloom.io",
-      version: "v1alpha1",
-      plural: "networkconfigs",
-      body: {
-        apiVersion: "netloom.io/v1alpha1",
-        kind: "NetworkConfig",
-        metadata: { name: "default" },
-        spec: sc.networkConfig,
-      },
-    });
-  const ports = listenPorts(sc);
-  const nsLabels = new Map(sc.namespaces.map((n) => [n.name, n.labels]));
-  const pods = new Map<string, BoxPod>();
-  say(`adding ${sc.pods.length} pods`);
-  for (const p of sc.pods) {
-    const key = `${p.namespace}/${p.name}`;
-    const pod = await addBoxPod(s, kc, {
-      namespace: p.namespace,
-      name: p.name,
-      labels: p.labels,
-      node: s.nodes[p.node - 1]!.name,
-      ports: ports.get(key) ?? [],
-      namespaceLabels: nsLabels.get(p.namespace) ?? {},
-    });
-    pods.set(key, pod);
-  }
-  // Addresses outside the cluster answer from the box's "cloud" (the metadata endpoint lives
-  // there): a deny must be a drop, not a port nobody listens on.
-  const external = sc.cases
-    .flatMap((c) => c.probes)
-    .filter((p) => isIPAddress(p.to))
-    .map((p) => ({ port: p.port, protocol: p.protocol }));
-  if (external.length)
-    await PodHelper.start(
-      s,
-      {
-        name: "cloud",
-        namespace: "",
-        netns: s.cloudNetns,
-        ip: s.cloudIP,
-        ip6: s.cloudIP6,
-        labels: {},
-      },
-      [...new Map(external.map((p) => [`${p.protocol}/${p.port}`, p])).values()],
-    );
-  const identityOf = await waitForEndpoints(kc, s, pods, opts.realizeTimeoutMs ?? 60_000);
-  say(`every pod has an identity (${new Set(identityOf.values()).size} identities)`);
+export type ScenarioCase = Scenario["cases"][number];
 
-  const net = kc.makeApiClient(NetworkingV1Api);
-  const probes = new PodProbes();
-  const lines: ProbeLine[] = [];
-  let applied: { namespace: string; name: string }[] = [];
-  for (const [i, c] of sc.cases.entries()) {
-    const name = c.name ?? `case-${i + 1}`;
-    for (const p of applied)
+/**
+ * A scenario's box: pods built and enforced, ready for cases. Tests keep one across steps
+ * (runCase, then their own changes); runScenario runs every case and tears down.
+ */
+export class ScenarioBox {
+  private applied: { namespace: string; name: string }[] = [];
+  private readonly probes = new PodProbes();
+
+  private constructor(
+    readonly s: BoxState,
+    readonly kc: KubeConfig,
+    readonly pods: Map<string, BoxPod>,
+    /** namespace/pod → identity, as the endpoint slices said once every pod was enforced. */
+    readonly identityOf: Map<string, number>,
+    private readonly opts: ScenarioOptions,
+    private readonly sc: Scenario,
+  ) {}
+
+  static async up(sc: Scenario, opts: ScenarioOptions): Promise<ScenarioBox> {
+    const say = opts.progress ?? (() => {});
+    const s = await boxUp({
+      dir: opts.dir,
+      prefix: opts.prefix,
+      underlayOctet: opts.underlayOctet,
+      nodes: sc.nodes,
+      pods: [],
+      progress: say,
+    });
+    try {
+      const kc = boxKubeConfig(s);
+      const custom = kc.makeApiClient(CustomObjectsApi);
+      if (sc.networkConfig)
+        await custom.createClusterCustomObject({
+          group: "netloom.io",
+          version: "v1alpha1",
+          plural: "networkconfigs",
+          body: {
+            apiVersion: "netloom.io/v1alpha1",
+            kind: "NetworkConfig",
+            metadata: { name: "default" },
+            spec: sc.networkConfig,
+          },
+        });
+      const ports = listenPorts(sc);
+      const nsLabels = new Map(sc.namespaces.map((n) => [n.name, n.labels]));
+      const pods = new Map<string, BoxPod>();
+      say(`adding ${sc.pods.length} pods`);
+      for (const p of sc.pods) {
+        const key = `${p.namespace}/${p.name}`;
+        const pod = await addBoxPod(s, kc, {
+          namespace: p.namespace,
+          name: p.name,
+          labels: p.labels,
+          node: s.nodes[p.node - 1]!.name,
+          ports: ports.get(key) ?? [],
+          namespaceLabels: nsLabels.get(p.namespace) ?? {},
+        });
+        pods.set(key, pod);
+      }
+      // Addresses outside the cluster answer from the box's "cloud" (the metadata endpoint
+      // lives there): a deny must be a drop, not a port nobody listens on.
+      const external = sc.cases
+        .flatMap((c) => c.probes)
+        .filter((p) => isIPAddress(p.to))
+        .map((p) => ({ port: p.port, protocol: p.protocol }));
+      if (external.length)
+        await PodHelper.start(
+          s,
+          {
+            name: "cloud",
+            namespace: "",
+            netns: s.cloudNetns,
+            ip: s.cloudIP,
+            ip6: s.cloudIP6,
+            labels: {},
+          },
+          [...new Map(external.map((p) => [`${p.protocol}/${p.port}`, p])).values()],
+        );
+      const identityOf = await waitForEndpoints(kc, s, pods, opts.realizeTimeoutMs ?? 60_000);
+      say(`every pod has an identity (${new Set(identityOf.values()).size} identities)`);
+      return new ScenarioBox(s, kc, pods, identityOf, opts, sc);
+    } catch (e) {
+      await stopAllPodHelpers();
+      if (!opts.keepBox) await boxDown(s.dir, s.prefix);
+      throw e;
+    }
+  }
+
+  /** Replaces the previous case's policies with this case's, waits, measures every probe. */
+  async runCase(c: ScenarioCase, index: number): Promise<ProbeLine[]> {
+    const name = c.name ?? `case-${index + 1}`;
+    const say = this.opts.progress ?? (() => {});
+    const net = this.kc.makeApiClient(NetworkingV1Api);
+    for (const p of this.applied)
       await net.deleteNamespacedNetworkPolicy({ name: p.name, namespace: p.namespace });
-    applied = [];
+    this.applied = [];
     for (const body of c.policies) {
       const meta = (body.metadata ?? {}) as { name?: string; namespace?: string };
       const namespace = meta.namespace ?? "default";
       // Raw JSON: client-node's typed serializer knows the ingress rule's "from" as "_from" and
       // would drop a plain object's "from".
       const r = await kubeRequest(
-        kc,
+        this.kc,
         "POST",
         `/apis/networking.k8s.io/v1/namespaces/${namespace}/networkpolicies`,
         { body: { apiVersion: "networking.k8s.io/v1", kind: "NetworkPolicy", ...body } },
       );
       if (r.status >= 300)
         throw new Error(`${name}: NetworkPolicy ${namespace}/${meta.name}: ${r.body}`);
-      applied.push({ namespace, name: meta.name ?? "" });
+      this.applied.push({ namespace, name: meta.name ?? "" });
     }
-    await waitRealized(kc, s, applied, opts.realizeTimeoutMs ?? 60_000);
-    say(`${name}: ${applied.length} policies realized; ${c.probes.length} probes`);
-    const before = countersOf(s);
-    const cases = c.probes.map((p) => {
-      const to = pods.get(p.to);
+    await waitRealized(this.kc, this.s, this.applied, this.opts.realizeTimeoutMs ?? 60_000);
+    say(`${name}: ${this.applied.length} policies realized; ${c.probes.length} probes`);
+    return this.measure(name, c.probes);
+  }
+
+  /** Runs probes as they are (no policy change) and reports them like a case. */
+  async measure(name: string, specs: readonly ProbeSpec[]): Promise<ProbeLine[]> {
+    const before = countersOf(this.s);
+    const cases = specs.map((p) => {
+      const to = this.pods.get(p.to);
       const ip = to ? (p.ipFamily === 6 ? to.ip6 : to.ip) : p.to;
-      return { from: pods.get(p.from)!, to: { ip }, port: p.port, protocol: p.protocol };
+      const from = this.pods.get(p.from);
+      if (!from) throw new Error(`no pod ${p.from}`);
+      return { from, to: { ip }, port: p.port, protocol: p.protocol };
     });
-    const results = await probes.verdicts(cases);
-    const after = countersOf(s);
-    c.probes.forEach((p, j) => {
+    const results = await this.probes.verdicts(cases);
+    const after = countersOf(this.s);
+    return specs.map((p, j) => {
       const r = results[j]!;
       const line: ProbeLine = {
         case: name,
@@ -277,12 +318,64 @@ async function measure(s: BoxState, sc: Scenario, opts: ScenarioOptions): Promis
         ms: Math.round(r.result.ms * 100) / 100,
         ...(r.result.error && r.verdict !== "allow" ? { error: r.result.error } : {}),
       };
-      if (r.verdict === "deny") Object.assign(line, dropReason(p, identityOf, before, after));
-      lines.push(line);
-      opts.onProbe?.(line);
+      if (r.verdict === "deny") Object.assign(line, dropReason(p, this.identityOf, before, after));
+      this.opts.onProbe?.(line);
+      return line;
     });
   }
-  return lines;
+
+  /**
+   * A pod restarted as a kubelet and a CNI would: the old one deleted, a new one with the same
+   * name and labels on the same node, with a new address. Resolves once every node enforces
+   * again (it has an identity and its node attached its programs).
+   */
+  async replacePod(key: string): Promise<BoxPod> {
+    const spec = this.sc.pods.find((p) => `${p.namespace}/${p.name}` === key);
+    const old = this.pods.get(key);
+    if (!spec || !old) throw new Error(`no pod ${key} in the scenario`);
+    await removeBoxPod(this.s, this.kc, spec.namespace, spec.name);
+    const pod = await addBoxPod(this.s, this.kc, {
+      namespace: spec.namespace,
+      name: spec.name,
+      labels: spec.labels,
+      node: this.s.nodes[spec.node - 1]!.name,
+      ports: listenPorts(this.sc).get(key) ?? [],
+    });
+    this.pods.set(key, pod);
+    const ids = await waitForEndpoints(
+      this.kc,
+      this.s,
+      this.pods,
+      this.opts.realizeTimeoutMs ?? 60_000,
+      (e) => `${e.namespace}/${e.name}` !== key || e.ips.includes(pod.ip),
+    );
+    for (const [k, v] of ids) this.identityOf.set(k, v);
+    const node = this.s.nodes[spec.node - 1]!;
+    const link = JSON.parse(
+      execFileSync("ip", ["-n", node.netns, "-j", "link", "show", pod.hostIf ?? ""], {
+        encoding: "utf8",
+      }),
+    ) as { ifindex: number }[];
+    const ifindex = link[0]?.ifindex ?? 0;
+    await waitUntil(
+      () => `${node.name} enforcing ${key} on ${pod.hostIf} (ifindex ${ifindex})`,
+      this.opts.realizeTimeoutMs ?? 60_000,
+      async () =>
+        pinnedEndpointEnforced(
+          join(this.s.bpfPinRoot, node.name, "netloom"),
+          pod.hostIf ?? "",
+          ifindex,
+        )
+          ? true
+          : undefined,
+    );
+    return pod;
+  }
+
+  async down(): Promise<void> {
+    await stopAllPodHelpers();
+    await boxDown(this.s.dir, this.s.prefix);
+  }
 }
 
 interface Counters {
@@ -360,6 +453,8 @@ async function waitForEndpoints(
   s: BoxState,
   pods: ReadonlyMap<string, BoxPod>,
   timeoutMs: number,
+  /** An endpoint must also pass this (e.g. carry a restarted pod's new address). */
+  fresh: (e: { namespace: string; name: string; ips: string[] }) => boolean = () => true,
 ): Promise<Map<string, number>> {
   const custom = kc.makeApiClient(CustomObjectsApi);
   let missing: string[] = [];
@@ -372,12 +467,21 @@ async function waitForEndpoints(
         version: "v1alpha1",
         plural: "networkendpointslices",
       })) as {
-        items: { spec: { endpoints: { namespace: string; name: string; identity: number }[] } }[];
+        items: {
+          spec: {
+            endpoints: { namespace: string; name: string; identity: number; ips: string[] }[];
+          };
+        }[];
       };
       const identityOf = new Map<string, number>();
+      const stale = new Set<string>();
       for (const sl of slices.items)
-        for (const e of sl.spec.endpoints) identityOf.set(`${e.namespace}/${e.name}`, e.identity);
-      missing = [...pods.keys()].filter((k) => !identityOf.has(k));
+        for (const e of sl.spec.endpoints) {
+          const key = `${e.namespace}/${e.name}`;
+          identityOf.set(key, e.identity);
+          if (!fresh(e)) stale.add(key);
+        }
+      missing = [...pods.keys()].filter((k) => !identityOf.has(k) || stale.has(k));
       if (missing.length) return undefined;
       const states = (await custom.listClusterCustomObject({
         group: "netloom.io",

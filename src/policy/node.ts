@@ -39,8 +39,8 @@ export interface NodePolicy {
   enforcement: PolicyEnforcement;
   endpoints: EndpointPlan[];
   ipcache: { cidr: string; identity: number }[];
-  /** The policies selecting a local pod, with the generation rendered (for realization). */
-  sources: { name: string; generation: number }[];
+  /** The policies selecting a local pod, with the generation and mode rendered (realization). */
+  sources: { name: string; generation: number; audit?: boolean }[];
 }
 
 export interface NodePolicyInput {
@@ -84,7 +84,7 @@ export function renderNodePolicy(input: NodePolicyInput): NodePolicy {
 
   const local = input.enforcement === "Never" ? [] : (input.slices.get(input.node) ?? []);
   const enforcedPolicies = input.policies.filter((p) => !isAuditPolicy(p));
-  const sources = new Map<string, number>();
+  const sources = new Map<string, { generation: number; audit: boolean }>();
   const endpoints: EndpointPlan[] = [];
   for (const e of local) {
     const labels = input.identities.get(e.identity);
@@ -111,7 +111,11 @@ export function renderNodePolicy(input: NodePolicyInput): NodePolicy {
       (p) =>
         p.metadata.namespace === e.namespace && matchesSelector(p.spec.podSelector, labels.labels),
     );
-    for (const p of selecting) sources.set(policyName(p), p.metadata.generation ?? 0);
+    for (const p of selecting)
+      sources.set(policyName(p), {
+        generation: p.metadata.generation ?? 0,
+        audit: isAuditPolicy(p),
+      });
     const auditFor = (dir: "Ingress" | "Egress") =>
       selecting
         .filter((p) => isAuditPolicy(p) && policyTypesOf(p).includes(dir))
@@ -132,7 +136,7 @@ export function renderNodePolicy(input: NodePolicyInput): NodePolicy {
       .map(([cidr, identity]) => ({ cidr, identity }))
       .sort((a, b) => (a.cidr < b.cidr ? -1 : 1)),
     sources: [...sources]
-      .map(([name, generation]) => ({ name, generation }))
+      .map(([name, { generation, audit }]) => ({ name, generation, ...(audit ? { audit } : {}) }))
       .sort((a, b) => (a.name < b.name ? -1 : 1)),
   };
 }

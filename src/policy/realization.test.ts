@@ -90,6 +90,7 @@ describe("realizationOf", () => {
 
   it("audit mode sums the would-drops of this policy over its nodes", () => {
     const w = (count: number) => ({
+      sources: { networkPolicies: [{ name: "shop/db", generation: 4, audit: true }] },
       policy: {
         wouldDrop: [
           { policy: "shop/db", count },
@@ -109,6 +110,21 @@ describe("realizationOf", () => {
     assert.equal(r.fields.mode, "Audit");
     assert.equal(r.fields.wouldDrop, 8);
     assert.match(r.summary.message, /8 would-drop/);
+    assert.equal(r.summary.mode, "Audit");
+  });
+
+  it("switching audit mode keeps the generation: a node still in the old mode is not realized", () => {
+    const r = realizationOf(
+      policy({ [AUDIT_ANNOTATION]: "true" }),
+      pods,
+      new Map([
+        ["n1", state("n1", 4)],
+        ["n2", state("n2", 4)],
+      ]),
+      judging,
+    );
+    assert.equal(r.summary.state, "Progressing");
+    assert.match(r.summary.message, /waiting for n1, n2/);
   });
 
   it("selecting no running pod is realized at once", () => {

@@ -23,6 +23,7 @@ export interface SelectablePod {
 /** The annotation's content: what Argo CD's health check reads on the NetworkPolicy. */
 export interface RealizationSummary {
   generation: number;
+  mode: "Enforce" | "Audit";
   state: "Realized" | "Progressing" | "Degraded";
   message: string;
 }
@@ -69,16 +70,21 @@ export function realizationOf(
   const name = `${policy.metadata.namespace}/${policy.metadata.name}`;
   const generation = policy.metadata.generation ?? 0;
   const selected = selectedPods(policy, pods);
+  const audit = isAuditPolicy(policy);
   const nodes = [...new Set(selected.map((p) => p.nodeName!))].sort();
   const verdicts: NodeVerdict[] = nodes.map((node) => {
     const state = states.get(node);
     const enforcement: PolicyEnforcement | undefined = state?.status?.policy?.enforcement;
     if (enforcement === "Never")
       return { node, state: "failed", why: "its NetworkConfig sets policyEnforcement: Never" };
-    return judgeNode(node, state, { name, generation }, (s) => s.networkPolicies, judging);
+    const verdict = judgeNode(node, state, { name, generation }, (s) => s.networkPolicies, judging);
+    // An annotation change (audit on or off) keeps the generation: the mode must match too.
+    const ref = state?.status?.sources?.networkPolicies?.find((r) => r.name === name);
+    if (verdict.state === "ready" && (ref?.audit === true) !== audit)
+      return { node, state: "pending", why: `${audit ? "audit" : "enforce"} mode not applied yet` };
+    return verdict;
   });
   const fold = foldVerdicts(generation, verdicts);
-  const audit = isAuditPolicy(policy);
   let wouldDrop = 0;
   for (const node of nodes)
     for (const w of states.get(node)?.status?.policy?.wouldDrop ?? [])
@@ -90,6 +96,7 @@ export function realizationOf(
     `${fold.readyNodes}/${fold.desiredNodes} nodes`;
   const summary: RealizationSummary = {
     generation,
+    mode: audit ? "Audit" : "Enforce",
     state: stalled ? "Degraded" : ready ? "Realized" : "Progressing",
     message:
       nodes.length === 0

@@ -69,6 +69,12 @@ const SPECS: Record<string, { spec: object; change: object }> = {
     },
     change: { clusterID: 3 },
   },
+  // Created by the operator, not committed: a Flux Kustomization waits for one by naming it in
+  // spec.healthChecks (docs/gitops.md). Its generation follows spec.policyGeneration.
+  PolicyRealization: {
+    spec: { policyGeneration: 1 },
+    change: { policyGeneration: 2 },
+  },
 };
 
 const NOW = "2025-11-20T10:00:00Z";
@@ -221,6 +227,34 @@ describe("Flux: wait for Ready, fail on Stalled (kstatus on a real API server)",
       assert.equal(r?.status, "Current", JSON.stringify(r));
     });
   }
+
+  it("a NetworkPolicy has no status: kstatus finds it Current at once, whatever Netloom did", async () => {
+    const res = await kubeRequest(
+      kc(),
+      "POST",
+      "/apis/networking.k8s.io/v1/namespaces/default/networkpolicies?fieldValidation=Strict",
+      {
+        body: {
+          apiVersion: "networking.k8s.io/v1",
+          kind: "NetworkPolicy",
+          metadata: {
+            name: "flux-policy",
+            annotations: {
+              "netloom.io/realization": JSON.stringify({
+                generation: 1,
+                state: "Degraded",
+                message: "1 of 1 nodes have not applied generation 1: node-a (x)",
+              }),
+            },
+          },
+          spec: { podSelector: {}, policyTypes: ["Ingress"] },
+        },
+      },
+    );
+    assert.equal(res.status, 201, res.body);
+    const [r] = await kstatus([res.json<object>()]);
+    assert.equal(r?.status, "Current", JSON.stringify(r));
+  });
 
   it("kstatus judges a whole Flux batch at once: one Stalled object fails it", async () => {
     const nc = KINDS.find((k) => k.kind === "NetworkConfig")!;

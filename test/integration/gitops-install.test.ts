@@ -519,14 +519,21 @@ describe("the kustomize install on a real kube-apiserver", () => {
             .filter((k) => k.startsWith("resource.customizations.health."))
             .sort(),
           [
-            "BandwidthPolicy",
-            "ClusterMeshPeer",
-            "EncryptionProfile",
-            "NetworkConfig",
-            "NodeNetworkState",
-            "NodePeer",
-            "RemoteNodePeer",
-          ].map((k) => `resource.customizations.health.netloom.io_${k}`),
+            ...[
+              "BandwidthPolicy",
+              "ClusterMeshPeer",
+              "EncryptionProfile",
+              "NetworkConfig",
+              "NetworkEndpointSlice",
+              "NetworkIdentity",
+              "NodeNetworkState",
+              "NodePeer",
+              "PolicyRealization",
+              "RemoteNodePeer",
+            ].map((k) => `netloom.io_${k}`),
+            // Kubernetes' own kind, judged by the operator's netloom.io/realization annotation.
+            "networking.k8s.io_NetworkPolicy",
+          ].map((k) => `resource.customizations.health.${k}`),
         );
         const ns = await kubeRequest(kc, "POST", "/api/v1/namespaces", {
           body: { apiVersion: "v1", kind: "Namespace", metadata: { name: "argocd" } },

@@ -7,13 +7,16 @@ import { join } from "node:path";
 import { u32 } from "../maps/bytes.js";
 import {
   decodePolicyDropKey,
+  ENDPOINT_VALUE_SIZE,
+  ENDPOINTS_MAP,
+  encodeEndpointKey,
   POLICY_DROP_KEY_SIZE,
   POLICY_DROPS_MAP,
   type PolicyDropCount,
   sumPerCpu,
 } from "../maps/policy.js";
 import { possibleCpuCount } from "./bpf-datapath.js";
-import { closeFd, mapKeys, mapLookup, objGet } from "./libbpf.js";
+import { closeFd, linkInfo, mapKeys, mapLookup, objGet } from "./libbpf.js";
 
 function withPinnedMap<T>(pinDir: string, name: string, read: (fd: number) => T, empty: T): T {
   const path = join(pinDir, "maps", name);
@@ -53,4 +56,28 @@ export function pinnedDropCount(pinDir: string, reason: number): number {
     },
     0,
   );
+}
+
+/**
+ * Whether a pod interface is enforced on one node: its ifindex in the endpoints map and both
+ * pod programs' pinned links on that same ifindex (a restarted pod's new veth, not the old).
+ */
+export function pinnedEndpointEnforced(pinDir: string, ifname: string, ifindex: number): boolean {
+  const inMap = withPinnedMap(
+    pinDir,
+    ENDPOINTS_MAP,
+    (fd) => mapLookup(fd, encodeEndpointKey(ifindex), ENDPOINT_VALUE_SIZE) !== undefined,
+    false,
+  );
+  if (!inMap) return false;
+  return ["ingress", "egress"].every((hook) => {
+    const pin = join(pinDir, "links", `${ifname}-${hook}`);
+    if (!existsSync(pin)) return false;
+    const fd = objGet(pin);
+    try {
+      return linkInfo(fd).ifindex === ifindex;
+    } finally {
+      closeFd(fd);
+    }
+  });
 }
