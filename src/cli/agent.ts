@@ -84,6 +84,29 @@ export async function runAgent(argv: string[]): Promise<number> {
       this.labels("over_rate").inc(d.overRate);
     },
   });
+  new Counter({
+    name: "netloom_agent_policy_drops_total",
+    help: "Packets NetworkPolicy dropped on this node, by direction and the identities of both ends (bounded by the label sets in the cluster).",
+    labelNames: ["direction", "local_identity", "peer_identity"],
+    registers: [registry],
+    collect() {
+      if (!linux) return;
+      this.reset();
+      for (const d of linux.policyDrops())
+        this.labels(d.direction, String(d.localIdentity), String(d.peerIdentity)).inc(d.packets);
+    },
+  });
+  new Gauge({
+    name: "netloom_agent_policy_would_drop",
+    help: "Connections an audit-mode NetworkPolicy would have dropped on this node (as last read).",
+    labelNames: ["policy"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const w of agent.currentStatus()?.policy?.wouldDrop ?? [])
+        this.labels(w.policy).set(w.count);
+    },
+  });
   const driftEvents = new Counter({
     name: "netloom_agent_drift_events_total",
     help: "Drift found between the desired and the real datapath.",

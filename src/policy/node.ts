@@ -33,6 +33,8 @@ export interface EndpointPlan {
   tiers: { full: EndpointPolicy; enforced: EndpointPolicy };
   /** Audit-mode policies that isolate this pod, per direction (their would-drops are counted). */
   audit: { ingress: string[]; egress: string[] };
+  /** Enforced policies that isolate this pod, per direction: what a drop there is "denied by". */
+  isolatedBy: { ingress: string[]; egress: string[] };
 }
 
 export interface NodePolicy {
@@ -116,9 +118,9 @@ export function renderNodePolicy(input: NodePolicyInput): NodePolicy {
         generation: p.metadata.generation ?? 0,
         audit: isAuditPolicy(p),
       });
-    const auditFor = (dir: "Ingress" | "Egress") =>
+    const isolating = (dir: "Ingress" | "Egress", audit: boolean) =>
       selecting
-        .filter((p) => isAuditPolicy(p) && policyTypesOf(p).includes(dir))
+        .filter((p) => isAuditPolicy(p) === audit && policyTypesOf(p).includes(dir))
         .map(policyName)
         .sort();
     endpoints.push({
@@ -126,7 +128,8 @@ export function renderNodePolicy(input: NodePolicyInput): NodePolicy {
       ips: [...e.ips],
       identity: e.identity,
       tiers: { full, enforced },
-      audit: { ingress: auditFor("Ingress"), egress: auditFor("Egress") },
+      audit: { ingress: isolating("Ingress", true), egress: isolating("Egress", true) },
+      isolatedBy: { ingress: isolating("Ingress", false), egress: isolating("Egress", false) },
     });
   }
   return {

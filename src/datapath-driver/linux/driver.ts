@@ -19,6 +19,7 @@ import {
   describeEndpoints,
   describeIpcacheEntries,
   describePolicyEntries,
+  type PolicyDropCount,
 } from "../maps/policy.js";
 import { UserspaceWireguard } from "../wireguard/backend.js";
 import type { PeerState } from "../wireguard/uapi.js";
@@ -392,6 +393,11 @@ export class LinuxDriver implements DatapathDriver {
   /** Packets dropped by the programs, by reason, since the maps were created. */
   drops(): { policyDenied: number; unencrypted: number; overRate: number } {
     return this.tryOpen([])?.readDrops() ?? { policyDenied: 0, unencrypted: 0, overRate: 0 };
+  }
+
+  /** NetworkPolicy drops by (local identity, peer identity, direction), since the maps were made. */
+  policyDrops(): PolicyDropCount[] {
+    return this.tryOpen([])?.readPolicyDrops() ?? [];
   }
 
   async teardown(): Promise<void> {
