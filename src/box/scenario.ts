@@ -21,6 +21,8 @@ import {
 } from "../datapath-driver/linux/pinned.js";
 import type { PolicyDropCount } from "../datapath-driver/maps/policy.js";
 import { kubeRequest } from "../kube/raw.js";
+import type { NetworkPolicy } from "../policy/networkpolicy.js";
+import { type Endpoint, policyVerdict } from "../policy/verdict.js";
 import { type BoxPod, type BoxState, boxDown, boxKubeConfig, boxUp } from "./box.js";
 import { addBoxPod, removeBoxPod } from "./pods.js";
 import { PodHelper, PodProbes, stopAllPodHelpers } from "./probe.js";
@@ -105,6 +107,42 @@ export interface ProbeLine {
   identities?: [number, number];
   ms: number;
   error?: string;
+}
+
+/** Pure: what policyVerdict (and NetworkConfig egress deny) says a probe must measure. */
+export function expectedProbeVerdict(
+  sc: Scenario,
+  policySet: NetworkPolicy[],
+  p: ProbeSpec,
+): "allow" | "deny" {
+  const denied = new Set(
+    ((sc.networkConfig?.egressDeny ?? []) as { cidr: string }[]).map((r) => r.cidr.split("/")[0]),
+  );
+  if (denied.has(p.to)) return "deny";
+  const endpoint = (key: string): Endpoint => {
+    const pod = sc.pods.find((x) => `${x.namespace}/${x.name}` === key);
+    if (!pod) return { kind: "external", ip: key };
+    const ns = sc.namespaces.find((n) => n.name === pod.namespace);
+    return {
+      kind: "pod",
+      namespace: pod.namespace,
+      labels: pod.labels,
+      namespaceLabels: { ...ns?.labels, "kubernetes.io/metadata.name": pod.namespace },
+      ip: "",
+      namedPorts: Object.fromEntries(
+        pod.ports
+          .filter((x) => x.name)
+          .map((x) => [x.name!, { port: x.port, protocol: x.protocol }]),
+      ),
+    };
+  };
+  const v = policyVerdict(policySet, {
+    source: endpoint(p.from),
+    destination: endpoint(p.to),
+    port: p.port,
+    protocol: p.protocol,
+  });
+  return v.ingress.allowed && v.egress.allowed ? "allow" : "deny";
 }
 
 /** Reads a scenario file (JSON or YAML) and says what is wrong with it, naming the field. */
@@ -196,73 +234,93 @@ export class ScenarioBox {
   ) {}
 
   static async up(sc: Scenario, opts: ScenarioOptions): Promise<ScenarioBox> {
-    const say = opts.progress ?? (() => {});
     const s = await boxUp({
       dir: opts.dir,
       prefix: opts.prefix,
       underlayOctet: opts.underlayOctet,
       nodes: sc.nodes,
       pods: [],
-      progress: say,
+      progress: opts.progress ?? (() => {}),
     });
     try {
-      const kc = boxKubeConfig(s);
-      const custom = kc.makeApiClient(CustomObjectsApi);
-      if (sc.networkConfig)
-        await custom.createClusterCustomObject({
-          group: "netloom.io",
-          version: "v1alpha1",
-          plural: "networkconfigs",
-          body: {
-            apiVersion: "netloom.io/v1alpha1",
-            kind: "NetworkConfig",
-            metadata: { name: "default" },
-            spec: sc.networkConfig,
-          },
-        });
-      const ports = listenPorts(sc);
-      const nsLabels = new Map(sc.namespaces.map((n) => [n.name, n.labels]));
-      const pods = new Map<string, BoxPod>();
-      say(`adding ${sc.pods.length} pods`);
-      for (const p of sc.pods) {
-        const key = `${p.namespace}/${p.name}`;
-        const pod = await addBoxPod(s, kc, {
-          namespace: p.namespace,
-          name: p.name,
-          labels: p.labels,
-          node: s.nodes[p.node - 1]!.name,
-          ports: ports.get(key) ?? [],
-          namespaceLabels: nsLabels.get(p.namespace) ?? {},
-        });
-        pods.set(key, pod);
-      }
-      // Addresses outside the cluster answer from the box's "cloud" (the metadata endpoint
-      // lives there): a deny must be a drop, not a port nobody listens on.
-      const external = sc.cases
-        .flatMap((c) => c.probes)
-        .filter((p) => isIPAddress(p.to))
-        .map((p) => ({ port: p.port, protocol: p.protocol }));
-      if (external.length)
-        await PodHelper.start(
-          s,
-          {
-            name: "cloud",
-            namespace: "",
-            netns: s.cloudNetns,
-            ip: s.cloudIP,
-            ip6: s.cloudIP6,
-            labels: {},
-          },
-          [...new Map(external.map((p) => [`${p.protocol}/${p.port}`, p])).values()],
-        );
-      const identityOf = await waitForEndpoints(kc, s, pods, opts.realizeTimeoutMs ?? 60_000);
-      say(`every pod has an identity (${new Set(identityOf.values()).size} identities)`);
-      return new ScenarioBox(s, kc, pods, identityOf, opts, sc);
+      return await ScenarioBox.within(s, sc, opts);
     } catch (e) {
       await stopAllPodHelpers();
       if (!opts.keepBox) await boxDown(s.dir, s.prefix);
       throw e;
     }
+  }
+
+  /**
+   * The scenario's pods in a box that runs already (the demo's). Its NetworkConfig is applied
+   * only when the box has none (`default`).
+   */
+  static async within(
+    s: BoxState,
+    sc: Scenario,
+    opts: Omit<ScenarioOptions, "dir" | "prefix" | "underlayOctet">,
+  ): Promise<ScenarioBox> {
+    if (sc.nodes > s.nodes.length)
+      throw new Error(`the scenario needs ${sc.nodes} nodes; the box has ${s.nodes.length}`);
+    const say = opts.progress ?? (() => {});
+    const kc = boxKubeConfig(s);
+    const custom = kc.makeApiClient(CustomObjectsApi);
+    const existing = await kubeRequest(
+      kc,
+      "GET",
+      "/apis/netloom.io/v1alpha1/networkconfigs/default",
+    );
+    if (sc.networkConfig && existing.status === 404)
+      await custom.createClusterCustomObject({
+        group: "netloom.io",
+        version: "v1alpha1",
+        plural: "networkconfigs",
+        body: {
+          apiVersion: "netloom.io/v1alpha1",
+          kind: "NetworkConfig",
+          metadata: { name: "default" },
+          spec: sc.networkConfig,
+        },
+      });
+    const ports = listenPorts(sc);
+    const nsLabels = new Map(sc.namespaces.map((n) => [n.name, n.labels]));
+    const pods = new Map<string, BoxPod>();
+    say(`adding ${sc.pods.length} pods`);
+    for (const p of sc.pods) {
+      const key = `${p.namespace}/${p.name}`;
+      const pod = await addBoxPod(s, kc, {
+        namespace: p.namespace,
+        name: p.name,
+        labels: p.labels,
+        node: s.nodes[p.node - 1]!.name,
+        ports: ports.get(key) ?? [],
+        namespaceLabels: nsLabels.get(p.namespace) ?? {},
+      });
+      pods.set(key, pod);
+    }
+    // Addresses outside the cluster answer from the box's "cloud" (the metadata endpoint
+    // lives there): a deny must be a drop, not a port nobody listens on.
+    const external = sc.cases
+      .flatMap((c) => c.probes)
+      .filter((p) => isIPAddress(p.to))
+      .map((p) => ({ port: p.port, protocol: p.protocol }));
+    if (external.length)
+      await PodHelper.start(
+        s,
+        {
+          name: "cloud",
+          namespace: "",
+          netns: s.cloudNetns,
+          ip: s.cloudIP,
+          ip6: s.cloudIP6,
+          labels: {},
+        },
+        [...new Map(external.map((p) => [`${p.protocol}/${p.port}`, p])).values()],
+      );
+    const full = { dir: s.dir, prefix: s.prefix, underlayOctet: 0, ...opts };
+    const identityOf = await waitForEndpoints(kc, s, pods, opts.realizeTimeoutMs ?? 60_000);
+    say(`every pod has an identity (${new Set(identityOf.values()).size} identities)`);
+    return new ScenarioBox(s, kc, pods, identityOf, full, sc);
   }
 
   /** Replaces the previous case's policies with this case's, waits, measures every probe. */

@@ -3,7 +3,7 @@ import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { SourceParser } from "../agent/sources.js";
-import { readManifests } from "../api/fixtures.js";
+import { REPO_ROOT, readManifests } from "../api/fixtures.js";
 import type { NodeDatapath, NodeNetworkState } from "../api/nodenetworkstate.js";
 import {
   type BoxState,
@@ -17,12 +17,15 @@ import {
   wireguardInterfaceOf,
 } from "../box/box.js";
 import { canConnect, inNs, listNetns } from "../box/netns.js";
+import { stopAllPodHelpers } from "../box/probe.js";
+import { expectedProbeVerdict, readScenario, ScenarioBox } from "../box/scenario.js";
 import { isAlive } from "../cluster/control-plane.js";
 import { BPF_OBJECT } from "../datapath-driver/linux/driver.js";
 import { parseHtbClasses } from "../datapath-driver/linux/htb.js";
 import { uapiGet } from "../datapath-driver/wireguard/uapi.js";
 import { applyManifests } from "../kube/apply.js";
 import { kubeRequest } from "../kube/raw.js";
+import type { NetworkPolicy } from "../policy/networkpolicy.js";
 import { isRoot } from "../util/process.js";
 import { installSystemTools, toolsRequirement } from "../util/system-tools.js";
 
@@ -303,12 +306,16 @@ export async function demoUp(opts: DemoOptions, say: (line: string) => void): Pr
   await watchConvergence(box, say, samplesRendered);
   step("measuring on every node (egress deny, iperf3 through the limit, WireGuard handshakes)");
   const rows = await measure(box);
+  step(
+    "NetworkPolicy: the seeds' pods and policies (test/fixtures/scenarios/seeds.yaml), real connections",
+  );
+  const matrix = await policyMatrix(box, step);
   step("done");
   const kubectl = (await import("../cluster/binaries.js")).locateBinaries()?.kubectl ?? "kubectl";
   const get = execFileSync(kubectl, ["--kubeconfig", box.kubeconfigPath, "get", "netloom", "-A"], {
     encoding: "utf8",
   });
-  process.stdout.write(`\n$ kubectl get netloom -A\n${get}\n${table(rows)}\n`);
+  process.stdout.write(`\n$ kubectl get netloom -A\n${get}\n${table(rows)}\n\n${matrix.text}\n`);
   const rel = (p: string) => p.replace(`${process.cwd()}/`, "");
   process.stdout.write(`
 Try next:
@@ -319,10 +326,49 @@ Try next:
   curl -s http://${box.nodes[0]!.ip}:9962/metrics | grep netloom_agent   # an agent's metrics
   make demo-down                                   # remove every namespace, process, pin and file
 `);
-  const allOk = rows.every(
-    (r) => r.applied && !Object.values(r).some((v) => typeof v === "string" && v.startsWith("✗")),
-  );
+  const allOk =
+    matrix.ok &&
+    rows.every(
+      (r) => r.applied && !Object.values(r).some((v) => typeof v === "string" && v.startsWith("✗")),
+    );
   return allOk ? 0 : 1;
+}
+
+/**
+ * The seeds' matrix in the demo's box: pods added beside the demo's own, the policies applied
+ * and realized, every connection measured; each verdict compared with policyVerdict.
+ */
+async function policyMatrix(
+  box: BoxState,
+  step: (l: string) => void,
+): Promise<{ text: string; ok: boolean }> {
+  const sc = readScenario(join(REPO_ROOT, "test/fixtures/scenarios/seeds.yaml"));
+  const np = await ScenarioBox.within(box, sc, { progress: (l) => step(`  ${l}`) });
+  const c = sc.cases[0]!;
+  const lines = await np.runCase(c, 0);
+  await stopAllPodHelpers(); // the pods stay for a person to look at; the probers go
+  const policies = c.policies as unknown as NetworkPolicy[];
+  let ok = true;
+  const out = [
+    "NetworkPolicy, the seeds' matrix (test/fixtures/scenarios/seeds.yaml), measured:",
+    `  ${"FROM".padEnd(24)}${"TO".padEnd(26)}${"PORT".padEnd(11)}${"VERDICT".padEnd(9)}WHY`,
+  ];
+  for (const [i, l] of lines.entries()) {
+    const want = expectedProbeVerdict(sc, policies, c.probes[i]!);
+    const mark = l.verdict === want ? "" : `  ✗ expected ${want}`;
+    if (mark) ok = false;
+    const to = l.ip.includes(":") ? `${l.to} (IPv6)` : l.to;
+    const why =
+      l.reason === "policy_denied"
+        ? `NetworkPolicy (identities ${l.identities?.join(" → ")})`
+        : l.reason === "egress_deny"
+          ? "NetworkConfig egressDeny"
+          : "";
+    out.push(
+      `  ${l.from.padEnd(24)}${to.padEnd(26)}${`${l.port}/${l.protocol}`.padEnd(11)}${l.verdict.toUpperCase().padEnd(9)}${why}${mark}`,
+    );
+  }
+  return { text: out.join("\n"), ok };
 }
 
 async function simulatedSummary(

@@ -17,6 +17,7 @@ import { REPO_ROOT } from "../../src/api/fixtures.js";
 import { REALIZATION_ANNOTATION } from "../../src/api/policyrealization.js";
 import { POD_HELPER } from "../../src/box/probe.js";
 import {
+  expectedProbeVerdict,
   type ProbeLine,
   type ProbeSpec,
   readScenario,
@@ -28,7 +29,6 @@ import { cacheDir, locateBinaries } from "../../src/cluster/binaries.js";
 import { BPF_OBJECT } from "../../src/datapath-driver/linux/driver.js";
 import { kubeRequest } from "../../src/kube/raw.js";
 import type { NetworkPolicy } from "../../src/policy/networkpolicy.js";
-import { type Endpoint, policyVerdict } from "../../src/policy/verdict.js";
 import { CYCLONUS_VERSION, cyclonusVerdicts, type OracleQuery } from "../support/cyclonus.js";
 import { eventually } from "../support/eventually.js";
 import { kstatus } from "../support/kstatus.js";
@@ -54,38 +54,6 @@ const unavailable =
     ],
     tools: ["ip", "nsenter", "go"],
   }) ?? controlPlaneMissing();
-
-/** Pure: what policyVerdict (and NetworkConfig egress deny) says a probe must measure. */
-function expectedVerdict(sc: Scenario, policySet: NetworkPolicy[], p: ProbeSpec): "allow" | "deny" {
-  const denied = new Set(
-    ((sc.networkConfig?.egressDeny ?? []) as { cidr: string }[]).map((r) => r.cidr.split("/")[0]),
-  );
-  if (denied.has(p.to)) return "deny";
-  const endpoint = (key: string): Endpoint => {
-    const pod = sc.pods.find((x) => `${x.namespace}/${x.name}` === key);
-    if (!pod) return { kind: "external", ip: key };
-    const ns = sc.namespaces.find((n) => n.name === pod.namespace);
-    return {
-      kind: "pod",
-      namespace: pod.namespace,
-      labels: pod.labels,
-      namespaceLabels: { ...ns?.labels, "kubernetes.io/metadata.name": pod.namespace },
-      ip: "",
-      namedPorts: Object.fromEntries(
-        pod.ports
-          .filter((x) => x.name)
-          .map((x) => [x.name!, { port: x.port, protocol: x.protocol }]),
-      ),
-    };
-  };
-  const v = policyVerdict(policySet, {
-    source: endpoint(p.from),
-    destination: endpoint(p.to),
-    port: p.port,
-    protocol: p.protocol,
-  });
-  return v.ingress.allowed && v.egress.allowed ? "allow" : "deny";
-}
 
 const line = (lines: ProbeLine[], from: string, to: string, port: number, protocol = "TCP") => {
   const hit = lines.find(
@@ -148,7 +116,7 @@ describe("NetworkPolicy in the cluster-in-a-box: the seeds' matrix, restarts, au
   it("every probe (TCP, UDP, IPv4, IPv6) measures what policyVerdict says, and each policy deny names the identities", () => {
     for (const [i, l] of lines.entries()) {
       const spec = sc.cases[0]!.probes[i]!;
-      assert.equal(l.verdict, expectedVerdict(sc, seedPolicies, spec), JSON.stringify(l));
+      assert.equal(l.verdict, expectedProbeVerdict(sc, seedPolicies, spec), JSON.stringify(l));
       if (l.verdict === "deny" && l.to !== "169.254.169.254") {
         assert.equal(l.reason, "policy_denied", JSON.stringify(l));
         assert.deepEqual(l.identities, [box.identityOf.get(l.from), box.identityOf.get(l.to)]);
