@@ -322,6 +322,8 @@ Try next:
   export KUBECONFIG=${rel(box.kubeconfigPath)}
   ${kubectl} get nlns -o wide                      # each node's applied generation, datapath, WireGuard
   ${kubectl} describe networkconfig default        # conditions and events
+  ${kubectl} get nlpr -A                           # each NetworkPolicy realized on its nodes
+  sudo node bin/netloom.js box probe --scenario test/fixtures/scenarios/seeds.yaml   # any scenario, in a box of its own
   node bin/netloom.js demo drift                   # delete a node's HTB class by hand and watch it heal
   curl -s http://${box.nodes[0]!.ip}:9962/metrics | grep netloom_agent   # an agent's metrics
   make demo-down                                   # remove every namespace, process, pin and file
