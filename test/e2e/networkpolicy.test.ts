@@ -227,6 +227,59 @@ describe("NetworkPolicy in the cluster-in-a-box: the seeds' matrix, restarts, au
     assert.equal(enforced[0]!.verdict, "deny", JSON.stringify(enforced[0]));
     assert.equal(enforced[0]!.reason, "policy_denied");
   });
+
+  it("policyEnforcement: Never lets everything through and says so in the realization; Always isolates every pod", async () => {
+    const nc = "/apis/netloom.io/v1alpha1/networkconfigs/default";
+    const setMode = async (mode: string) => {
+      const r = await kubeRequest(box.kc, "PATCH", nc, {
+        body: { spec: { policyEnforcement: mode } },
+        contentType: "application/merge-patch+json",
+      });
+      assert.equal(r.status, 200, r.body);
+      const generation = r.json<{ metadata: { generation: number } }>().metadata.generation;
+      await eventually(
+        `every node applied NetworkConfig generation ${generation} (${mode})`,
+        async () => {
+          const states = (await get("/apis/netloom.io/v1alpha1/nodenetworkstates")) as unknown as {
+            items: { status?: { sources?: { networkConfig?: { generation: number } } } }[];
+          };
+          return states.items.every(
+            (i) => i.status?.sources?.networkConfig?.generation === generation,
+          );
+        },
+        60_000,
+      );
+    };
+    const probes: ProbeSpec[] = [
+      { from: "app/landing-page", to: "app/redis", port: 6379, protocol: "TCP", ipFamily: 4 },
+      { from: "observability/monitor", to: "app/landing-page", port: 80, protocol: "TCP", ipFamily: 4 },
+    ];
+    const verdicts = async (name: string) =>
+      (await box.measure(name, probes)).map((l) => l.verdict);
+    assert.deepEqual(await verdicts("default"), ["deny", "allow"], "Default: as the policies say");
+
+    await setMode("Never");
+    assert.deepEqual(await verdicts("never"), ["allow", "allow"], "Never: nothing enforced");
+    const redis = await eventually(
+      "the redis policy reported as not realizable",
+      async () => {
+        const np = await get("/apis/networking.k8s.io/v1/namespaces/app/networkpolicies/redis");
+        const s = JSON.parse(np.metadata.annotations?.[REALIZATION_ANNOTATION] ?? "{}");
+        return s.state === "Degraded" ? s : undefined;
+      },
+      30_000,
+    );
+    assert.match(redis.message, /policyEnforcement: Never/);
+
+    await setMode("Always");
+    assert.deepEqual(
+      await verdicts("always"),
+      ["deny", "deny"],
+      "Always: monitor and landing-page, which no policy selects, are isolated too",
+    );
+    await setMode("Default");
+    assert.deepEqual(await verdicts("default again"), ["deny", "allow"]);
+  });
 });
 
 /** The differential scenario: pods in the generator's namespaces, random policy sets. */
