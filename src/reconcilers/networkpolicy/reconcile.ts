@@ -164,6 +164,8 @@ export function registerNetworkPolicyControllers(ctx: OperatorContext): void {
       ids.get(`${p.namespace}/${p.name}`),
     );
     const current = (existing as { spec?: unknown } | undefined)?.spec;
+    // A node without pods needs no slice (none reads as empty): a node join writes nothing here.
+    if (!existing && endpoints.length === 0) return;
     const spec = { nodeName: node, endpoints };
     if (current && stableStringify(current) === stableStringify(spec)) return;
     await applyObject(
