@@ -65,3 +65,22 @@ export function sliceEndpoints(
     a.namespace === b.namespace ? (a.name < b.name ? -1 : 1) : a.namespace < b.namespace ? -1 : 1,
   );
 }
+
+/** How long an identity no pod uses is kept before it is deleted (a pod may come back). */
+export const IDENTITY_GC_GRACE_MS = 5 * 60_000;
+
+/**
+ * Pure: what to do with one identity, given whether a pod uses its label set now and since
+ * when it has been unused: keep it, delete it, or look again after some time.
+ */
+export function identityGcDecision(
+  used: boolean,
+  unusedSince: number | undefined,
+  now: number,
+  graceMs = IDENTITY_GC_GRACE_MS,
+): { action: "keep" } | { action: "delete" } | { action: "wait"; ms: number } {
+  if (used) return { action: "keep" };
+  const since = unusedSince ?? now;
+  const left = since + graceMs - now;
+  return left <= 0 ? { action: "delete" } : { action: "wait", ms: left };
+}

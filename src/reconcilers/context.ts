@@ -148,6 +148,8 @@ export interface OperatorOptions {
   leaseNamespace?: string;
   /** This cluster's name and ID in a cluster mesh (--cluster-name, --cluster-id). */
   clusterIdentity?: LocalIdentity;
+  /** An identity no pod has used for this long is deleted (default 5 min). */
+  identityGcGraceMs?: number;
   now?: () => Date;
 }
 
@@ -172,6 +174,7 @@ export class OperatorContext {
   readonly staleAfterMs: number;
   readonly cleanupTimeoutMs: number;
   readonly statusResyncMs: number;
+  readonly identityGcGraceMs: number | undefined;
   readonly now: () => Date;
   /** netloom_resource_nodes{kind,name,state}: what the alerts on convergence read. */
   readonly resourceNodes: Gauge<"kind" | "name" | "state">;
@@ -213,6 +216,7 @@ export class OperatorContext {
     this.staleAfterMs = opts.staleAfterMs ?? 45_000;
     this.cleanupTimeoutMs = opts.cleanupTimeoutMs ?? 60_000;
     this.statusResyncMs = opts.statusResyncMs ?? 15_000;
+    this.identityGcGraceMs = opts.identityGcGraceMs;
     this.now = opts.now ?? (() => new Date());
     this.resourceNodes = new Gauge({
       name: "netloom_resource_nodes",

@@ -76,6 +76,7 @@ export async function startSimCluster(
     staleAfterMs?: number;
     heartbeatMs?: number;
     leaseRenewMs?: number;
+    identityGcGraceMs?: number;
   } = {},
 ): Promise<SimCluster> {
   const cluster = await startTestCluster({ auditLog: opts.auditLog ?? false });
@@ -91,7 +92,12 @@ export async function startSimCluster(
 async function startOnCluster(
   cluster: TestCluster,
   nodes: number,
-  opts: { staleAfterMs?: number; heartbeatMs?: number; leaseRenewMs?: number },
+  opts: {
+    staleAfterMs?: number;
+    heartbeatMs?: number;
+    leaseRenewMs?: number;
+    identityGcGraceMs?: number;
+  },
 ): Promise<SimCluster> {
   const kc = cluster.kubeconfig;
   await installCRDs(kc);
@@ -116,6 +122,9 @@ async function startOnCluster(
       staleAfterMs: opts.staleAfterMs ?? 45_000,
       statusResyncMs: 2_000,
       cleanupTimeoutMs: 20_000,
+      ...(opts.identityGcGraceMs !== undefined
+        ? { identityGcGraceMs: opts.identityGcGraceMs }
+        : {}),
     });
     await operator.manager.start();
   };

@@ -4,6 +4,9 @@ import type { ClusterMeshPeer } from "../../api/clustermeshpeer.js";
 import type { NodePeer } from "../../api/nodepeer.js";
 import { MESH_CLUSTER_LABEL } from "../../api/remotenodepeer.js";
 import {
+  afterWrite,
+  cacheBehind,
+  currentMirrors,
   identityProblem,
   localIdentityProblem,
   meshStatus,
@@ -109,6 +112,59 @@ describe("cluster mesh decisions", () => {
     });
     const changed = { ...same, spec: { ...m.spec, podCIDRs: ["10.245.9.0/24"] } };
     assert.deepEqual(mirrorChanges("west", [m], [changed]).apply, [m]);
+  });
+
+  it("a withdrawn announcement is written even while the cache has not yet shown the announcement (e2e: it stayed mirrored 2 s)", () => {
+    const p = peer("west", "west", 2);
+    const labels = { [MESH_CLUSTER_LABEL]: "west" };
+    const at = (status: NodePeer["status"]) => {
+      const [m] = mirrorsOf(p, [{ ...nodePeer("n1", "10.245.1.0/24"), status }]);
+      assert.ok(m);
+      return m;
+    };
+    const base = { profile: "default", publicKey: KEY, nodeIP: "192.168.70.13", listenPort: 51871 };
+    const m0 = at(base);
+    const m1 = at({
+      ...base,
+      nextPublicKey: `${"B".repeat(43)}=`,
+      nextKeySwitchTime: "2026-11-30T00:53:18.939Z",
+    });
+    const cache = (rv: string, m: typeof m0) => [
+      { name: m.name, spec: m.spec, labels, resourceVersion: rv },
+    ];
+    const written = new Map<string, NonNullable<ReturnType<typeof afterWrite>>>();
+    const write = (cached: ReturnType<typeof cache>, m: typeof m0, version: string) => {
+      const w = afterWrite(
+        currentMirrors(cached, written)[0],
+        written.get(m.name),
+        m.spec,
+        version,
+      );
+      assert.ok(w);
+      written.set(m.name, w);
+    };
+    const changes = (cached: ReturnType<typeof cache>, desired: typeof m0) =>
+      mirrorChanges("west", [desired], currentMirrors(cached, written)).apply.map((m) => m.spec);
+
+    // Mirrored at rv 1; the node announces a key: written (rv 2).
+    assert.deepEqual(changes(cache("1", m0), m1), [m1.spec]);
+    write(cache("1", m0), m1, "2");
+    // The node withdraws it before the cache has shown rv 2. The stale cache equals the
+    // withdrawn state, and a comparison with it alone writes nothing:
+    assert.deepEqual(mirrorChanges("west", [m0], cache("1", m0)).apply, []);
+    // what this operator wrote counts instead: the withdrawal is written (rv 3).
+    assert.deepEqual(changes(cache("1", m0), m0), [m0.spec]);
+    write(cache("1", m0), m0, "3");
+    // The cache shows rv 2 (our first write): still behind, nothing to write.
+    assert.ok(cacheBehind(cache("2", m1)[0], written.get(m0.name)!));
+    assert.deepEqual(changes(cache("2", m1), m0), []);
+    // Caught up (rv 3), or someone else's edit (rv 9): the cache counts again.
+    assert.equal(cacheBehind(cache("3", m0)[0], written.get(m0.name)!), false);
+    assert.equal(cacheBehind(cache("9", m1)[0], written.get(m0.name)!), false);
+    written.clear();
+    assert.deepEqual(changes(cache("9", m1), m0), [m0.spec]);
+    // A new mirror is not remembered: a second create is a no-op.
+    assert.equal(afterWrite(undefined, undefined, m0.spec, "1"), undefined);
   });
 
   it("status: Stalled for what a person must fix, Reconciling while unreachable, Ready when connected", () => {

@@ -160,6 +160,58 @@ export interface ExistingMirror {
   name: string;
   spec?: unknown;
   labels?: Record<string, string>;
+  resourceVersion?: string;
+}
+
+/**
+ * A mirror this operator updated, until its cache shows the write: what it wrote, the version
+ * the write made (`written`), and the versions that write superseded.
+ */
+export interface WrittenMirror {
+  spec: unknown;
+  written?: string;
+  superseded: readonly string[];
+}
+
+/**
+ * Pure: the mirrors as the API server holds them. The operator's cache learns of its own
+ * writes only through its watch (6-150 ms later in the e2e runs), so where the cache still
+ * shows a version a write of ours superseded, what we wrote counts. Compared with the stale
+ * copy, a remote change that undoes the last one (a key announcement withdrawn right after it
+ * was mirrored) looked like no change, and the withdrawn key stayed mirrored: peers in this
+ * cluster take an announced key up at its fallback time, and this one the node never uses.
+ */
+export function currentMirrors(
+  cached: readonly ExistingMirror[],
+  written: ReadonlyMap<string, WrittenMirror>,
+): ExistingMirror[] {
+  return cached.map((e) => {
+    const w = written.get(e.name);
+    return w && cacheBehind(e, w) ? { ...e, spec: w.spec } : e;
+  });
+}
+
+/**
+ * Pure: what to remember after writing `spec` over `before` (as currentMirrors saw it), the
+ * write answered with version `version`; undefined for a new mirror (the cache has nothing
+ * stale to compare against then, and a second create is a no-op).
+ */
+export function afterWrite(
+  before: ExistingMirror | undefined,
+  previous: WrittenMirror | undefined,
+  spec: unknown,
+  version: string | undefined,
+): WrittenMirror | undefined {
+  if (before?.resourceVersion === undefined) return undefined;
+  const superseded = new Set([...(previous?.superseded ?? []), before.resourceVersion]);
+  if (previous?.written) superseded.add(previous.written);
+  if (version) superseded.delete(version);
+  return { spec, ...(version ? { written: version } : {}), superseded: [...superseded] };
+}
+
+/** Pure: whether a remembered write is still needed: the cache shows a version it superseded. */
+export function cacheBehind(cached: ExistingMirror | undefined, w: WrittenMirror): boolean {
+  return cached?.resourceVersion !== undefined && w.superseded.includes(cached.resourceVersion);
 }
 
 /**

@@ -14,6 +14,9 @@ import { ClusterMeshPeerKind, type OperatorContext, RemoteNodePeerKind } from ".
 import { OPERATOR_FIELD_MANAGER } from "../nodenetworkstate/names.js";
 import { registerStatusController, type UserObject } from "../shared/status-controller.js";
 import {
+  afterWrite,
+  cacheBehind,
+  currentMirrors,
   identityProblem,
   type MeshFacts,
   type Mirror,
@@ -22,6 +25,7 @@ import {
   mirrorsOf,
   type Owner,
   podCIDROverlaps,
+  type WrittenMirror,
 } from "./mesh.js";
 import { RemoteCluster } from "./remote.js";
 
@@ -38,6 +42,8 @@ interface PeerRuntime {
   /** When the Secret was last read, and for which generation of the peer. */
   secretReadAt?: number;
   secretReadFor?: number;
+  /** Mirrors updated until the cache shows the write (see currentMirrors). */
+  written: Map<string, WrittenMirror>;
 }
 
 /**
@@ -146,7 +152,10 @@ export function registerClusterMeshPeerController(ctx: OperatorContext): Control
       return;
     }
     if (!rt) {
-      rt = { facts: { remote: { phase: "idle" }, overlaps: [], mirrored: 0, local } };
+      rt = {
+        facts: { remote: { phase: "idle" }, overlaps: [], mirrored: 0, local },
+        written: new Map(),
+      };
       runtimes.set(key, rt);
     }
     const cluster = peer.spec.clusterName;
@@ -221,21 +230,54 @@ export function registerClusterMeshPeerController(ctx: OperatorContext): Control
       }
       const desired = mirrorsOf(peer, parsed);
       overlaps = podCIDROverlaps(desired, owners(ctx, key));
-      const existing = ctx.remotePeers.list().map((m) => ({
-        name: m.metadata?.name ?? "",
-        spec: (m as { spec?: unknown }).spec,
-        labels: m.metadata?.labels ?? {},
-      }));
-      const { apply, remove } = mirrorChanges(
-        cluster,
-        overlaps.length ? [] : desired,
-        existing.filter((e) => e.labels[MESH_PEER_LABEL] === key),
-      );
-      for (const m of apply)
-        await applyObject(ctx.objects, mirrorObject(key, m), OPERATOR_FIELD_MANAGER);
+      const cached = ctx.remotePeers
+        .list()
+        .filter((m) => m.metadata?.labels?.[MESH_PEER_LABEL] === key)
+        .map((m) => ({
+          name: m.metadata?.name ?? "",
+          spec: (m as { spec?: unknown }).spec,
+          labels: m.metadata?.labels ?? {},
+          resourceVersion: m.metadata?.resourceVersion,
+        }));
+      // Our writes the cache has not shown yet count as done (currentMirrors).
+      const { written } = rt;
+      for (const [name, w] of written)
+        if (
+          !cacheBehind(
+            cached.find((e) => e.name === name),
+            w,
+          )
+        )
+          written.delete(name);
+      const existing = currentMirrors(cached, written);
+      const { apply, remove } = mirrorChanges(cluster, overlaps.length ? [] : desired, existing);
+      for (const m of apply) {
+        const done = await applyObject(ctx.objects, mirrorObject(key, m), OPERATOR_FIELD_MANAGER);
+        const before = existing.find((e) => e.name === m.name);
+        const w = afterWrite(before, written.get(m.name), m.spec, done.metadata?.resourceVersion);
+        if (w) written.set(m.name, w);
+      }
       await deleteMirrors(remove);
       if (apply.length || remove.length)
-        log.info({ cluster, applied: apply.length, deleted: remove.length }, "mirrors synced");
+        log.info(
+          {
+            cluster,
+            applied: apply.map((m) => ({
+              name: m.name,
+              key: m.spec.peer.publicKey?.slice(0, 8),
+              ...(m.spec.peer.nextPublicKey
+                ? { next: m.spec.peer.nextPublicKey.slice(0, 8), at: m.spec.peer.nextKeySwitchTime }
+                : {}),
+            })),
+            deleted: remove,
+            // From the remote event to the mirror written (rotation timelines line up on it).
+            sinceRemoteMs:
+              "lastSync" in state && state.lastSync
+                ? Date.now() - state.lastSync.getTime()
+                : undefined,
+          },
+          "mirrors synced",
+        );
       remoteNodes.set({ target_cluster: cluster }, overlaps.length ? 0 : desired.length);
     }
     rt.facts = { remote: state, overlaps, mirrored: 0, local };

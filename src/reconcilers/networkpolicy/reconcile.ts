@@ -17,6 +17,7 @@ import { statusCodeOf } from "../../controllers/errors.js";
 import { NamespaceKind, NetworkPolicyKind, NodeKind, PodKind } from "../../controllers/resource.js";
 import {
   allocateIdentity,
+  identityGcDecision,
   identitySpecOf,
   type PodFacts,
   sliceEndpoints,
@@ -137,7 +138,9 @@ export function registerNetworkPolicyControllers(ctx: OperatorContext): void {
           .flatMap((p) => (p.spec?.nodeName ? [p.spec.nodeName] : [])),
       ),
     ])
-    .watches(NetworkEndpointSliceKind, (s) => [s.metadata?.name ?? ""]);
+    .watches(NetworkEndpointSliceKind, (s) => [s.metadata?.name ?? ""])
+    // An identity created or collected: slices that could not name it (or named it) look again.
+    .watches(NetworkIdentityKind, () => ctx.nodes.list().map((n) => n.metadata?.name ?? ""));
   slicesController.complete(async (node) => {
     const existing = slices.getByName(node);
     if (!ctx.nodes.getByName(node)) {
@@ -179,6 +182,76 @@ export function registerNetworkPolicyControllers(ctx: OperatorContext): void {
       FIELD_MANAGER,
     );
   });
+
+  // ------------------------------------------------------------------------------------------
+  // Identity garbage collection: an identity no pod has used for IDENTITY_GC_GRACE_MS goes
+  // (Cilium collects unused identities the same way), so label sets that came and went do not
+  // use up the 65,280 numbers.
+
+  const unusedSince = new Map<string, number>();
+  let usedKeys: { at: number; keys: Set<string> } | undefined;
+  const USED_CACHE_MS = 10_000;
+  /** The label sets pods use, and how old that answer is (recomputed at most every 10 s). */
+  const labelSetsInUse = (fresh = false): { keys: Set<string>; ageMs: number } => {
+    const now = Date.now();
+    if (!fresh && usedKeys && now - usedKeys.at < USED_CACHE_MS)
+      return { keys: usedKeys.keys, ageMs: now - usedKeys.at };
+    const keys = new Set(
+      ctx.pods
+        .list()
+        .map(podFacts)
+        .filter((p) => !p.terminated)
+        .map((p) => identitySpecOf(p, nsLabels(p.namespace)).key),
+    );
+    usedKeys = { at: now, keys };
+    return { keys, ageMs: 0 };
+  };
+  const identityOfPod = (p: V1Pod): string[] => {
+    const f = podFacts(p);
+    const { key } = identitySpecOf(f, nsLabels(f.namespace));
+    return identities.byIndex("labelSet", key).map((o) => o.metadata?.name ?? "");
+  };
+  ctx.manager
+    .controller("identity-gc")
+    .for(NetworkIdentityKind)
+    // A pod gone (or changed labels): its identity may be unused now.
+    .watches<V1Pod>(PodKind, identityOfPod)
+    .complete(async (name, { log }) => {
+      const o = identities.getByName(name);
+      const key = o?.metadata?.labels?.[LABEL_SET_LABEL];
+      if (!o || !key) {
+        unusedSince.delete(name);
+        return;
+      }
+      const now = Date.now();
+      const inUse = labelSetsInUse();
+      const d = identityGcDecision(
+        inUse.keys.has(key),
+        unusedSince.get(name),
+        now,
+        ctx.identityGcGraceMs,
+      );
+      if (d.action === "keep") {
+        unusedSince.delete(name);
+        // A cached answer may still count a pod that just went: look once more when it expires.
+        return inUse.ageMs > 0 ? { requeueAfterMs: USED_CACHE_MS - inUse.ageMs } : undefined;
+      }
+      if (!unusedSince.has(name)) unusedSince.set(name, now);
+      if (d.action === "wait") return { requeueAfterMs: d.ms };
+      // Looked at again right before the delete: a pod may have just appeared.
+      if (labelSetsInUse(true).keys.has(key)) {
+        unusedSince.delete(name);
+        return;
+      }
+      await ctx.objects
+        .delete({ apiVersion: API_VERSION, kind: "NetworkIdentity", metadata: { name } })
+        .catch((e: unknown) => {
+          if (statusCodeOf(e) !== 404) throw e;
+        });
+      created.delete(key);
+      unusedSince.delete(name);
+      log.info({ identity: name }, "unused identity collected");
+    });
 
   // ------------------------------------------------------------------------------------------
   // Realization
