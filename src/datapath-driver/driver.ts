@@ -273,19 +273,26 @@ export interface DatapathDriver {
   teardown(): Promise<void>;
 }
 
+/** Pure: entries desired but absent, and present but not desired. */
+function setDifference(desired: readonly string[], actual: readonly string[]) {
+  const have = new Set(actual);
+  const want = new Set(desired);
+  return {
+    missing: [...want].filter((k) => !have.has(k)),
+    extra: [...have].filter((k) => !want.has(k)),
+  };
+}
+
 function diffEntries(
   what: DriftItem["what"],
   noun: string,
   desired: readonly string[],
   actual: readonly string[],
 ): DriftItem[] {
-  const have = new Set(actual);
-  const want = new Set(desired);
+  const { missing, extra } = setDifference(desired, actual);
   return [
-    ...[...want].filter((k) => !have.has(k)).map((k) => ({ what, detail: `${noun} ${k} missing` })),
-    ...[...have]
-      .filter((k) => !want.has(k))
-      .map((k) => ({ what, detail: `unexpected ${noun} ${k}` })),
+    ...missing.map((k) => ({ what, detail: `${noun} ${k} missing` })),
+    ...extra.map((k) => ({ what, detail: `unexpected ${noun} ${k}` })),
   ];
 }
 
@@ -296,10 +303,7 @@ function diffCounted(
   desired: readonly string[],
   actual: readonly string[],
 ): DriftItem[] {
-  const have = new Set(actual);
-  const want = new Set(desired);
-  const missing = [...want].filter((k) => !have.has(k));
-  const extra = [...have].filter((k) => !want.has(k));
+  const { missing, extra } = setDifference(desired, actual);
   return [
     ...(missing.length
       ? [{ what, detail: `${missing.length} ${noun} missing (e.g. ${missing[0]})` }]

@@ -37,21 +37,11 @@ import {
   portOf,
   probeVerdict,
 } from "../../src/box/probe.js";
-import { cacheDir, locateBinaries } from "../../src/cluster/binaries.js";
 import { kubeRequest } from "../../src/kube/raw.js";
 import { isAlive } from "../../src/util/process.js";
 import { eventually } from "../support/eventually.js";
 import { skipWhen, unmet } from "../support/prerequisites.js";
-
-function controlPlaneMissing(): string | undefined {
-  try {
-    return locateBinaries()
-      ? undefined
-      : `needs kube-apiserver and kubectl in ${cacheDir()} (or KUBEBUILDER_ASSETS) and etcd: make control-plane builds them`;
-  } catch (err) {
-    return `needs kube-apiserver and etcd: ${(err as Error).message}`;
-  }
-}
+import { controlPlaneMissing } from "./support.js";
 
 const unavailable =
   unmet({

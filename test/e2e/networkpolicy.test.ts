@@ -25,7 +25,6 @@ import {
   ScenarioBox,
   scenarioSchema,
 } from "../../src/box/scenario.js";
-import { cacheDir, locateBinaries } from "../../src/cluster/binaries.js";
 import { BPF_OBJECT } from "../../src/datapath-driver/linux/driver.js";
 import { kubeRequest } from "../../src/kube/raw.js";
 import type { NetworkPolicy } from "../../src/policy/networkpolicy.js";
@@ -34,16 +33,7 @@ import { eventually } from "../support/eventually.js";
 import { kstatus } from "../support/kstatus.js";
 import { NAMESPACES, policies } from "../support/policy-generators.js";
 import { skipWhen, unmet } from "../support/prerequisites.js";
-
-function controlPlaneMissing(): string | undefined {
-  try {
-    return locateBinaries()
-      ? undefined
-      : `needs kube-apiserver and kubectl in ${cacheDir()} (or KUBEBUILDER_ASSETS) and etcd: make control-plane builds them`;
-  } catch (err) {
-    return `needs kube-apiserver and etcd: ${(err as Error).message}`;
-  }
-}
+import { controlPlaneMissing } from "./support.js";
 
 const unavailable =
   unmet({
@@ -252,7 +242,13 @@ describe("NetworkPolicy in the cluster-in-a-box: the seeds' matrix, restarts, au
     };
     const probes: ProbeSpec[] = [
       { from: "app/landing-page", to: "app/redis", port: 6379, protocol: "TCP", ipFamily: 4 },
-      { from: "observability/monitor", to: "app/landing-page", port: 80, protocol: "TCP", ipFamily: 4 },
+      {
+        from: "observability/monitor",
+        to: "app/landing-page",
+        port: 80,
+        protocol: "TCP",
+        ipFamily: 4,
+      },
     ];
     const verdicts = async (name: string) =>
       (await box.measure(name, probes)).map((l) => l.verdict);

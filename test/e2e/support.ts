@@ -9,6 +9,7 @@ import {
   boxUp,
 } from "../../src/box/box.js";
 import { canConnect, sh } from "../../src/box/netns.js";
+import { cacheDir, locateBinaries } from "../../src/cluster/binaries.js";
 import { BPF_OBJECT } from "../../src/datapath-driver/linux/driver.js";
 import { kubeRequest } from "../../src/kube/raw.js";
 import { eventually } from "../support/eventually.js";
@@ -22,6 +23,17 @@ export function e2eUnavailable(extraTools: string[] = []): string | undefined {
     files: [{ path: BPF_OBJECT, hint: "the compiled eBPF object: make bpf" }],
     tools: ["ip", "nsenter", "tc", "sysctl", "mountpoint", "ping", ...extraTools],
   });
+}
+
+/** Why the control plane cannot run here (undefined: it can): its binaries are built once. */
+export function controlPlaneMissing(): string | undefined {
+  try {
+    return locateBinaries()
+      ? undefined
+      : `needs kube-apiserver and kubectl in ${cacheDir()} (or KUBEBUILDER_ASSETS) and etcd: make control-plane builds them`;
+  } catch (err) {
+    return `needs kube-apiserver and etcd: ${(err as Error).message}`;
+  }
 }
 
 export async function startBox(opts: Omit<BoxOptions, "dir">): Promise<BoxState> {
