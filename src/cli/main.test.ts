@@ -27,6 +27,7 @@ describe("netloom --help", () => {
       agent: readFileSync(join(REPO_ROOT, "src/cli/agent.ts"), "utf8"),
       clustermesh: readFileSync(join(REPO_ROOT, "src/cli/clustermesh.ts"), "utf8"),
       box: readFileSync(join(REPO_ROOT, "src/cli/box.ts"), "utf8"),
+      observe: readFileSync(join(REPO_ROOT, "src/cli/observe.ts"), "utf8"),
     };
     for (const [command, src] of Object.entries(sources)) {
       const block =

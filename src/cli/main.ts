@@ -21,6 +21,7 @@ const USAGE = `usage: netloom <command>
   demo drift        change one node's datapath by hand and watch the agent heal it
   demo mesh [down]  two clusters peered by ClusterMeshPeers, pods talking across them
   box probe --scenario FILE  build pods and NetworkPolicies in a box, measure real connections
+  observe           flows from every node's agent (drops with reasons, connections), filtered; --ui
 `;
 
 /** `netloom <command> --help`: what each command does and every flag it takes. */
@@ -107,6 +108,33 @@ COMMAND_HELP.box = `usage: netloom box probe --scenario FILE [flags]
   --dir DIR                      where the box keeps its files (default .netloom/probe)
   --prefix P                     prefix of its namespaces, links and pins (default nlp)
   --underlay-octet N             its underlay is 192.168.N.0/24 (default 70)
+`;
+
+COMMAND_HELP.observe = `usage: netloom observe [flags]
+
+  Flows from every node, as \`hubble observe\` shows them: drops with their reason and the policy
+  that denied them, and connections (first packet and end). Asks each node's agent
+  (http://NODE-IP:PORT/v1/flows, a bearer token reviewed by the API server; see docs/flows.md).
+
+  --kubeconfig PATH              kubeconfig (default: $KUBECONFIG, in-cluster, ~/.kube/config)
+  --node NAME                    only this node
+  --agent-port PORT              the agents' flow endpoint port (default 9962)
+  --token TOKEN                  bearer token (default: $NETLOOM_TOKEN, the kubeconfig user's)
+  --service-account NS/NAME      mint a 1 h token for this ServiceAccount (client-cert kubeconfigs)
+  --from-pod [NS/]POD            flows from this pod (namespace from --namespace, else default)
+  --to-pod [NS/]POD              flows to this pod
+  --pod [NS/]POD                 flows from or to this pod
+  --namespace NS                 flows from or to pods in NS
+  --verdict V                    FORWARDED, DROPPED or AUDIT (would have been dropped)
+  --reason R                     drop reason: policy_denied, egress_denied, unencrypted
+  --port PORT                    source or destination port
+  --protocol P                   TCP, UDP, SCTP, ICMPv4, ICMPv6
+  --since WHEN                   flows since a duration ago (30s, 10m, 1h) or an RFC 3339 time
+  --last N                       without --follow: the N most recent (default 20; 0: all kept)
+  --follow                       keep streaming new flows
+  --output FORMAT                compact (default), json (one line per flow), table
+  --ui                           serve a live service map and flow table (implies --follow)
+  --listen HOST:PORT             where --ui listens (default 127.0.0.1:0, any free port)
 `;
 
 /** Where the local control plane keeps its state, relative to the working directory. */
@@ -197,6 +225,8 @@ export async function run(argv: string[]): Promise<number> {
         return await (await import("./clustermesh.js")).runClusterMesh(rest);
       case "box":
         return await (await import("./box.js")).runBox(rest);
+      case "observe":
+        return await (await import("./observe.js")).runObserve(rest);
       case "crds": {
         const dir = resolve(rest[0] ?? "crds");
         for (const f of writeCRDFiles(dir)) say(`wrote ${dir}/${f}`);
