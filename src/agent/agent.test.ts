@@ -483,6 +483,49 @@ describe("NodeAgent peer data (memory driver)", () => {
     assert.equal(order[announced + 1], "report+next", "peer data first, then the report");
   });
 
+  it("a peer's announcement alone arms the fallback: its key is taken up 1 s after the switch time without a confirmation", async () => {
+    const key = (c: string) => `${c.repeat(42)}A=`;
+    const driver = new MemoryDriver();
+    const clock = new FakeClock();
+    const agent = new NodeAgent({
+      node: "n1",
+      driver,
+      clock,
+      keys: new KeyStore(undefined),
+      nodeIP: "192.0.2.1",
+      writeStatus: async () => {},
+    });
+    await agent.observe({
+      nodeName: "n1",
+      podCIDRs: ["10.244.1.0/24"],
+      wireguard: { profile: "p", interfaceName: "wg0", listenPort: 51871 },
+    });
+    const peer = (status: NodePeerStatus): NodePeer => ({
+      apiVersion: "netloom.io/v1alpha1",
+      kind: "NodePeer",
+      metadata: { name: "n2" },
+      spec: { nodeName: "n2", podCIDRs: ["10.244.2.0/24"] },
+      status,
+    });
+    const base = { profile: "p", publicKey: key("B"), nodeIP: "192.0.2.2", listenPort: 51871 };
+    await agent.observePeers([peer(base)]);
+    const switchAt = new Date(clock.now().getTime() + 5_000);
+    // The announcement, and then nothing more: the peer's confirmation never arrives.
+    await agent.observePeers([
+      peer({ ...base, nextPublicKey: key("C"), nextKeySwitchTime: switchAt.toISOString() }),
+    ]);
+    const routed = async () =>
+      (await driver.wireguardPeers())?.find((p) => p.allowedIPs.length > 0)?.publicKey;
+    assert.equal(await routed(), key("B"), "not before the switch");
+    await clock.advance(5_000 + 1_100, () => agent.idle());
+    assert.equal(
+      await routed(),
+      key("C"),
+      "the announced key carries the traffic after the fallback",
+    );
+    agent.stop();
+  });
+
   it("leaves out a peer that claims another peer's key, and reports it once", async () => {
     const invalid: string[] = [];
     const key = (c: string) => `${c.repeat(42)}A=`;

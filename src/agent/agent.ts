@@ -22,6 +22,7 @@ import {
   planDatapath,
 } from "../datapath-driver/driver.js";
 import type { PeerState } from "../datapath-driver/wireguard/uapi.js";
+import type { EndpointDirectory } from "../flows/context.js";
 import { type NodePolicy, wouldDropByPolicy } from "../policy/node.js";
 import { contentHash } from "../reconcilers/shared/hash.js";
 import { type Clock, RealClock } from "../util/clock.js";
@@ -90,6 +91,9 @@ export interface NodeAgentOptions {
   log?: Logger;
 }
 
+/** How far past a clashing peer's announced switch a deferred rotation aims, beyond the guard. */
+const ROTATION_RETRY_SLACK_MS = 500;
+
 /** The agent's timers (per node on a shared clock): scheduling one again replaces it. */
 const TIMER = {
   heartbeat: "heartbeat",
@@ -113,6 +117,8 @@ export class NodeAgent {
   private desired: NodeDatapath | undefined;
   /** What this node enforces for NetworkPolicy, rendered with `desired`. */
   private policy: NodePolicy | undefined;
+  /** Identities and pod addresses as last rendered (flow records name their ends by it). */
+  private directory: EndpointDirectory | undefined;
   /** Audit-mode would-drop counts as last read (ride on heartbeats). */
   private wouldDrop: { policy: string; count: number }[] = [];
   /** The generation of this node's NodeNetworkState (stamped on the conditions). */
@@ -178,6 +184,16 @@ export class NodeAgent {
     return this.desired;
   }
 
+  /** The NetworkPolicy rendered last (its local endpoints and what isolates them). */
+  currentPolicy(): NodePolicy | undefined {
+    return this.policy;
+  }
+
+  /** Identities and pod addresses as rendered last. */
+  currentDirectory(): EndpointDirectory | undefined {
+    return this.directory;
+  }
+
   /** Whether these sources make this node encrypt (then it needs its peers before applying). */
   wantsPeers(raw: RawSources): boolean {
     const r = this.parser.render(raw);
@@ -207,6 +223,7 @@ export class NodeAgent {
         if (r.spec) this.reportBadAnnotations(r.rendered.badAnnotations);
         this.desired = r.spec;
         this.policy = r.spec ? r.policy : undefined;
+        this.directory = r.spec ? r.directory : undefined;
         await this.converge();
         return;
       }
@@ -337,6 +354,9 @@ export class NodeAgent {
     }
     const specHash = contentHash(spec);
     const wg = this.wireguardContext(spec);
+    // A peer's announcement alone changes no applied state: its fallback switch must be armed
+    // before the early return below, or a late confirmation would leave the queue to overflow.
+    if (wg?.nextSwitch) this.scheduleAt(wg.nextSwitch, "switch");
     const key = `${specHash}/${wg ? this.wireguardHash(wg) : ""}/${this.policy ? contentHash(this.policy) : ""}`;
     if (key === this.appliedKey) return;
     // Peers coming and going change no spec: their count rides on the next heartbeat, so a node
@@ -380,7 +400,6 @@ export class NodeAgent {
     if (peersOnly && result.ok) this.status = status;
     else await this.publish(status);
     this.scheduleDrift(spec);
-    if (wg?.nextSwitch) this.scheduleAt(wg.nextSwitch, "switch");
     this.scheduleRotation(spec);
   }
 
@@ -522,7 +541,9 @@ export class NodeAgent {
   /** A clashing peer switch: try again so that ours comes ROTATION_GUARD_MS after it. */
   private deferRotation(clash: Announcement): void {
     // A few ms more, as timers may fire a millisecond early.
-    this.rotationDeferredTo = clash.switchAt.getTime() + ROTATION_GUARD_MS + 10;
+    // A peer switches a little after its announced time (4–300 ms measured under load): aim
+    // far enough past it that the retry does not land inside the guard again.
+    this.rotationDeferredTo = clash.switchAt.getTime() + ROTATION_GUARD_MS + ROTATION_RETRY_SLACK_MS;
     this.log.info(
       { peer: clash.node, peerSwitchAt: clash.switchAt.toISOString() },
       "deferring key rotation: a peer switches at nearly the same time",

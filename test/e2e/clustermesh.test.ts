@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { copyFileSync, readFileSync } from "node:fs";
+import { copyFileSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -238,8 +238,11 @@ describe("cluster mesh: two clusters, one encrypted pod network (real kernel)", 
     const keep = process.env.NETLOOM_KEEP_LOGS;
     if (keep)
       for (const box of [east, west])
-        if (box)
+        if (box) {
           copyFileSync(join(box.dir, "operator.log"), join(keep, `${box.prefix}-operator.log`));
+          for (const n of box.nodes)
+            copyFileSync(join(box.dir, `agent-${n.name}.log`), join(keep, `agent-${n.name}.log`));
+        }
     if (west) await boxDown(west.dir, west.prefix);
     if (east) await boxDown(east.dir, east.prefix);
   });
@@ -481,6 +484,29 @@ describe("cluster mesh: two clusters, one encrypted pod network (real kernel)", 
   });
 
   it("key rotation across clusters: three rotations per node under a 10 ms ping (loss counted; at most 2 of 4,500)", async () => {
+    const from = east.nodes[0]!.pods[0]!;
+    const to = west.nodes[1]!.pods[0]!;
+    const keys = new Map<string, string[]>();
+    const nodes = [
+      ...east.nodes.map((n) => [east, n] as const),
+      ...west.nodes.map((n) => [west, n] as const),
+    ];
+    // The mesh is up and the two pods talk before the count starts (also when this test runs
+    // alone, right after the clusters were peered).
+    for (const [box, name] of [
+      [east, "west"],
+      [west, "east"],
+    ] as const)
+      await waitPeer(box, name, "Ready with 2 remote nodes", (x) => x.status?.remoteNodes === 2);
+    for (const [box, n] of nodes)
+      await waitFor(`${n.name}: 3 WireGuard peers`, () =>
+        wgPeers(box, n).length === 3 ? true : undefined,
+      );
+    await waitFor("the two pods ping", () =>
+      /1 received/.test(inNs(from.netns, ["ping", "-c", "1", "-W", "1", to.ip], true))
+        ? true
+        : undefined,
+    );
     for (const box of [east, west]) {
       const r = await req(
         box,
@@ -493,16 +519,11 @@ describe("cluster mesh: two clusters, one encrypted pod network (real kernel)", 
       const generation = r.json<{ metadata: { generation: number } }>().metadata.generation;
       await allApplied(box, (s) => s.status?.sources?.encryptionProfile?.generation === generation);
     }
-    const from = east.nodes[0]!.pods[0]!;
-    const to = west.nodes[1]!.pods[0]!;
-    const keys = new Map<string, string[]>();
-    const nodes = [
-      ...east.nodes.map((n) => [east, n] as const),
-      ...west.nodes.map((n) => [west, n] as const),
-    ];
-    const ping = spawnInNs(from.netns, ["ping", "-i", "0.01", "-c", "4500", "-W", "1", to.ip], {
-      stdio: ["ignore", "pipe", "pipe"],
-    });
+    const ping = spawnInNs(
+      from.netns,
+      ["ping", "-D", "-i", "0.01", "-c", "4500", "-W", "1", to.ip],
+      { stdio: ["ignore", "pipe", "pipe"] },
+    );
     let out = "";
     ping.stdout?.on("data", (d: Buffer) => (out += d.toString()));
     const done = new Promise<void>((r) => ping.on("exit", () => r()));
@@ -563,6 +584,8 @@ describe("cluster mesh: two clusters, one encrypted pod network (real kernel)", 
         { spec: { wireguard: { keyRotationInterval: "24h" } } },
         "application/merge-patch+json",
       );
+    const keep = process.env.NETLOOM_KEEP_LOGS;
+    if (keep) writeFileSync(join(keep, "rotation-ping.txt"), out);
     const { sent, received } = pingLoss(out);
     const rotations = [...keys.values()].map((k) => k.length - 1);
     const maxRtt = Math.max(...[...out.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1])));
