@@ -12,14 +12,17 @@
  * The first two share netloom_handle(); has_eth selects the L2 parsing, strict selects the
  * strict-mode check (underlay only: pod-to-pod packets seen in clear there bypassed WireGuard).
  * The pod programs share pod_policy(); see "NetworkPolicy" below for their maps and steps.
+ * Every program reports to user space through one ring buffer: see "Flow events" below.
  *
  * Per packet, in order:
  *   1. egress_deny / egress_deny6 (LPM keyed by protocol, port, then destination): drop when
  *      an entry for every port (protocol 0, port 0) or for the packet's (protocol, destination
- *      port) covers the destination; count DROP_POLICY_DENIED. Two lookups at most, whatever
- *      the number of rules, and no limit on the ports denied towards one network.
+ *      port) covers the destination; count DROP_POLICY_DENIED (the counter egress deny has
+ *      always shared with NetworkPolicy) and report a flow event with FLOW_REASON_EGRESS_DENIED.
+ *      Two lookups at most, whatever the number of rules, and no limit on the ports denied
+ *      towards one network.
  *   2. strict_cidrs (netloom_egress only): drop when source and destination both match;
- *      count DROP_UNENCRYPTED.
+ *      count DROP_UNENCRYPTED, report FLOW_REASON_UNENCRYPTED.
  *   3. pod_class (hash on the source): set skb->priority to the HTB class id. HTB uses
  *      skb->priority as the class when its major equals the qdisc handle (0x00010000 | minor
  *      for "handle 1:"). tc egress runs before the qdisc, so the class applies immediately.
@@ -140,6 +143,299 @@ static __always_inline int count_drop(__u32 reason)
 }
 
 /*
+ * ---------------------------------------------------------------------------------------------
+ * Tuples, identities and flow events: shared by every program.
+ */
+
+#define IPPROTO_ICMPV6 58
+#define ICMP_ECHOREPLY 0
+#define ICMP_ECHO 8
+#define ICMPV6_ECHO_REQUEST 128
+#define ICMPV6_ECHO_REPLY 129
+#define NDISC_FIRST 133 /* router solicitation ... */
+#define NDISC_LAST 137  /* ... redirect */
+
+/* TCP header flag bits (the byte at offset 13). */
+#define TCP_FIN 0x01
+#define TCP_SYN 0x02
+#define TCP_RST 0x04
+#define TCP_ACK 0x10
+
+#define IDENTITY_ANY 0
+#define IDENTITY_HOST 1
+#define IDENTITY_WORLD 2
+
+enum policy_direction {
+  DIR_INGRESS = 0,
+  DIR_EGRESS = 1,
+};
+
+/* IPv4 addresses in the first 4 bytes, the rest zero. No implicit padding: the whole key hashes. */
+struct ct_key {
+  __u8 saddr[16];
+  __u8 daddr[16];
+  __be16 sport;
+  __be16 dport;
+  __u8 protocol;
+  __u8 family;    /* 4 or 6 */
+  __u8 direction; /* where the flow was accepted: an endpoint's ingress or egress */
+  __u8 pad;
+};
+
+struct ipcache4_key {
+  __u32 prefixlen;
+  __be32 addr;
+};
+
+struct ipcache6_key {
+  __u32 prefixlen;
+  __u8 addr[16];
+};
+
+struct {
+  __uint(type, BPF_MAP_TYPE_LPM_TRIE);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __uint(max_entries, 65536);
+  __type(key, struct ipcache4_key);
+  __type(value, __u32);
+} ipcache4 SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_LPM_TRIE);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __uint(max_entries, 16384);
+  __type(key, struct ipcache6_key);
+  __type(value, __u32);
+} ipcache6 SEC(".maps");
+
+static __always_inline __u32 identity_of(const __u8 *addr, __u8 family)
+{
+  __u32 *id;
+
+  if (family == 4) {
+    struct ipcache4_key k = {.prefixlen = 32};
+
+    __builtin_memcpy(&k.addr, addr, 4);
+    id = bpf_map_lookup_elem(&ipcache4, &k);
+  } else {
+    struct ipcache6_key k = {.prefixlen = 128};
+
+    __builtin_memcpy(k.addr, addr, 16);
+    id = bpf_map_lookup_elem(&ipcache6, &k);
+  }
+  return id ? *id : IDENTITY_WORLD;
+}
+
+enum flow_parse {
+  FLOW_OK,
+  FLOW_NOT_OURS, /* not IP, neighbour discovery, unreadable header: pass untouched */
+};
+
+/*
+ * The ports of the tuple from the transport header at l4 (ports stay 0 when it is too short),
+ * and in *l4_flags the TCP flags or the ICMP type (for flow events; never part of the tuple).
+ * Everything is copied with bpf_skb_load_bytes: variable offsets on packet pointers need
+ * CAP_PERFMON (Spectre v1 sanitation) and the agent runs without it.
+ */
+static __always_inline enum flow_parse parse_ports(struct __sk_buff *skb, __u32 l4,
+                                                   struct ct_key *t, __u8 *l4_flags)
+{
+  if (t->protocol == IPPROTO_TCP) {
+    __u8 tcp[14]; /* ports, sequence and ack numbers, data offset, flags */
+
+    if (bpf_skb_load_bytes(skb, l4, tcp, sizeof(tcp)) == 0) {
+      __builtin_memcpy(&t->sport, &tcp[0], sizeof(t->sport));
+      __builtin_memcpy(&t->dport, &tcp[2], sizeof(t->dport));
+      *l4_flags = tcp[13];
+    }
+    return FLOW_OK;
+  }
+  if (t->protocol == IPPROTO_UDP || t->protocol == IPPROTO_SCTP) {
+    __be16 ports[2];
+
+    if (bpf_skb_load_bytes(skb, l4, ports, sizeof(ports)) == 0) {
+      t->sport = ports[0];
+      t->dport = ports[1];
+    }
+    return FLOW_OK;
+  }
+  if (t->protocol != IPPROTO_ICMP && t->protocol != IPPROTO_ICMPV6)
+    return FLOW_OK;
+  __u8 icmp[6]; /* type, code, checksum, echo id */
+
+  if (bpf_skb_load_bytes(skb, l4, icmp, sizeof(icmp)) < 0)
+    return FLOW_OK;
+  __u8 type = icmp[0];
+
+  *l4_flags = type;
+  if (t->protocol == IPPROTO_ICMPV6 && type >= NDISC_FIRST && type <= NDISC_LAST)
+    return FLOW_NOT_OURS;
+  bool echo = t->protocol == IPPROTO_ICMP ? (type == ICMP_ECHO || type == ICMP_ECHOREPLY)
+                                          : (type == ICMPV6_ECHO_REQUEST ||
+                                             type == ICMPV6_ECHO_REPLY);
+  if (echo) {
+    __be16 id;
+
+    __builtin_memcpy(&id, &icmp[4], sizeof(id));
+    t->sport = id;
+    t->dport = id;
+  }
+  return FLOW_OK;
+}
+
+/*
+ * Flow events: one record per drop, per new tracked connection and per connection end (a TCP
+ * FIN or RST seen, once per tracked entry), never per forwarded packet. User space reads the
+ * ring buffer on a timer (no epoll), so records are submitted without a wakeup. A full ring
+ * drops the record and counts it in flow_events_lost: a program never waits or retries.
+ *
+ *   flow_events       RINGBUF  struct flow_event records (FLOW_RING_BYTES)
+ *   flow_events_lost  PERCPU_ARRAY [0] → records that found the ring full
+ *
+ * Verdicts use Hubble's numbers (flow.Verdict). An AUDIT record is a new connection that
+ * audit-mode policies would have dropped and that was let through; its reason says why it
+ * would have been dropped.
+ */
+#define FLOW_RING_BYTES (256 * 1024)
+
+enum flow_kind {
+  FLOW_KIND_DROP = 1, /* a dropped packet */
+  FLOW_KIND_NEW = 2,  /* the first packet of a newly tracked connection */
+  FLOW_KIND_END = 3,  /* a FIN or RST of a tracked connection (best effort) */
+};
+
+enum flow_verdict {
+  VERDICT_FORWARDED = 1,
+  VERDICT_DROPPED = 2,
+  VERDICT_AUDIT = 4,
+};
+
+/* Drop reasons of flow events (their own: egress deny shares drops[DROP_POLICY_DENIED]). */
+enum flow_reason {
+  FLOW_REASON_NONE = 0,
+  FLOW_REASON_POLICY_DENIED = 1,
+  FLOW_REASON_EGRESS_DENIED = 2,
+  FLOW_REASON_UNENCRYPTED = 3,
+};
+
+/*
+ * 64 bytes, no implicit padding. The tuple is as the connection was first seen (is_reply is
+ * always false). direction is relative to the endpoint: DIR_EGRESS for what it sends (the
+ * native-device programs report DIR_EGRESS, their source being the endpoint); local_identity
+ * is the endpoint's, peer_identity the other end's.
+ */
+struct flow_event {
+  __u64 time_ns; /* bpf_ktime_get_ns: CLOCK_MONOTONIC */
+  __u8 saddr[16];
+  __u8 daddr[16];
+  __be16 sport;
+  __be16 dport;
+  __u8 protocol;
+  __u8 family; /* 4 or 6 */
+  __u8 kind;
+  __u8 verdict;
+  __u8 reason;
+  __u8 direction;
+  __u8 l4_flags; /* TCP flags of the packet, or its ICMP type */
+  __u8 pad;
+  __u32 ifindex;
+  __u32 local_identity;
+  __u32 peer_identity;
+};
+
+struct {
+  __uint(type, BPF_MAP_TYPE_RINGBUF);
+  __uint(max_entries, FLOW_RING_BYTES);
+} flow_events SEC(".maps");
+
+/*
+ * A ring buffer's records have no type in its map definition: this (never read) puts the
+ * record and its enums into the object's BTF, where maps/layout.test.ts checks the codec.
+ */
+const volatile struct {
+  struct flow_event event;
+  enum flow_kind kind;
+  enum flow_verdict verdict;
+  enum flow_reason reason;
+} flow_event_btf = {};
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, __u64);
+} flow_events_lost SEC(".maps");
+
+struct flow_note {
+  __u8 kind;
+  __u8 verdict;
+  __u8 reason;
+  __u8 direction;
+  __u8 l4_flags;
+  __u32 ifindex;
+  __u32 local_identity;
+  __u32 peer_identity;
+};
+
+static __always_inline void flow_emit(const struct ct_key *t, const struct flow_note *n,
+                                      __u64 now)
+{
+  struct flow_event *e = bpf_ringbuf_reserve(&flow_events, sizeof(*e), 0);
+
+  if (!e) {
+    __u32 zero = 0;
+    __u64 *lost = bpf_map_lookup_elem(&flow_events_lost, &zero);
+
+    if (lost)
+      *lost += 1; /* per-CPU slot */
+    return;
+  }
+  e->time_ns = now;
+  __builtin_memcpy(e->saddr, t->saddr, sizeof(e->saddr));
+  __builtin_memcpy(e->daddr, t->daddr, sizeof(e->daddr));
+  e->sport = t->sport;
+  e->dport = t->dport;
+  e->protocol = t->protocol;
+  e->family = t->family;
+  e->kind = n->kind;
+  e->verdict = n->verdict;
+  e->reason = n->reason;
+  e->direction = n->direction;
+  e->l4_flags = n->l4_flags;
+  e->pad = 0;
+  e->ifindex = n->ifindex;
+  e->local_identity = n->local_identity;
+  e->peer_identity = n->peer_identity;
+  bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+}
+
+/*
+ * A packet the native-device programs drop, as a flow event: the tuple read again with
+ * bpf_skb_load_bytes (the drop path only), both identities from the ipcache, direction egress.
+ */
+static __always_inline int drop_with_event(struct __sk_buff *skb, struct ct_key *t, __u32 l4,
+                                           bool have_l4, __u32 drop_reason, __u8 flow_reason)
+{
+  __u8 l4_flags = 0;
+
+  if (have_l4)
+    parse_ports(skb, l4, t, &l4_flags);
+  struct flow_note n = {
+      .kind = FLOW_KIND_DROP,
+      .verdict = VERDICT_DROPPED,
+      .reason = flow_reason,
+      .direction = DIR_EGRESS,
+      .l4_flags = l4_flags,
+      .ifindex = skb->ifindex,
+      .local_identity = identity_of(t->saddr, t->family),
+      .peer_identity = identity_of(t->daddr, t->family),
+  };
+
+  flow_emit(t, &n, bpf_ktime_get_ns());
+  return count_drop(drop_reason);
+}
+
+/*
  * The destination port of a TCP or UDP header at l4_off (both keep it at offset 2), through
  * bpf_skb_load_bytes: it copes with non-linear packets and keeps the verifier away from
  * variable packet offsets. False when the packet is too short (all-ports rules still apply).
@@ -184,22 +480,33 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb, const __u32 l3, co
     have_l4 = read_dport(skb, l3 + ihl, &dport);
 
   struct deny_v4_key key = {.prefixlen = DENY_PORT_BITS + 32, .addr = daddr};
+  __u8 flow_reason = FLOW_REASON_NONE;
+  __u32 drop_reason = DROP_POLICY_DENIED;
 
   if (bpf_map_lookup_elem(&egress_deny, &key))
-    return count_drop(DROP_POLICY_DENIED);
-  if (have_l4) {
+    flow_reason = FLOW_REASON_EGRESS_DENIED;
+  if (!flow_reason && have_l4) {
     key.protocol = protocol;
     key.port = dport;
     if (bpf_map_lookup_elem(&egress_deny, &key))
-      return count_drop(DROP_POLICY_DENIED);
+      flow_reason = FLOW_REASON_EGRESS_DENIED;
   }
 
-  if (strict) {
+  if (!flow_reason && strict) {
     struct lpm_v4_key skey = {.prefixlen = 32, .addr = saddr};
     struct lpm_v4_key dkey = {.prefixlen = 32, .addr = daddr};
 
-    if (bpf_map_lookup_elem(&strict_cidrs, &skey) && bpf_map_lookup_elem(&strict_cidrs, &dkey))
-      return count_drop(DROP_UNENCRYPTED);
+    if (bpf_map_lookup_elem(&strict_cidrs, &skey) && bpf_map_lookup_elem(&strict_cidrs, &dkey)) {
+      flow_reason = FLOW_REASON_UNENCRYPTED;
+      drop_reason = DROP_UNENCRYPTED;
+    }
+  }
+  if (flow_reason) {
+    struct ct_key t = {.protocol = protocol, .family = 4};
+
+    __builtin_memcpy(t.saddr, &saddr, 4);
+    __builtin_memcpy(t.daddr, &daddr, 4);
+    return drop_with_event(skb, &t, l3 + ihl, first_fragment, drop_reason, flow_reason);
   }
 
   __u32 *classid = bpf_map_lookup_elem(&pod_class, &saddr);
@@ -264,16 +571,23 @@ static __always_inline int handle_ipv6(struct __sk_buff *skb, const __u32 l3)
   if (!later_fragment && (protocol == IPPROTO_TCP || protocol == IPPROTO_UDP))
     have_l4 = read_dport(skb, off, &dport);
 
-lookup:
-  if (bpf_map_lookup_elem(&egress_deny6, &key))
-    return count_drop(DROP_POLICY_DENIED);
-  if (have_l4) {
+lookup:;
+  bool denied = bpf_map_lookup_elem(&egress_deny6, &key) != NULL;
+
+  if (!denied && have_l4) {
     key.protocol = protocol;
     key.port = dport;
-    if (bpf_map_lookup_elem(&egress_deny6, &key))
-      return count_drop(DROP_POLICY_DENIED);
+    denied = bpf_map_lookup_elem(&egress_deny6, &key) != NULL;
   }
-  return TC_ACT_OK;
+  if (!denied)
+    return TC_ACT_OK;
+  struct ct_key t = {.protocol = protocol, .family = 6};
+
+  __builtin_memcpy(t.daddr, key.addr, sizeof(t.daddr));
+  if (bpf_skb_load_bytes(skb, l3 + __builtin_offsetof(struct ipv6hdr, saddr), t.saddr,
+                         sizeof(t.saddr)) < 0)
+    __builtin_memset(t.saddr, 0, sizeof(t.saddr));
+  return drop_with_event(skb, &t, off, have_l4, DROP_POLICY_DENIED, FLOW_REASON_EGRESS_DENIED);
 }
 
 static __always_inline int netloom_handle(struct __sk_buff *skb, const bool has_eth,
@@ -323,8 +637,10 @@ int netloom_tunnel_egress(struct __sk_buff *skb)
  *                 prefixlen 72: every protocol and port; 80: every port of the protocol;
  *                 80 + n: a port prefix of n bits. The longest match alone answers, so the
  *                 loader ORs into every entry the flags of the shorter entries covering it.
- *   ipcache4/6    LPM   address → identity; a miss is IDENTITY_WORLD.
- *   conntrack     LRU   (5-tuple as first seen, direction that accepted it) → last-seen ns.
+ *   ipcache4/6    LPM   address → identity; a miss is IDENTITY_WORLD (defined above: the
+ *                 native-device programs name the identities of what they drop too).
+ *   conntrack     LRU   (5-tuple as first seen, direction that accepted it) → last-seen ns,
+ *                 with bit 0 (CT_CLOSING) set once a FIN or RST was seen (its end reported).
  *                 A packet whose reversed tuple was accepted in the other direction, recently,
  *                 is a reply: e.g. B's answer leaving B passes because B's ingress accepted
  *                 the connection (not merely because A's egress let it out).
@@ -341,27 +657,15 @@ int netloom_tunnel_egress(struct __sk_buff *skb)
  * The enforced set decides; where it allows and the full set would not, the new connection is
  * counted in policy_audit. An audit-mode policy never changes a verdict, either way.
  *
+ * Flow events: a drop (FLOW_REASON_POLICY_DENIED, both identities, the direction); a newly
+ * tracked connection (FORWARDED, or AUDIT where only the enforced set allowed it); its end, the
+ * first FIN or RST seen in either direction, reported once per tracked entry with the tuple as
+ * first seen. A tuple reused after its end (a new SYN) is a new connection again.
+ *
  * Later fragments carry no ports: they are looked up with port 0 (only every-port entries
  * allow them). Protocols other than TCP, UDP, SCTP and ICMP use port 0 too; ICMP echo uses the
  * echo id as both ports of its tuple, so a reply matches its request.
  */
-
-#define IPPROTO_ICMPV6 58
-#define ICMP_ECHOREPLY 0
-#define ICMP_ECHO 8
-#define ICMPV6_ECHO_REQUEST 128
-#define ICMPV6_ECHO_REPLY 129
-#define NDISC_FIRST 133 /* router solicitation ... */
-#define NDISC_LAST 137  /* ... redirect */
-
-#define IDENTITY_ANY 0
-#define IDENTITY_HOST 1
-#define IDENTITY_WORLD 2
-
-enum policy_direction {
-  DIR_INGRESS = 0,
-  DIR_EGRESS = 1,
-};
 
 /* endpoint_value.flags */
 #define EP_INGRESS_ISOLATED (1 << 0)
@@ -380,6 +684,8 @@ enum policy_direction {
 /* How long a tracked connection's replies pass after its last packet (Cilium's defaults). */
 #define CT_LIFETIME_TCP_NS (21600ULL * 1000000000ULL)
 #define CT_LIFETIME_OTHER_NS (60ULL * 1000000000ULL)
+/* Bit 0 of a conntrack value: its end was seen and reported (times lose 1 ns of precision). */
+#define CT_CLOSING 1ULL
 
 struct endpoint_value {
   __u32 identity;
@@ -393,28 +699,6 @@ struct policy_key {
   __u8 direction;
   __u8 protocol; /* any value under prefixlen 72 */
   __be16 port;
-};
-
-struct ipcache4_key {
-  __u32 prefixlen;
-  __be32 addr;
-};
-
-struct ipcache6_key {
-  __u32 prefixlen;
-  __u8 addr[16];
-};
-
-/* IPv4 addresses in the first 4 bytes, the rest zero. No implicit padding: the whole key hashes. */
-struct ct_key {
-  __u8 saddr[16];
-  __u8 daddr[16];
-  __be16 sport;
-  __be16 dport;
-  __u8 protocol;
-  __u8 family;    /* 4 or 6 */
-  __u8 direction; /* where the flow was accepted: an endpoint's ingress or egress */
-  __u8 pad;
 };
 
 struct policy_audit_key {
@@ -444,26 +728,10 @@ struct {
 } policy SEC(".maps");
 
 struct {
-  __uint(type, BPF_MAP_TYPE_LPM_TRIE);
-  __uint(map_flags, BPF_F_NO_PREALLOC);
-  __uint(max_entries, 65536);
-  __type(key, struct ipcache4_key);
-  __type(value, __u32);
-} ipcache4 SEC(".maps");
-
-struct {
-  __uint(type, BPF_MAP_TYPE_LPM_TRIE);
-  __uint(map_flags, BPF_F_NO_PREALLOC);
-  __uint(max_entries, 16384);
-  __type(key, struct ipcache6_key);
-  __type(value, __u32);
-} ipcache6 SEC(".maps");
-
-struct {
   __uint(type, BPF_MAP_TYPE_LRU_HASH);
   __uint(max_entries, 65536);
   __type(key, struct ct_key);
-  __type(value, __u64); /* bpf_ktime_get_ns of the last packet */
+  __type(value, __u64); /* bpf_ktime_get_ns of the last packet, CT_CLOSING in bit 0 */
 } conntrack SEC(".maps");
 
 struct {
@@ -494,52 +762,8 @@ static __always_inline void count_in(void *map, const void *key)
   bpf_map_update_elem(map, key, &one, BPF_NOEXIST); /* a racing insert loses one count */
 }
 
-enum flow_parse {
-  FLOW_OK,
-  FLOW_NOT_OURS, /* not IP, neighbour discovery, unreadable header: pass untouched */
-};
-
-/*
- * The ports of the tuple from the transport header at l4 (ports stay 0 when it is too short).
- * Everything is copied with bpf_skb_load_bytes: variable offsets on packet pointers need
- * CAP_PERFMON (Spectre v1 sanitation) and the agent runs without it.
- */
-static __always_inline enum flow_parse parse_ports(struct __sk_buff *skb, __u32 l4,
-                                                   struct ct_key *t)
-{
-  if (t->protocol == IPPROTO_TCP || t->protocol == IPPROTO_UDP || t->protocol == IPPROTO_SCTP) {
-    __be16 ports[2];
-
-    if (bpf_skb_load_bytes(skb, l4, ports, sizeof(ports)) == 0) {
-      t->sport = ports[0];
-      t->dport = ports[1];
-    }
-    return FLOW_OK;
-  }
-  if (t->protocol != IPPROTO_ICMP && t->protocol != IPPROTO_ICMPV6)
-    return FLOW_OK;
-  __u8 icmp[6]; /* type, code, checksum, echo id */
-
-  if (bpf_skb_load_bytes(skb, l4, icmp, sizeof(icmp)) < 0)
-    return FLOW_OK;
-  __u8 type = icmp[0];
-
-  if (t->protocol == IPPROTO_ICMPV6 && type >= NDISC_FIRST && type <= NDISC_LAST)
-    return FLOW_NOT_OURS;
-  bool echo = t->protocol == IPPROTO_ICMP ? (type == ICMP_ECHO || type == ICMP_ECHOREPLY)
-                                          : (type == ICMPV6_ECHO_REQUEST ||
-                                             type == ICMPV6_ECHO_REPLY);
-  if (echo) {
-    __be16 id;
-
-    __builtin_memcpy(&id, &icmp[4], sizeof(id));
-    t->sport = id;
-    t->dport = id;
-  }
-  return FLOW_OK;
-}
-
-static __always_inline enum flow_parse parse_ipv4_flow(struct __sk_buff *skb, struct ct_key *t)
+static __always_inline enum flow_parse parse_ipv4_flow(struct __sk_buff *skb, struct ct_key *t,
+                                                       __u8 *l4_flags)
 {
   struct iphdr ip;
 
@@ -554,10 +778,11 @@ static __always_inline enum flow_parse parse_ipv4_flow(struct __sk_buff *skb, st
   /* Only the first fragment carries the transport header. */
   if (ip.frag_off & bpf_htons(IP_OFFSET))
     return FLOW_OK;
-  return parse_ports(skb, sizeof(struct ethhdr) + ip.ihl * 4, t);
+  return parse_ports(skb, sizeof(struct ethhdr) + ip.ihl * 4, t, l4_flags);
 }
 
-static __always_inline enum flow_parse parse_ipv6_flow(struct __sk_buff *skb, struct ct_key *t)
+static __always_inline enum flow_parse parse_ipv6_flow(struct __sk_buff *skb, struct ct_key *t,
+                                                       __u8 *l4_flags)
 {
   struct ipv6hdr ip6;
   const __u32 l3 = sizeof(struct ethhdr);
@@ -598,79 +823,93 @@ static __always_inline enum flow_parse parse_ipv6_flow(struct __sk_buff *skb, st
     protocol = ext[0];
   }
   t->protocol = protocol;
-  return parse_ports(skb, off, t);
+  return parse_ports(skb, off, t, l4_flags);
 }
 
 /*
  * Was a tuple last seen at `seen` still alive at `now`? Another CPU may have stamped it after
  * this packet read the clock (seen > now): alive, not a wrapped-around age.
  */
-static __always_inline bool ct_alive(__u64 seen, __u64 now, __u8 protocol)
+static __always_inline bool ct_alive(__u64 value, __u64 now, __u8 protocol)
 {
+  __u64 seen = value & ~CT_CLOSING;
   __u64 lifetime = protocol == IPPROTO_TCP || protocol == IPPROTO_SCTP ? CT_LIFETIME_TCP_NS
                                                                        : CT_LIFETIME_OTHER_NS;
 
   return seen > now || now - seen < lifetime;
 }
 
-/*
- * Records (or refreshes) the tuple in its direction; true when it was not tracked there (or had
- * expired): a new flow for this endpoint and direction.
- */
-static __always_inline bool ct_track(const struct ct_key *t, __u64 now)
+/* A TCP packet that ends its connection (FIN or RST). */
+static __always_inline bool ct_ending(const struct ct_key *t, __u8 l4_flags)
 {
-  __u64 *seen = bpf_map_lookup_elem(&conntrack, t);
+  return t->protocol == IPPROTO_TCP && (l4_flags & (TCP_FIN | TCP_RST));
+}
 
-  if (seen) {
-    bool expired = !ct_alive(*seen, now, t->protocol);
+enum ct_seen {
+  CT_TRACKED, /* a packet of a tracked connection */
+  CT_NEW,     /* not tracked (or expired, or a fresh SYN after its end): a new connection */
+  CT_ENDED,   /* the first FIN or RST of a tracked connection */
+};
 
-    *seen = now;
-    return expired;
+/*
+ * Records (or refreshes) the tuple in its direction and says what the packet is to it. A new
+ * connection's first packet may carry a FIN or RST: it is CT_NEW, and marked closing.
+ */
+static __always_inline enum ct_seen ct_track(const struct ct_key *t, __u64 now, __u8 l4_flags)
+{
+  const bool ending = ct_ending(t, l4_flags);
+  const __u64 stamp = (now & ~CT_CLOSING) | (ending ? CT_CLOSING : 0);
+  __u64 *v = bpf_map_lookup_elem(&conntrack, t);
+
+  if (!v) {
+    bpf_map_update_elem(&conntrack, t, &stamp, BPF_ANY);
+    return CT_NEW;
   }
-  bpf_map_update_elem(&conntrack, t, &now, BPF_ANY);
-  return true;
+  const __u64 old = *v;
+  const bool reopened = t->protocol == IPPROTO_TCP && (old & CT_CLOSING) &&
+                        (l4_flags & (TCP_SYN | TCP_ACK)) == TCP_SYN;
+
+  if (!ct_alive(old, now, t->protocol) || reopened) {
+    *v = stamp;
+    return CT_NEW;
+  }
+  *v = stamp | (old & CT_CLOSING);
+  return ending && !(old & CT_CLOSING) ? CT_ENDED : CT_TRACKED;
+}
+
+/* The tuple a reply answers: t reversed, accepted in the other direction. */
+static __always_inline void ct_reverse(const struct ct_key *t, struct ct_key *rev)
+{
+  rev->sport = t->dport;
+  rev->dport = t->sport;
+  rev->protocol = t->protocol;
+  rev->family = t->family;
+  rev->direction = t->direction == DIR_INGRESS ? DIR_EGRESS : DIR_INGRESS;
+  rev->pad = 0;
+  __builtin_memcpy(rev->saddr, t->daddr, sizeof(rev->saddr));
+  __builtin_memcpy(rev->daddr, t->saddr, sizeof(rev->daddr));
 }
 
 /*
- * A reply of a tracked connection: its reversed tuple was accepted in the other direction (a
- * reply leaving a pod answers what its ingress accepted) within the lifetime.
+ * A reply of a tracked connection: its reversed tuple (rev) was accepted in the other
+ * direction (a reply leaving a pod answers what its ingress accepted) within the lifetime.
+ * Says CT_ENDED for the connection's first FIN or RST (either way), else CT_TRACKED; CT_NEW
+ * when the packet is not a reply.
  */
-static __always_inline bool ct_is_reply(const struct ct_key *t, __u64 now)
+static __always_inline enum ct_seen ct_reply(const struct ct_key *rev, __u64 now, __u8 l4_flags)
 {
-  struct ct_key rev = {
-      .sport = t->dport,
-      .dport = t->sport,
-      .protocol = t->protocol,
-      .family = t->family,
-      .direction = t->direction == DIR_INGRESS ? DIR_EGRESS : DIR_INGRESS,
-  };
+  __u64 *v = bpf_map_lookup_elem(&conntrack, rev);
 
-  __builtin_memcpy(rev.saddr, t->daddr, sizeof(rev.saddr));
-  __builtin_memcpy(rev.daddr, t->saddr, sizeof(rev.daddr));
-  __u64 *seen = bpf_map_lookup_elem(&conntrack, &rev);
+  if (!v)
+    return CT_NEW;
+  const __u64 old = *v;
 
-  if (!seen || !ct_alive(*seen, now, t->protocol))
-    return false;
-  *seen = now;
-  return true;
-}
+  if (!ct_alive(old, now, rev->protocol))
+    return CT_NEW;
+  const bool ends = ct_ending(rev, l4_flags) && !(old & CT_CLOSING);
 
-static __always_inline __u32 identity_of(const __u8 *addr, __u8 family)
-{
-  __u32 *id;
-
-  if (family == 4) {
-    struct ipcache4_key k = {.prefixlen = 32};
-
-    __builtin_memcpy(&k.addr, addr, 4);
-    id = bpf_map_lookup_elem(&ipcache4, &k);
-  } else {
-    struct ipcache6_key k = {.prefixlen = 128};
-
-    __builtin_memcpy(k.addr, addr, 16);
-    id = bpf_map_lookup_elem(&ipcache6, &k);
-  }
-  return id ? *id : IDENTITY_WORLD;
+  *v = (now & ~CT_CLOSING) | (old & CT_CLOSING) | (ends ? CT_CLOSING : 0);
+  return ends ? CT_ENDED : CT_TRACKED;
 }
 
 /* The flags of the peer's entries ORed with those of the any-peer entries. */
@@ -710,51 +949,85 @@ static __always_inline int pod_policy(struct __sk_buff *skb, const __u8 directio
   struct ethhdr eth;
   struct ct_key t = {.direction = direction};
   enum flow_parse parsed;
+  __u8 l4_flags = 0;
 
   if (bpf_skb_load_bytes(skb, 0, &eth, sizeof(eth)) < 0)
     return TC_ACT_OK;
   if (eth.h_proto == bpf_htons(ETH_P_IP))
-    parsed = parse_ipv4_flow(skb, &t);
+    parsed = parse_ipv4_flow(skb, &t, &l4_flags);
   else if (eth.h_proto == bpf_htons(ETH_P_IPV6))
-    parsed = parse_ipv6_flow(skb, &t);
+    parsed = parse_ipv6_flow(skb, &t, &l4_flags);
   else
     return TC_ACT_OK; /* ARP, ...: not policy's */
   if (parsed != FLOW_OK)
     return TC_ACT_OK;
 
   const __u64 now = bpf_ktime_get_ns();
+  struct flow_note note = {
+      .verdict = VERDICT_FORWARDED,
+      .direction = direction,
+      .l4_flags = l4_flags,
+      .ifindex = ifindex,
+      .local_identity = local_identity,
+  };
+  struct ct_key rev;
 
-  if (ct_is_reply(&t, now))
+  ct_reverse(&t, &rev);
+  enum ct_seen reply = ct_reply(&rev, now, l4_flags);
+
+  if (reply != CT_NEW) {
+    if (reply == CT_ENDED) {
+      /* Reported as the connection was first seen: its direction, its tuple. */
+      note.kind = FLOW_KIND_END;
+      note.direction = rev.direction;
+      note.peer_identity = direction == DIR_INGRESS ? identity_of(t.saddr, t.family)
+                                                    : identity_of(t.daddr, t.family);
+      flow_emit(&rev, &note, now);
+    }
     return TC_ACT_OK;
+  }
 
   const __u32 peer =
       direction == DIR_INGRESS ? identity_of(t.saddr, t.family) : identity_of(t.daddr, t.family);
 
-  if (direction == DIR_INGRESS && peer == IDENTITY_HOST && (ep_flags & EP_ALLOW_HOST)) {
-    ct_track(&t, now);
-    return TC_ACT_OK;
-  }
-
+  note.peer_identity = peer;
   const __u32 isolated = direction == DIR_INGRESS ? EP_INGRESS_ISOLATED : EP_EGRESS_ISOLATED;
   const __u32 isolated_enforced =
       direction == DIR_INGRESS ? EP_INGRESS_ISOLATED_ENFORCED : EP_EGRESS_ISOLATED_ENFORCED;
   __u32 flags = 0;
+  bool allow_full = true;
+  bool allow_enforced = true;
 
-  if (ep_flags & (isolated | isolated_enforced)) {
-    bool has_ports =
-        t.protocol == IPPROTO_TCP || t.protocol == IPPROTO_UDP || t.protocol == IPPROTO_SCTP;
+  if (direction == DIR_INGRESS && peer == IDENTITY_HOST && (ep_flags & EP_ALLOW_HOST)) {
+    /* kubelet probes: allowed whatever the policies say */
+  } else {
+    if (ep_flags & (isolated | isolated_enforced)) {
+      bool has_ports =
+          t.protocol == IPPROTO_TCP || t.protocol == IPPROTO_UDP || t.protocol == IPPROTO_SCTP;
 
-    flags = policy_flags(ifindex, peer, direction, t.protocol, has_ports ? t.dport : 0);
+      flags = policy_flags(ifindex, peer, direction, t.protocol, has_ports ? t.dport : 0);
+    }
+    allow_full = !(ep_flags & isolated) || (flags & POLICY_ALLOW);
+    allow_enforced = !(ep_flags & isolated_enforced) || (flags & POLICY_ALLOW_ENFORCED);
   }
-  const bool allow_full = !(ep_flags & isolated) || (flags & POLICY_ALLOW);
-  const bool allow_enforced = !(ep_flags & isolated_enforced) || (flags & POLICY_ALLOW_ENFORCED);
 
   if (allow_enforced) {
-    /* Audit: the full set (audit-mode policies too) would drop it; count new flows only. */
-    if (ct_track(&t, now) && !allow_full) {
-      struct policy_audit_key ak = {.ifindex = ifindex, .direction = direction};
+    enum ct_seen seen = ct_track(&t, now, l4_flags);
 
-      count_in(&policy_audit, &ak);
+    if (seen == CT_NEW) {
+      note.kind = FLOW_KIND_NEW;
+      if (!allow_full) {
+        /* Audit: the full set (audit-mode policies too) would drop it; new flows only. */
+        struct policy_audit_key ak = {.ifindex = ifindex, .direction = direction};
+
+        count_in(&policy_audit, &ak);
+        note.verdict = VERDICT_AUDIT;
+        note.reason = FLOW_REASON_POLICY_DENIED;
+      }
+      flow_emit(&t, &note, now);
+    } else if (seen == CT_ENDED) {
+      note.kind = FLOW_KIND_END;
+      flow_emit(&t, &note, now);
     }
     return TC_ACT_OK;
   }
@@ -765,6 +1038,10 @@ static __always_inline int pod_policy(struct __sk_buff *skb, const __u8 directio
   };
 
   count_in(&policy_drops, &dk);
+  note.kind = FLOW_KIND_DROP;
+  note.verdict = VERDICT_DROPPED;
+  note.reason = FLOW_REASON_POLICY_DENIED;
+  flow_emit(&t, &note, now);
   return count_drop(DROP_POLICY_DENIED);
 }
 

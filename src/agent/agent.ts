@@ -543,7 +543,8 @@ export class NodeAgent {
     // A few ms more, as timers may fire a millisecond early.
     // A peer switches a little after its announced time (4–300 ms measured under load): aim
     // far enough past it that the retry does not land inside the guard again.
-    this.rotationDeferredTo = clash.switchAt.getTime() + ROTATION_GUARD_MS + ROTATION_RETRY_SLACK_MS;
+    this.rotationDeferredTo =
+      clash.switchAt.getTime() + ROTATION_GUARD_MS + ROTATION_RETRY_SLACK_MS;
     this.log.info(
       { peer: clash.node, peerSwitchAt: clash.switchAt.toISOString() },
       "deferring key rotation: a peer switches at nearly the same time",

@@ -10,6 +10,7 @@ import type { NodeDatapath } from "../api/nodenetworkstate.js";
 import { type NodePeer, nodePeer } from "../api/nodepeer.js";
 import { type Parsed, parseApiObject } from "../api/parse.js";
 import { MESH_CLUSTER_LABEL, type RemoteNodePeer, remoteNodePeer } from "../api/remotenodepeer.js";
+import { buildDirectory, type EndpointDirectory } from "../flows/context.js";
 import type { IdentityLabels } from "../policy/compile.js";
 import { type NetworkPolicy, networkPolicy } from "../policy/networkpolicy.js";
 import { type NodePolicy, renderNodePolicy } from "../policy/node.js";
@@ -33,7 +34,14 @@ export interface RawSources {
 }
 
 export type Rendered =
-  | { ok: true; spec: NodeDatapath; rendered: RenderedNode; policy: NodePolicy }
+  | {
+      ok: true;
+      spec: NodeDatapath;
+      rendered: RenderedNode;
+      policy: NodePolicy;
+      /** Identities and pod addresses cluster-wide: what flow records name their ends by. */
+      directory: EndpointDirectory;
+    }
   | { ok: true; spec: undefined }
   | { ok: false; error: string };
 
@@ -95,24 +103,25 @@ export class SourceParser {
       bandwidthPolicies: bps.value,
       pods,
     });
-    const policy = this.policy(raw, node.name, node.internalIP, rendered.spec);
+    const { policy, directory } = this.policy(raw, node.name, node.internalIP, rendered.spec);
     const spec: NodeDatapath = policy.sources.length
       ? { ...rendered.spec, sources: { ...rendered.spec.sources, networkPolicies: policy.sources } }
       : rendered.spec;
-    return { ok: true, spec, rendered, policy };
+    return { ok: true, spec, rendered, policy, directory };
   }
 
   /**
-   * Pure given the objects: what this node enforces for NetworkPolicy. An object that does not
-   * parse is left out (policies, identities and slices are many and independent; one bad one
-   * must not stop the others): its pods are not enforced until it is fixed.
+   * Pure given the objects: what this node enforces for NetworkPolicy, and the directory of
+   * identities and pod addresses. An object that does not parse is left out (policies,
+   * identities and slices are many and independent; one bad one must not stop the others):
+   * its pods are not enforced until it is fixed.
    */
   private policy(
     raw: RawSources,
     nodeName: string,
     nodeIP: string | undefined,
     spec: NodeDatapath,
-  ): NodePolicy {
+  ): { policy: NodePolicy; directory: EndpointDirectory } {
     const policies: NetworkPolicy[] = [];
     for (const o of raw.networkPolicies ?? []) {
       const p = this.parse<NetworkPolicy>(networkPolicy, o);
@@ -134,7 +143,7 @@ export class SourceParser {
       const p = this.parse<NetworkEndpointSlice>(networkEndpointSlice, o);
       if (p.ok) slices.set(p.value.spec.nodeName, p.value.spec.endpoints);
     }
-    return renderNodePolicy({
+    const policy = renderNodePolicy({
       node: nodeName,
       enforcement: spec.policyEnforcement ?? "Default",
       nodeIPs: nodeIP ? [nodeIP] : [],
@@ -142,6 +151,13 @@ export class SourceParser {
       identities,
       slices,
     });
+    const localPods = raw.pods.map((o) => {
+      const p = o as V1Pod;
+      const ips = (p.status?.podIPs ?? []).map((x) => x.ip).filter((ip): ip is string => !!ip);
+      if (ips.length === 0 && p.status?.podIP) ips.push(p.status.podIP);
+      return { namespace: p.metadata?.namespace ?? "", name: p.metadata?.name ?? "", ips };
+    });
+    return { policy, directory: buildDirectory(identities, slices, localPods) };
   }
 
   /** The peer entries that parse; each that does not is returned as an error (left out). */

@@ -16,12 +16,27 @@ import type { DatapathDriver } from "../datapath-driver/driver.js";
 import { BPF_OBJECT, LinuxDriver } from "../datapath-driver/linux/driver.js";
 import { defaultRouteDevice, deviceIPv4 } from "../datapath-driver/linux/htb.js";
 import { MemoryDriver } from "../datapath-driver/memory.js";
+import { DEFAULT_FLOW_BUFFER } from "../flows/buffer.js";
+import { DEFAULT_TOP_WORKLOADS } from "../flows/metrics.js";
+import { nodeFlows } from "../flows/node-flows.js";
+import { DEFAULT_MAX_EVENTS_PER_SECOND } from "../flows/observer.js";
 import { recordEvent } from "../kube/events.js";
 import { NodeNetworkStateKind, NodePeerKind } from "../reconcilers/context.js";
+import { RealClock } from "../util/clock.js";
 import { isRoot } from "../util/process.js";
 import { flags, loadKubeConfig } from "./args.js";
 
 const COMPONENT = "netloom-agent";
+
+/** A flag's whole number, at least min (1 unless said), or an error naming the flag. */
+export function positiveInt(flag: string, text: string | undefined, min = 1): number {
+  const n = Number(text);
+  if (!text || !/^\d+$/.test(text) || !Number.isSafeInteger(n) || n < min)
+    throw new Error(
+      `netloom agent: ${flag} must be a whole number ≥ ${min}, not ${JSON.stringify(text)}`,
+    );
+  return n;
+}
 
 /** Which driver this node can run: linux needs root, kernel BTF and the compiled programs. */
 export function chooseDriver(requested: string | undefined): {
@@ -56,6 +71,10 @@ export async function runAgent(argv: string[]): Promise<number> {
     "wireguard-interface": { type: "string" },
     "lease-namespace": { type: "string" },
     "log-level": { type: "string", default: "info" },
+    "flow-buffer": { type: "string", default: String(DEFAULT_FLOW_BUFFER) },
+    "flows-port": { type: "string" },
+    "flow-top-workloads": { type: "string", default: String(DEFAULT_TOP_WORKLOADS) },
+    "flow-max-events": { type: "string", default: String(DEFAULT_MAX_EVENTS_PER_SECOND) },
   });
   const node = f.node ?? process.env.NODE_NAME;
   if (!node) throw new Error("netloom agent: --node (or NODE_NAME) is required");
@@ -230,7 +249,29 @@ export async function runAgent(argv: string[]): Promise<number> {
 
   const watches = agentWatches(kc, node, agent, log);
 
+  // Flow visibility: events from the eBPF ring buffer, served (authenticated) at /v1/flows.
+  const flows = nodeFlows({
+    node,
+    inputs: {
+      policy: () => agent.currentPolicy(),
+      directory: () => agent.currentDirectory(),
+      desired: () => agent.currentDesired(),
+      interfaces: () => linux?.podInterfaces() ?? new Map(),
+    },
+    ...(linux ? { pinDir: join(f.bpffs ?? "/sys/fs/bpf", "netloom") } : {}),
+    registry,
+    kubeconfig: kc,
+    clock: new RealClock(),
+    bufferSize: positiveInt("--flow-buffer", f["flow-buffer"]),
+    topWorkloads: positiveInt("--flow-top-workloads", f["flow-top-workloads"], 0),
+    maxEventsPerSecond: positiveInt("--flow-max-events", f["flow-max-events"]),
+    log: log.child({ component: "flows" }),
+  });
+  const flowsPort = f["flows-port"];
+  const flowsHere = flowsPort === undefined || flowsPort === f["metrics-port"];
+
   const server = createServer((req, res) => {
+    if (flowsHere && flows.handle(req, res)) return;
     if (req.url === "/healthz") {
       res.writeHead(200).end("ok");
     } else if (req.url === "/metrics") {
@@ -241,12 +282,20 @@ export async function runAgent(argv: string[]): Promise<number> {
     } else res.writeHead(404).end();
   });
   await new Promise<void>((resolve) => server.listen(Number(f["metrics-port"]), resolve));
+  const flowsServer = flowsHere
+    ? undefined
+    : createServer((req, res) => {
+        if (!flows.handle(req, res)) res.writeHead(404).end();
+      });
+  if (flowsServer)
+    await new Promise<void>((resolve) => flowsServer.listen(Number(flowsPort), resolve));
 
   const leaseNamespace = f["lease-namespace"] ?? DEFAULT_LEASE_NAMESPACE;
   const lease = agentLeaseKeeper(kc, node, { namespace: leaseNamespace, log });
   watches.start();
   agent.start();
   lease.start();
+  flows.start();
   log.info(
     { driver: driver.kind, pinDir: linux ? join(f.bpffs ?? "", "netloom") : undefined },
     "agent started",
@@ -261,7 +310,9 @@ export async function runAgent(argv: string[]): Promise<number> {
       agent.stop();
       lease.stop();
       watches.stop();
+      flows.stop();
       server.close();
+      flowsServer?.close();
       resolve();
     };
     process.once("SIGTERM", stop);

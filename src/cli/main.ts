@@ -67,6 +67,10 @@ export const COMMAND_HELP: Record<string, string> = {
   --wireguard-interface NAME     override the EncryptionProfile's interface name on this node
   --lease-namespace NS           where to renew the liveness Lease (default netloom-node-leases)
   --log-level LEVEL              pino level: trace, debug, info, warn, error (default info)
+  --flow-buffer N                recent flows kept for GET /v1/flows (default 4095)
+  --flows-port PORT              serve /v1/flows on its own port (default: the metrics port)
+  --flow-top-workloads N         workloads named in the drop metrics; the rest "other" (default 20)
+  --flow-max-events N            flow events read per second at most (default 30000)
 `,
   clustermesh: `usage: netloom clustermesh kubeconfig [flags] > remote.kubeconfig
 

@@ -162,10 +162,14 @@ export async function runObserve(rest: string[]): Promise<number> {
   if (nodes.length === 0) throw new Error(f.node ? `no node ${f.node}` : "no nodes");
   const token = await bearerToken(kc, f);
   const follow = f.follow || f.ui;
+  // Agents filter by time, verdict and count (docs/flows.md); pods, ports and protocols are
+  // filtered here, so a count is asked of the agents only when nothing else is filtered.
+  const onlyServerSide = Object.keys(filter).every((k) => k === "verdict" || k === "sinceMs");
   const query = new URLSearchParams({
     ...(follow ? { follow: "1" } : {}),
-    // Agents filter nothing but time and count: every filter applies here, alike for all nodes.
     ...(filter.sinceMs !== undefined ? { since: new Date(filter.sinceMs).toISOString() } : {}),
+    ...(filter.verdict ? { verdict: filter.verdict } : {}),
+    ...(!follow && onlyServerSide && last > 0 ? { limit: String(last) } : {}),
   });
 
   const kept: FlowRecord[] = [];

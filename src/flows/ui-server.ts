@@ -17,6 +17,11 @@ export async function startFlowUi(
   port: number,
   recent: () => readonly FlowRecord[],
 ): Promise<{ server: Server; url: string }> {
+  // Several nodes' streams interleave as they arrive: the page shows them in time order.
+  const inOrder = () =>
+    [...recent()].sort((a, b) =>
+      a.flow.time < b.flow.time ? -1 : a.flow.time > b.flow.time ? 1 : 0,
+    );
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? "/", "http://localhost");
     const json = (body: unknown) =>
@@ -24,7 +29,7 @@ export async function startFlowUi(
     if (url.pathname === "/") {
       res.writeHead(200, { "content-type": "text/html; charset=utf-8" }).end(FLOW_PAGE_HTML);
     } else if (url.pathname === "/api/map") {
-      json(serviceMap(recent().map((r) => r.flow)));
+      json(serviceMap(inOrder().map((r) => r.flow)));
     } else if (url.pathname === "/api/flows") {
       const limit = Math.min(Number(url.searchParams.get("limit") ?? 300) || 300, 5000);
       json(

@@ -341,6 +341,7 @@ describe("the kustomize install on a real kube-apiserver", () => {
         "Role/netloom-operator-clustermesh-secrets",
         "Role/netloom-operator-agent-leases",
         "ClusterRole/netloom-clustermesh-remote",
+        "ClusterRole/netloom-flows-reader",
         "ValidatingAdmissionPolicy/netloom-agent-own-node",
         "ValidatingAdmissionPolicy/netloom-node-status-by-its-node",
         "ValidatingAdmissionPolicy/netloom-agent-own-lease",
@@ -1306,6 +1307,28 @@ describe("the kustomize install on a real kube-apiserver", () => {
         ],
         [AGENT_USER, { verb: "watch", resource: "pods" }, true],
         [AGENT_USER, { verb: "create", resource: "pods", namespace: "default" }, false],
+        // The flow endpoint reviews its clients' tokens and permissions (docs/flows.md)...
+        [
+          AGENT_USER,
+          { verb: "create", group: "authentication.k8s.io", resource: "tokenreviews" },
+          true,
+        ],
+        [
+          AGENT_USER,
+          { verb: "create", group: "authorization.k8s.io", resource: "subjectaccessreviews" },
+          true,
+        ],
+        // ...but may not read flows itself: nobody is bound to netloom-flows-reader by default.
+        [
+          AGENT_USER,
+          { verb: "get", group: nl, resource: "nodenetworkstates", subresource: "flows" },
+          false,
+        ],
+        [
+          OPERATOR_USER,
+          { verb: "get", group: nl, resource: "nodenetworkstates", subresource: "flows" },
+          false,
+        ],
       ];
       const wrong: string[] = [];
       for (const [user, attr, want] of matrix) {

@@ -10,7 +10,8 @@
  *
  * Pin layout under pinDir (one directory per node, so simulated nodes never share state):
  *   maps/<map name>          every map; libbpf reuses a compatible pin at load, so an agent
- *                            restart keeps the map contents
+ *                            restart keeps the map contents (the flow_events ring buffer
+ *                            too: PinnedFlowEvents reads it by its pin)
  *   links/<ifname>-egress    the tcx link of a device's egress hook, links/<ifname>-ingress
  *                            of its ingress hook; a restart swaps the program behind it with
  *                            bpf_link_update (atomic, never two copies attached)
@@ -47,6 +48,7 @@ import {
   encodeLpmV4Key,
   LPM_V4_KEY_SIZE,
 } from "../maps/egress-deny.js";
+import { FLOW_EVENTS_LOST_MAP, FLOW_EVENTS_MAP } from "../maps/flow-events.js";
 import {
   CONNTRACK_MAP,
   CT_KEY_SIZE,
@@ -180,6 +182,8 @@ const MAP_NAMES = [
   CONNTRACK_MAP,
   POLICY_AUDIT_MAP,
   POLICY_DROPS_MAP,
+  FLOW_EVENTS_MAP,
+  FLOW_EVENTS_LOST_MAP,
 ] as const;
 type MapName = (typeof MAP_NAMES)[number];
 

@@ -13,8 +13,10 @@
  *                        created and pinned, both programs through the verifier),
  *                        syncEgressDeny, attach netloom_egress (tcx where the kernel has it,
  *                        then clsact), sends UDP to the denied address and reads the drop
- *                        counter, restarts (reopen: pinned maps reused, tcx link updated),
- *                        detaches. It prints one JSON line: the result or the failing step.
+ *                        counter, reads the flow events of those drops from the pinned ring
+ *                        buffer (libbpf mmaps it), restarts (reopen: pinned maps reused, tcx
+ *                        link updated), detaches. It prints one JSON line: the result or the
+ *                        failing step.
  *
  * Findings (Linux 6.18, Spectre v1 mitigations on): {BPF, NET_ADMIN} (the DaemonSet's set: no
  * PERFMON, no SYS_ADMIN) does everything. PERFMON was needed until handle_ipv6 stopped doing
@@ -114,6 +116,21 @@ try {
       policyDenied: await denied(dp) };
     out.steps.push("attach " + mode);
   }
+  step = "flow events";
+  const { PinnedFlowEvents } = await import(cfg.modules.flowEvents);
+  const { decodeFlowEvent } = await import(cfg.modules.flowCodec);
+  const reader = new PinnedFlowEvents(cfg.pinDir);
+  const events = [];
+  out.flowEventsRead = reader.read(10000, (r) => {
+    const d = decodeFlowEvent(r);
+    events.push(d.ok ? { kind: d.event.kind, verdict: d.event.verdict, reason: d.event.reason,
+      direction: d.event.direction, protocol: d.event.protocol, destination: d.event.destination,
+      destinationPort: d.event.destinationPort } : { error: d.error });
+  });
+  out.flowEvents = events;
+  out.flowEventsLost = reader.lost();
+  reader.close();
+  out.steps.push("flow events");
   step = "restart";
   dp.close();
   dp = BpfDatapath.open({ objectPath: cfg.objectPath, pinDir: cfg.pinDir });
@@ -162,6 +179,9 @@ interface ChildResult {
     policyDenied: number;
   };
   afterDetach?: number[];
+  flowEventsRead?: number;
+  flowEvents?: Record<string, unknown>[];
+  flowEventsLost?: number;
   failedStep?: string;
   error?: string;
   errno?: number;
@@ -181,6 +201,8 @@ function runChild(caps: string[], pinDir: string): ChildResult {
         datapath: pathToFileURL(join(here, "bpf-datapath.js")).href,
         egressDeny: pathToFileURL(join(here, "../maps/egress-deny.js")).href,
         libbpf: pathToFileURL(join(here, "libbpf.js")).href,
+        flowEvents: pathToFileURL(join(here, "flow-events.js")).href,
+        flowCodec: pathToFileURL(join(here, "../maps/flow-events.js")).href,
       },
     }),
   };
@@ -237,6 +259,19 @@ function assertWorks(r: ChildResult): void {
   }
   if (r.tcx) assert.ok(r.modes.tcx, "tcx exercised where the kernel has it");
   assert.ok(r.modes.clsact, "clsact (the fallback) exercised");
+  // The ring buffer is read (mmap) with the same capabilities: one event per denied datagram.
+  assert.equal(r.flowEventsRead, Object.keys(r.modes).length, "one flow event per drop");
+  for (const e of r.flowEvents ?? [])
+    assert.deepEqual(e, {
+      kind: "drop",
+      verdict: "DROPPED",
+      reason: "egress_denied",
+      direction: "egress",
+      protocol: 17,
+      destination: DENIED,
+      destinationPort: 53,
+    });
+  assert.equal(r.flowEventsLost, 0);
   assert.ok(r.afterRestart);
   assert.equal(r.afterRestart.denyEntries, 1, "pinned maps reused across the restart");
   assert.deepEqual(r.afterRestart.attached, [r.afterRestart.programId], "one program");

@@ -261,6 +261,11 @@ export class LinuxDriver implements DatapathDriver {
     }
   }
 
+  /** The pod behind each host interface with the NetworkPolicy programs: ifindex → namespace/name. */
+  podInterfaces(): ReadonlyMap<number, string> {
+    return this.podOf;
+  }
+
   /** Per pod: connections audit-mode policies would have dropped, by direction. */
   async policyAudit(): Promise<Map<string, { ingress: number; egress: number }>> {
     const out = new Map<string, { ingress: number; egress: number }>();

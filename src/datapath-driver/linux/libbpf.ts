@@ -102,8 +102,13 @@ interface Native {
   bpf_tc_attach(hook: Buffer, opts: Buffer): number;
   bpf_tc_detach(hook: Buffer, opts: Buffer): number;
   bpf_tc_query(hook: Buffer, opts: Buffer): number;
+  // libbpf: BPF ring buffers (consumer side)
+  ring_buffer__new(mapFd: number, sampleCb: CPtr, ctx: null, opts: null): RawPtr;
+  ring_buffer__consume(rb: CPtr): number;
+  ring_buffer__free(rb: CPtr): void;
   // libc
   if_nametoindex(name: string): number;
+  if_indextoname(ifindex: number, name: Buffer): RawPtr;
   close(fd: number): number;
   strerror(errnum: number): string | null;
   setns(fd: number, nstype: number): number;
@@ -154,7 +159,13 @@ function bind(): Native {
     bpf_tc_attach: b("int bpf_tc_attach(const void *hook, void *opts)"),
     bpf_tc_detach: b("int bpf_tc_detach(const void *hook, const void *opts)"),
     bpf_tc_query: b("int bpf_tc_query(const void *hook, void *opts)"),
+    ring_buffer__new: b(
+      "void *ring_buffer__new(int map_fd, void *sample_cb, void *ctx, const void *opts)",
+    ),
+    ring_buffer__consume: b("int ring_buffer__consume(void *rb)"),
+    ring_buffer__free: b("void ring_buffer__free(void *rb)"),
     if_nametoindex: c("unsigned int if_nametoindex(const char *ifname)"),
+    if_indextoname: c("void *if_indextoname(unsigned int ifindex, char *ifname)"),
     close: c("int close(int fd)"),
     strerror: c("const char *strerror(int errnum)"),
     setns: c("int setns(int fd, int nstype)"),
@@ -374,6 +385,100 @@ export function linkInfo(linkFd: number): LinkInfo {
   };
 }
 
+/** struct bpf_map_info: type@0 id@4 key_size@8 value_size@12 max_entries@16. */
+export function mapInfo(mapFd: number): { type: number; id: number; maxEntries: number } {
+  const info = Buffer.alloc(96);
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(info.length);
+  checkInt("bpf_obj_get_info_by_fd", bind().bpf_obj_get_info_by_fd(mapFd, info, len), "map");
+  return {
+    type: info.readUInt32LE(0),
+    id: info.readUInt32LE(4),
+    maxEntries: info.readUInt32LE(16),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// BPF ring buffers: libbpf's consumer (it mmaps the map and keeps the consumer position)
+
+/** enum bpf_map_type BPF_MAP_TYPE_RINGBUF (uapi). */
+export const BPF_MAP_TYPE_RINGBUF = 27;
+
+/**
+ * A ring buffer opened for reading. `consume` hands each record to the sink as a copy (the
+ * ring's memory is reused once the callback returns) and never blocks: libbpf's
+ * ring_buffer__consume reads what is committed and returns. The sink returns false to stop
+ * early (a budget): the records after it stay in the ring for the next call.
+ */
+export class RingBufferConsumer {
+  private rb: CPtr | undefined;
+  private readonly callback: CPtr;
+  private sink: ((record: Buffer) => boolean) | undefined;
+  private error: unknown;
+
+  constructor(mapFd: number, recordSize: number) {
+    const n = bind();
+    const record = koffi.array("uint8_t", recordSize);
+    this.callback = koffi.register((_ctx: CPtr, data: CPtr, size: number | bigint): number => {
+      const len = Number(size);
+      try {
+        // koffi copies the record out of the ring into a Uint8Array. One of another size
+        // (another object version) is handed on as it is, for the sink to count.
+        const bytes = koffi.decode(
+          data,
+          len === recordSize ? record : koffi.array("uint8_t", len),
+        ) as Uint8Array;
+        const more = this.sink?.(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+        return more === false ? STOP : 0;
+      } catch (e) {
+        this.error = e;
+        return STOP;
+      }
+    }, koffi.pointer(ringBufferSampleFn()));
+    const rb = n.ring_buffer__new(mapFd, this.callback, null, null);
+    if (isNull(rb)) {
+      koffi.unregister(this.callback);
+      throw new LibbpfError("ring_buffer__new", lastErrno(), `map fd ${mapFd}`);
+    }
+    this.rb = rb;
+  }
+
+  /** Hands the committed records to sink; the number handed (a stop counts the last one). */
+  consume(sink: (record: Buffer) => boolean): number {
+    if (this.rb === undefined) throw new Error("ring buffer consumer is closed");
+    let handed = 0;
+    this.sink = (r) => {
+      handed++;
+      return sink(r);
+    };
+    this.error = undefined;
+    try {
+      const ret = bind().ring_buffer__consume(this.rb);
+      if (this.error !== undefined) throw this.error;
+      if (ret < 0 && ret !== STOP) throw new LibbpfError("ring_buffer__consume", -ret);
+      return handed;
+    } finally {
+      this.sink = undefined;
+    }
+  }
+
+  close(): void {
+    if (this.rb === undefined) return;
+    bind().ring_buffer__free(this.rb);
+    this.rb = undefined;
+    koffi.unregister(this.callback);
+  }
+}
+
+/** What the sample callback returns to stop ring_buffer__consume (-ECANCELED). */
+const STOP = -125;
+
+let sampleFn: ReturnType<typeof koffi.proto> | undefined;
+function ringBufferSampleFn(): ReturnType<typeof koffi.proto> {
+  sampleFn ??= koffi.proto("int netloom_ringbuf_sample(void *ctx, void *data, size_t size)");
+  return sampleFn;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Map elements (keys and values are raw bytes in the kernel's layout)
 
@@ -533,6 +638,15 @@ export function tcQuery(
 
 // ---------------------------------------------------------------------------------------------
 // libc
+
+/** The name of a device in the calling thread's network namespace (undefined: none). */
+export function ifIndexToName(ifindex: number): string | undefined {
+  const name = Buffer.alloc(16); // IF_NAMESIZE
+  const p = bind().if_indextoname(ifindex, name);
+  if (isNull(p)) return undefined;
+  const end = name.indexOf(0);
+  return name.toString("utf8", 0, end < 0 ? name.length : end);
+}
 
 /** ifindex of a device in the calling thread's network namespace. */
 export function ifNameToIndex(name: string): number {

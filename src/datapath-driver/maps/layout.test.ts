@@ -10,6 +10,16 @@ import { skipWhen, unmet } from "../../../test/support/prerequisites.js";
 import { BPF_OBJECT } from "../linux/driver.js";
 import { DENY_KEY_SIZE, DENY_MAX_ENTRIES, LPM_V4_KEY_SIZE } from "./egress-deny.js";
 import {
+  FLOW_EVENT_OFFSETS,
+  FLOW_EVENT_SIZE,
+  FLOW_EVENTS_LOST_MAP,
+  FLOW_EVENTS_MAP,
+  FLOW_KIND,
+  FLOW_REASON,
+  FLOW_RING_BYTES,
+  FLOW_VERDICT,
+} from "./flow-events.js";
+import {
   CT_KEY_SIZE,
   ENDPOINT_VALUE_SIZE,
   IPCACHE_KEY_SIZE,
@@ -147,5 +157,42 @@ describe("map layouts against the object's BTF", { skip: skipWhen(reason) }, () 
   it("the NetworkPolicy maps hold MAX_ENTRIES", () => {
     for (const [name, n] of Object.entries(MAX_ENTRIES))
       assert.equal(maxEntriesOf(name), n, `${name} max_entries`);
+  });
+
+  it("flow events: struct flow_event as the codec reads it, 64 bytes, no implicit padding", () => {
+    const s = struct("flow_event");
+    assert.equal(s.size, FLOW_EVENT_SIZE);
+    assert.deepEqual(
+      offsets("flow_event"),
+      Object.fromEntries(Object.entries(FLOW_EVENT_OFFSETS).map(([k, v]) => [k, v * 8])),
+    );
+  });
+
+  it("flow events: the ring buffer's size, the lost counter, and the enums' values", () => {
+    assert.equal(maxEntriesOf(FLOW_EVENTS_MAP), FLOW_RING_BYTES, "flow_events max_entries");
+    assert.equal(maxEntriesOf(FLOW_EVENTS_LOST_MAP), 1, "one per-CPU counter");
+    const enumValues = (name: string): Record<string, number> => {
+      const e = types().find((t) => t.kind === "ENUM" && t.name === name) as
+        | (BtfType & { values?: { name: string; val: number }[] })
+        | undefined;
+      assert.ok(e, `enum ${name}`);
+      return Object.fromEntries((e.values ?? []).map((v) => [v.name, v.val]));
+    };
+    assert.deepEqual(enumValues("flow_kind"), {
+      FLOW_KIND_DROP: FLOW_KIND.drop,
+      FLOW_KIND_NEW: FLOW_KIND.new,
+      FLOW_KIND_END: FLOW_KIND.end,
+    });
+    assert.deepEqual(enumValues("flow_verdict"), {
+      VERDICT_FORWARDED: FLOW_VERDICT.FORWARDED,
+      VERDICT_DROPPED: FLOW_VERDICT.DROPPED,
+      VERDICT_AUDIT: FLOW_VERDICT.AUDIT,
+    });
+    assert.deepEqual(enumValues("flow_reason"), {
+      FLOW_REASON_NONE: 0,
+      FLOW_REASON_POLICY_DENIED: FLOW_REASON.policy_denied,
+      FLOW_REASON_EGRESS_DENIED: FLOW_REASON.egress_denied,
+      FLOW_REASON_UNENCRYPTED: FLOW_REASON.unencrypted,
+    });
   });
 });
