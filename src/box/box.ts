@@ -483,7 +483,8 @@ export function boxKubeConfig(s: BoxState): KubeConfig {
 }
 
 /** Start a long-running process in a namespace, remembered for teardown. */
-export function boxSpawn(s: BoxState, ns: string, name: string, cmd: string[]): number {
+/** A process of the box (in network namespace `ns`, or on the host when undefined), logged to <dir>/<name>.log and stopped by boxDown. */
+export function boxSpawn(s: BoxState, ns: string | undefined, name: string, cmd: string[]): number {
   const pid = launch(s, name, cmd[0]!, cmd.slice(1), ns);
   s.pids.extra.push(pid);
   saveState(s);

@@ -4,7 +4,10 @@ import { newKubeConfig } from "../kube/kubeconfig.js";
 
 /** --flag value parsing with a clear error naming the flag. */
 export function flags<
-  T extends Record<string, { type: "string" | "boolean"; default?: string | boolean }>,
+  T extends Record<
+    string,
+    { type: "string" | "boolean"; default?: string | boolean; short?: string }
+  >,
 >(
   command: string,
   argv: string[],

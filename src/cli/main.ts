@@ -136,7 +136,7 @@ COMMAND_HELP.observe = `usage: netloom observe [flags]
   --since WHEN                   flows since a duration ago (30s, 10m, 1h) or an RFC 3339 time
   --last N                       without --follow: the N most recent (default 20; 0: all kept)
   --follow                       keep streaming new flows
-  --output FORMAT                compact (default), json (one line per flow), table
+  -o, --output FORMAT            compact (default), json (one line per flow), table
   --ui                           serve a live service map and flow table (implies --follow)
   --listen HOST:PORT             where --ui listens (default 127.0.0.1:0, any free port)
 `;

@@ -127,7 +127,7 @@ export async function runObserve(rest: string[]): Promise<number> {
     since: { type: "string" },
     last: { type: "string", default: "20" },
     follow: { type: "boolean", default: false },
-    output: { type: "string", default: "compact" },
+    output: { type: "string", default: "compact", short: "o" },
     ui: { type: "boolean", default: false },
     listen: { type: "string", default: "127.0.0.1:0" },
   });

@@ -310,12 +310,16 @@ export async function demoUp(opts: DemoOptions, say: (line: string) => void): Pr
     "NetworkPolicy: the seeds' pods and policies (test/fixtures/scenarios/seeds.yaml), real connections",
   );
   const matrix = await policyMatrix(box, step);
+  step("flows: netloom observe --ui (the service map of what the demo just did)");
+  const flowsURL = await startFlowPage(box);
   step("done");
   const kubectl = (await import("../cluster/binaries.js")).locateBinaries()?.kubectl ?? "kubectl";
   const get = execFileSync(kubectl, ["--kubeconfig", box.kubeconfigPath, "get", "netloom", "-A"], {
     encoding: "utf8",
   });
-  process.stdout.write(`\n$ kubectl get netloom -A\n${get}\n${table(rows)}\n\n${matrix.text}\n`);
+  process.stdout.write(
+    `\n$ kubectl get netloom -A\n${get}\n${table(rows)}\n\n${matrix.text}\n\nFlows, live: ${flowsURL}  (netloom observe --ui; the service map and the flow table)\n`,
+  );
   const rel = (p: string) => p.replace(`${process.cwd()}/`, "");
   process.stdout.write(`
 Try next:
@@ -323,6 +327,7 @@ Try next:
   ${kubectl} get nlns -o wide                      # each node's applied generation, datapath, WireGuard
   ${kubectl} describe networkconfig default        # conditions and events
   ${kubectl} get nlpr -A                           # each NetworkPolicy realized on its nodes
+  node bin/netloom.js observe --kubeconfig ${rel(box.kubeconfigPath)} --service-account netloom-system/observer --verdict DROPPED --last 10
   sudo node bin/netloom.js box probe --scenario test/fixtures/scenarios/seeds.yaml   # any scenario, in a box of its own
   node bin/netloom.js demo drift                   # delete a node's HTB class by hand and watch it heal
   curl -s http://${box.nodes[0]!.ip}:9962/metrics | grep netloom_agent   # an agent's metrics
@@ -371,6 +376,71 @@ async function policyMatrix(
     );
   }
   return { text: out.join("\n"), ok };
+}
+
+/** The port the demo's flow page listens on (127.0.0.1 only). */
+const FLOW_PAGE_PORT = 9970;
+
+/**
+ * The flow page of `netloom observe --ui`, run by the demo for as long as the demo is up: a
+ * ServiceAccount bound to the shipped netloom-flows-reader role, as a person would bind theirs.
+ */
+async function startFlowPage(box: BoxState): Promise<string> {
+  const kc = boxKubeConfig(box);
+  const role = readManifests("config/rbac").find(
+    (m) => m.object.kind === "ClusterRole" && m.object.metadata?.name === "netloom-flows-reader",
+  );
+  const posts: [string, unknown][] = [
+    ["/apis/rbac.authorization.k8s.io/v1/clusterroles", role?.object],
+    [
+      "/api/v1/namespaces/netloom-system/serviceaccounts",
+      { apiVersion: "v1", kind: "ServiceAccount", metadata: { name: "observer" } },
+    ],
+    [
+      "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+      {
+        apiVersion: "rbac.authorization.k8s.io/v1",
+        kind: "ClusterRoleBinding",
+        metadata: { name: "netloom-demo-observer" },
+        roleRef: {
+          apiGroup: "rbac.authorization.k8s.io",
+          kind: "ClusterRole",
+          name: "netloom-flows-reader",
+        },
+        subjects: [{ kind: "ServiceAccount", name: "observer", namespace: "netloom-system" }],
+      },
+    ],
+  ];
+  for (const [path, body] of posts) {
+    const r = await kubeRequest(kc, "POST", path, { body });
+    if (r.status !== 201 && r.status !== 409) throw new Error(`${path}: ${r.status} ${r.body}`);
+  }
+  boxSpawn(box, undefined, "flow-page", [
+    process.execPath,
+    join(REPO_ROOT, "bin", "netloom.js"),
+    "observe",
+    "--kubeconfig",
+    box.kubeconfigPath,
+    "--service-account",
+    "netloom-system/observer",
+    "--ui",
+    "--since",
+    "10m",
+    "--listen",
+    `127.0.0.1:${FLOW_PAGE_PORT}`,
+  ]);
+  const url = `http://127.0.0.1:${FLOW_PAGE_PORT}/`;
+  for (let i = 0; i < 50; i++) {
+    if (
+      await fetch(url).then(
+        (r) => r.ok,
+        () => false,
+      )
+    )
+      return url;
+    await sleep(200);
+  }
+  return `${url} (not answering yet: see ${join(box.dir, "flow-page.log")})`;
 }
 
 async function simulatedSummary(

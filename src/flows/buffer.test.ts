@@ -117,3 +117,51 @@ describe("GET /v1/flows parameters", () => {
     assert.match(error("follow=1&until=2026-01-01T00:00:00Z"), /until cannot be used with follow/);
   });
 });
+
+describe("GET /v1/flows?follow=1&since=… (a real HTTP server)", () => {
+  it("a follower gets the whole backlog, however long, before live flows", async () => {
+    const { createServer } = await import("node:http");
+    const { flowsEndpoint } = await import("./server.js");
+    const { FakeClock } = await import("../util/clock.js");
+    const b = new FlowBuffer(4095);
+    // 3,000 lines of 1 KiB: far past a socket's high-water mark.
+    for (let t = 1; t <= 3000; t++)
+      b.add({
+        timeNs: BigInt(t),
+        verdict: "FORWARDED",
+        render: () => `{"n":${t},"pad":"${"x".repeat(1000)}"}`,
+      });
+    const handle = flowsEndpoint({
+      node: "n1",
+      buffer: b,
+      clock: new FakeClock(),
+      authorizer: { authorize: async () => ({ allowed: true, user: "test" }) },
+    });
+    const server = createServer((req, res) => void handle(req, res));
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const port = (server.address() as { port: number }).port;
+    const ac = new AbortController();
+    // A stream that stalls fails the test in 10 s instead of hanging it.
+    const signal = AbortSignal.any([ac.signal, AbortSignal.timeout(10_000)]);
+    const res = await fetch(
+      `http://127.0.0.1:${port}/v1/flows?follow=1&since=1970-01-01T00:00:00Z`,
+      { signal },
+    );
+    const reader = res.body!.getReader();
+    let text = "";
+    try {
+      while ((text.match(/\n/g) ?? []).length < 3000) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        text += new TextDecoder().decode(value);
+      }
+    } catch {
+      // timed out: the count below says how far it got
+    }
+    ac.abort();
+    server.close();
+    const lines = text.trim().split("\n");
+    assert.equal(lines.length, 3000);
+    assert.equal((JSON.parse(lines.at(-1)!) as { n: number }).n, 3000);
+  });
+});

@@ -110,4 +110,13 @@ describe("service map", () => {
     assert.deepEqual(e.deniedBy, ["NetworkPolicy app/postgres"]);
     assert.equal(edgeVerdict(e), "dropped");
   });
+  it("leaves out link-local and multicast traffic (neighbour discovery, MLD) that every pod sends", () => {
+    const mld = flow({
+      verdict: "FORWARDED",
+      event_kind: "new",
+      IP: { source: "fd00:244:1::11", destination: "ff02::16", ipVersion: "IPv6" },
+      destination: { identity: 2, labels: ["reserved:world"] },
+    } as Partial<Flow>);
+    assert.deepEqual(serviceMap([mld]), { nodes: [], edges: [] });
+  });
 });

@@ -186,7 +186,10 @@ async function serve(
       if (matches(e.flow, live)) send(e.flow.line());
     } else send(lostLine(opts.node, "BPF_RING_BUFFER", e.lostInRing, e.timeNs));
   });
-  for (const f of backlog) send(f.line());
+  // The backlog is bounded (the buffer's size): written whole, whatever the socket's pace; only
+  // live lines are dropped for a follower that cannot keep up.
+  for (const f of backlog) res.write(`${f.line()}\n`);
+  blocked = res.writableNeedDrain;
   await new Promise<void>((resolve) => res.on("close", resolve));
   stop();
   if (dropped > 0) opts.onClientLost?.(dropped);

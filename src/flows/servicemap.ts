@@ -39,11 +39,22 @@ export function mapNodeOf(e: FlowEndpoint, ip: string): MapNode {
   return { id: ip, kind: "external" };
 }
 
+/**
+ * Pure: traffic that is not between workloads — IPv6 link-local and multicast (neighbour
+ * discovery, MLD reports) and IPv4 multicast — which every pod sends and which would crowd the
+ * map. The flow table still lists it.
+ */
+export function isLinkTraffic(f: Flow): boolean {
+  const link = (ip: string) => /^(fe80:|ff[0-9a-f]{2}:)/i.test(ip) || /^(22[4-9]|23\d)\./.test(ip);
+  return link(f.IP.source) || link(f.IP.destination);
+}
+
 /** Pure: the map of a set of flows (the edge direction is the connection's, client → server). */
 export function serviceMap(flows: readonly Flow[]): ServiceMap {
   const nodes = new Map<string, MapNode>();
   const edges = new Map<string, MapEdge>();
   for (const f of flows) {
+    if (isLinkTraffic(f)) continue;
     const from = mapNodeOf(f.source, f.IP.source);
     const to = mapNodeOf(f.destination, f.IP.destination);
     nodes.set(from.id, from);

@@ -33,7 +33,7 @@ export async function startFlowUi(
     } else if (url.pathname === "/api/flows") {
       const limit = Math.min(Number(url.searchParams.get("limit") ?? 300) || 300, 5000);
       json(
-        recent()
+        inOrder()
           .slice(-limit)
           .map((r) => ({ verdict: r.flow.verdict, cells: tableRow(r) })),
       );
