@@ -73,11 +73,14 @@ demo-mesh: build bpf-if-possible
 demo-mesh-down: build
 	$(NETLOOM) demo mesh down
 
-## bench: figures against floors measured in the same run; the control-plane half writes
-## docs/benchmarks.md (BENCH_CP_NODES=100,1000 by default: about half an hour here)
-bench: build control-plane
+## bench: figures against floors and baselines measured in the same run, written into
+## docs/benchmarks.md. The datapath half (bench/datapath.ts, as root: ~10 min here; lookup cost,
+## rate accuracy, WireGuard and rotation loss, drift healing, agent footprint; BENCH_QUICK=1 for
+## a short run that leaves the document alone), then the control-plane half
+## (BENCH_CP_NODES=100,1000 by default: about half an hour here)
+bench: build bpf-if-possible control-plane
 	node dist/bench/run.js
-	node dist/bench/rotation.js
+	node dist/bench/datapath.js
 	node dist/bench/control-plane.js
 
 clean:

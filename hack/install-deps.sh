@@ -2,7 +2,8 @@
 # Installs the Debian packages of every system tool Netloom runs (hack/system-tools.tsv: the
 # tests, the demo, the benchmarks, make bpf). Run as root (CI is); without root it only says
 # what is missing and how to install it. Tools that do not come from Debian (Go, Node.js) are
-# checked and named, not installed.
+# checked and named, not installed. Then builds the current wireguard-go with Go, once
+# (hack/build-wireguard-go.sh; the agent prefers it to Debian's).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,9 +29,18 @@ done <hack/system-tools.tsv
 for t in "${not_debian[@]}"; do
   grep -P "^\Q$t\E\t" hack/system-tools.tsv | cut -f3 | sed "s/^/[deps] missing $t: /" >&2
 done
-[ ${#need[@]} -eq 0 ] && exit 0
+build_wireguard_go() {
+  bash hack/build-wireguard-go.sh ||
+    echo "[deps] building the current wireguard-go failed: the agent runs Debian's (see above)" >&2
+}
+
+if [ ${#need[@]} -eq 0 ]; then
+  build_wireguard_go
+  exit 0
+fi
 if [ "$(id -u)" -ne 0 ]; then
   echo "[deps] missing Debian packages: ${need[*]} (run as root: make deps, or: sudo apt-get install --no-install-recommends ${need[*]})" >&2
+  build_wireguard_go
   exit 0
 fi
 echo "[deps] installing ${need[*]}" >&2
@@ -54,3 +64,4 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "[deps] installed, but still missing: ${missing[*]}" >&2
   exit 1
 fi
+build_wireguard_go

@@ -1,5 +1,15 @@
-import { existsSync, rmSync } from "node:fs";
-import { join } from "node:path";
+import { execFileSync } from "node:child_process";
+import {
+  accessSync,
+  constants,
+  existsSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+} from "node:fs";
+import { homedir } from "node:os";
+import { basename, delimiter, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { type Clock, RealClock } from "../../util/clock.js";
 import { sh } from "../../util/exec.js";
@@ -22,6 +32,102 @@ export const RETIRED_PEER_DRAIN_MS = 3000;
 
 /** fwmark of the tunnel's UDP and number of the node-route table ("NL"), with node encryption. */
 export const NODE_ENCRYPTION_MARK = 0x4e4c;
+
+/**
+ * The wireguard-go the project builds from the Go module proxy (hack/build-wireguard-go.sh):
+ * what `golang.zx2c4.com/wireguard@latest` resolved to; it reports itself as v0.0.20250522.
+ * Debian's 0.0.20220316 predates UDP GSO/GRO and batched crypto: it moves about a third of
+ * this one's TCP through the tunnel here (docs/benchmarks.md, WireGuard).
+ */
+export const WIREGUARD_GO_MODULE_VERSION = "v0.0.0-20260522210424-ecfc5a8d5446";
+
+/** Where hack/build-wireguard-go.sh caches it, beside the control plane (src/cluster/binaries.ts). */
+export function wireguardGoCacheDir(
+  version = WIREGUARD_GO_MODULE_VERSION,
+  env: NodeJS.ProcessEnv = process.env,
+): string {
+  const base = env.XDG_CACHE_HOME ?? join(env.HOME ?? homedir(), ".cache");
+  return join(base, "netloom", "wireguard-go", version);
+}
+
+/** The wireguard-go binary the agent runs, and why that one. */
+export interface WireguardGoBinary {
+  path: string;
+  /** NETLOOM_WIREGUARD_GO names it; the project's build in the cache; else the one on PATH (Debian's). */
+  source: "NETLOOM_WIREGUARD_GO" | "cache" | "PATH";
+}
+
+function executable(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Which wireguard-go to run: NETLOOM_WIREGUARD_GO when set (it must exist), else the project's
+ * current build when cached, else the first on PATH (Debian's /usr/bin/wireguard-go); undefined
+ * when there is none.
+ */
+export function findWireguardGo(
+  env: NodeJS.ProcessEnv = process.env,
+): WireguardGoBinary | undefined {
+  const named = env.NETLOOM_WIREGUARD_GO;
+  if (named) {
+    if (!executable(named))
+      throw new Error(`NETLOOM_WIREGUARD_GO=${named} is not an executable file`);
+    return { path: named, source: "NETLOOM_WIREGUARD_GO" };
+  }
+  const cached = join(wireguardGoCacheDir(undefined, env), "wireguard-go");
+  if (executable(cached)) return { path: cached, source: "cache" };
+  for (const dir of (env.PATH ?? "").split(delimiter).filter(Boolean)) {
+    const candidate = join(dir, "wireguard-go");
+    if (executable(candidate)) return { path: candidate, source: "PATH" };
+  }
+  return undefined;
+}
+
+/** Pure: the version in `wireguard-go --version` ("wireguard-go v0.0.20250522" → "0.0.20250522"). */
+export function parseWireguardGoVersion(text: string): string | undefined {
+  return /wireguard-go v(\S+)/.exec(text)?.[1];
+}
+
+/** What a binary says its version is (undefined when it does not answer). */
+export function wireguardGoVersion(path: string): string | undefined {
+  try {
+    const out = execFileSync(path, ["--version"], {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "pipe"],
+      timeout: 5000,
+    });
+    return parseWireguardGoVersion(out);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The executable of the wireguard-go daemon serving ifname, from /proc (its argv ends with the
+ * interface name): the daemon outlives the agent, so it may be another build than the one the
+ * agent would start now.
+ */
+export function runningWireguardGo(ifname: string, proc = "/proc"): string | undefined {
+  for (const pid of readdirSync(proc)) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      const argv = readFileSync(join(proc, pid, "cmdline"), "utf8")
+        .split("\0")
+        .filter(Boolean);
+      if (argv.at(-1) !== ifname || basename(argv[0] ?? "") !== "wireguard-go") continue;
+      return readlinkSync(join(proc, pid, "exe"));
+    } catch {
+      // gone meanwhile, or not ours to read
+    }
+  }
+  return undefined;
+}
 
 export interface WireguardDeviceConfig {
   ifname: string;
@@ -46,10 +152,35 @@ export class UserspaceWireguard {
   private removals: Promise<void> = Promise.resolve();
   private drains = 0;
 
+  private chosen: string | undefined;
+  /** Executable → the version it reports (asked once each). */
+  private readonly versions = new Map<string, string | undefined>();
+
+  /** `binary`: the wireguard-go to start; found when first needed (findWireguardGo) if not given. */
   constructor(
     private readonly runDir = "/var/run/wireguard",
     private readonly clock: Clock = new RealClock(),
-  ) {}
+    binary?: string,
+  ) {
+    this.chosen = binary;
+  }
+
+  /** The wireguard-go this backend starts; a bad NETLOOM_WIREGUARD_GO fails the apply that needs it. */
+  get binary(): string {
+    this.chosen ??= findWireguardGo()?.path ?? "wireguard-go";
+    return this.chosen;
+  }
+
+  /**
+   * "wireguard-go v0.0.20250522 (/root/.cache/…/wireguard-go)", for the agent's report: the
+   * daemon serving ifname when one runs, else the binary this backend would start.
+   */
+  implementation(ifname?: string): string {
+    const path = (ifname && runningWireguardGo(ifname)) || this.binary;
+    if (!this.versions.has(path)) this.versions.set(path, wireguardGoVersion(path));
+    const version = this.versions.get(path);
+    return `wireguard-go ${version ? `v${version}` : "(version unknown)"} (${path})`;
+  }
 
   /** Settles when the drain removals started so far are done (tests await it). */
   settled(): Promise<void> {
@@ -104,13 +235,13 @@ export class UserspaceWireguard {
     const logDir = process.env.NETLOOM_WIREGUARD_LOG_DIR;
     // Debugging handshakes: the daemon in the foreground, detached, with its verbose log kept.
     if (logDir)
-      spawnDaemon("wireguard-go", ["-f", ifname], join(logDir, `${ifname}.log`), {
+      spawnDaemon(this.binary, ["-f", ifname], join(logDir, `${ifname}.log`), {
         ...process.env,
         LOG_LEVEL: "verbose",
       });
-    else sh("wireguard-go", [ifname]); // daemonizes once the device and socket exist
+    else sh(this.binary, [ifname]); // daemonizes once the device and socket exist
     for (let i = 0; i < 50 && !(await this.alive(ifname)); i++) await sleep(100);
-    if (!(await this.alive(ifname))) throw new Error(`wireguard-go did not bring up ${ifname}`);
+    if (!(await this.alive(ifname))) throw new Error(`${this.binary} did not bring up ${ifname}`);
   }
 
   /**
