@@ -453,6 +453,7 @@ export class NodeAgent {
     const configured = applied?.peersConfigured ?? 0;
     return {
       ...(applied ? { backend: applied.backend } : {}),
+      ...(applied?.implementation ? { implementation: applied.implementation } : {}),
       publicKey: wg.publicKey,
       ...(this.opts.nodeIP
         ? { endpoint: `${this.opts.nodeIP}:${spec.wireguard?.listenPort}` }

@@ -166,6 +166,10 @@ export const nodeNetworkStateStatus = z
     wireguard: z
       .object({
         backend: z.enum(["kernel", "userspace"]).optional(),
+        implementation: z.string().max(256).optional().meta({
+          description:
+            "What runs the tunnel: the wireguard-go version and binary (the current build from the Go module proxy, else Debian's).",
+        }),
         publicKey: z.string().max(64).optional(),
         endpoint: z.string().max(64).optional(),
         nextPublicKey: z.string().max(64).optional(),

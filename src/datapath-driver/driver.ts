@@ -237,7 +237,12 @@ export interface ApplyReport {
   mapEntries: Record<string, number>;
   /** From the plan: what was asked but cannot be enforced here. */
   notEnforced: string[];
-  wireguard?: { backend: "kernel" | "userspace"; peersConfigured: number };
+  wireguard?: {
+    backend: "kernel" | "userspace";
+    peersConfigured: number;
+    /** What runs the tunnel, e.g. "wireguard-go v0.0.20250522 (/path)". */
+    implementation?: string;
+  };
   /** Local pods with policy programs. */
   policyEndpoints?: number;
 }

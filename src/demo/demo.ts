@@ -213,8 +213,10 @@ async function measure(box: BoxState): Promise<NodeRow[]> {
         p.lastHandshakeSeconds ? Math.round(Date.now() / 1000 - p.lastHandshakeSeconds) : undefined,
       );
       const all = ages.length === box.nodes.length - 1 && ages.every((a) => a !== undefined);
+      // Which wireguard-go the agent runs (the current build is ×3 Debian's: docs/benchmarks.md).
+      const version = s?.status?.wireguard?.implementation?.match(/v[\d.]+/)?.[0];
       wireguard = all
-        ? `✓ ${ages.length} peers, handshake ${Math.max(...(ages as number[]))}s ago`
+        ? `✓ ${ages.length} peers, handshake ${Math.max(...(ages as number[]))}s ago${version ? `, wireguard-go ${version}` : ""}`
         : `✗ ${ages.filter((a) => a !== undefined).length}/${box.nodes.length - 1} peers up`;
     }
     const strictCidrs = want?.wireguard?.strictCIDRs ?? [];

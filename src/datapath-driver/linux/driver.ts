@@ -337,6 +337,7 @@ export class LinuxDriver implements DatapathDriver {
     }
     return {
       backend: this.wireguard.backend,
+      implementation: this.wireguard.implementation(ifname),
       peersConfigured: peers.filter((p) => p.allowedIPs.length > 0).length,
     };
   }
