@@ -22,6 +22,7 @@ import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import fc from "fast-check";
+import { nsPath, type TwoPods, twoPods } from "../../../test/support/pod-netns.js";
 import { skipOrFail, skipWhen, unmet } from "../../../test/support/prerequisites.js";
 import type { DirectionPolicy, EndpointPolicy, PolicyEntry } from "../../policy/compile.js";
 import type { Protocol } from "../../policy/verdict.js";
@@ -53,7 +54,6 @@ const nsB = `nlpt-${pid}-b`;
 const hostA = `nlpt${pid}a`;
 const hostB = `nlpt${pid}b`;
 const pinDir = `/sys/fs/bpf/nlpt-${pid}`;
-const GATEWAY = "169.254.1.1";
 const HOST_IP = "10.66.255.1";
 const A = { ns: nsA, host: hostA, ip: "10.66.0.1", ip6: "fd00:66::1", identity: 1000 };
 const B = { ns: nsB, host: hostB, ip: "10.66.0.2", ip6: "fd00:66::2", identity: 2000 };
@@ -67,17 +67,6 @@ function skipReason(): string | undefined {
     tools: ["ip", "nsenter", "sysctl", "timeout", "bash", "ping"],
   });
 }
-
-function run(cmd: string, args: string[]): string {
-  const r = spawnSync(cmd, args, { encoding: "utf8" });
-  if (r.status !== 0)
-    throw new Error(`${cmd} ${args.join(" ")} failed (${r.status}): ${r.stderr || r.stdout}`);
-  return r.stdout;
-}
-
-const inNs = (ns: string, args: string[]): string =>
-  run("nsenter", [`--net=/run/netns/${ns}`, ...args]);
-const nsPath = (ns: string): string => `/run/netns/${ns}`;
 
 /** A TCP echo through a fresh connection from ns: true when the text comes back within 1 s. */
 function tcpEcho(ns: string, ip: string, port: number): boolean {
@@ -160,6 +149,7 @@ const reason = skipReason();
 
 describe("NetworkPolicy datapath on the real kernel", { skip: skipWhen(reason) }, () => {
   const servers: ChildProcess[] = [];
+  let topology: TwoPods | undefined;
   const opened: BpfDatapath[] = [];
   let dp: BpfDatapath;
   let tcx = false;
@@ -210,46 +200,19 @@ describe("NetworkPolicy datapath on the real kernel", { skip: skipWhen(reason) }
       .reduce((n, x) => n + x.wouldDrop, 0);
 
   before(async () => {
-    for (const ns of [nsNode, nsA, nsB]) {
-      run("ip", ["netns", "add", ns]);
-      // No duplicate address detection: addresses work at once.
-      inNs(ns, ["sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0"]);
-      inNs(ns, ["sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0"]);
-      inNs(ns, ["ip", "link", "set", "lo", "up"]);
-    }
-    inNs(nsNode, ["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
-    inNs(nsNode, ["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"]);
-    inNs(nsNode, ["ip", "addr", "add", `${HOST_IP}/32`, "dev", "lo"]);
-    for (const pod of [A, B]) {
-      inNs(nsNode, [
-        "ip",
-        "link",
-        "add",
-        pod.host,
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "eth0",
-        "netns",
-        pod.ns,
-      ]);
-      inNs(nsNode, ["ip", "link", "set", pod.host, "up"]);
-      inNs(nsNode, ["ip", "route", "add", `${pod.ip}/32`, "dev", pod.host, "src", HOST_IP]);
-      inNs(nsNode, ["ip", "-6", "addr", "add", "fe80::1/64", "dev", pod.host, "nodad"]);
-      inNs(nsNode, ["ip", "-6", "route", "add", `${pod.ip6}/128`, "dev", pod.host]);
-      const mac = (
-        JSON.parse(inNs(nsNode, ["ip", "-j", "link", "show", pod.host])) as { address: string }[]
-      )[0]?.address;
-      assert.ok(mac, `MAC of ${pod.host}`);
-      inNs(pod.ns, ["ip", "addr", "add", `${pod.ip}/32`, "dev", "eth0"]);
-      inNs(pod.ns, ["ip", "-6", "addr", "add", `${pod.ip6}/128`, "dev", "eth0", "nodad"]);
-      inNs(pod.ns, ["ip", "link", "set", "eth0", "up"]);
-      inNs(pod.ns, ["ip", "route", "add", GATEWAY, "dev", "eth0", "scope", "link"]);
-      inNs(pod.ns, ["ip", "route", "add", "default", "via", GATEWAY, "dev", "eth0"]);
-      inNs(pod.ns, ["ip", "neigh", "replace", GATEWAY, "lladdr", mac, "dev", "eth0"]);
-      inNs(pod.ns, ["ip", "-6", "route", "add", "default", "via", "fe80::1", "dev", "eth0"]);
-    }
+    // The node and its two pods (test/support/pod-netns.ts: the same wiring as the box's).
+    topology = twoPods(`nlpt-${pid}`, `nlpt${pid}`, 66);
+    assert.deepEqual(
+      [
+        topology.node,
+        topology.a.ns,
+        topology.a.host,
+        topology.a.ip,
+        topology.b.ip,
+        topology.hostIP,
+      ],
+      [nsNode, A.ns, A.host, A.ip, B.ip, HOST_IP],
+    );
     servers.push(await startServers(nsA, [7070], [5353]));
     servers.push(await startServers(nsB, [8080, 8090, 8096, 9090], [5353]));
     withNetns(nsPath(nsNode), () => {
@@ -275,7 +238,7 @@ describe("NetworkPolicy datapath on the real kernel", { skip: skipWhen(reason) }
     for (const d of opened) step("close", () => d.close());
     step("pins", () => BpfDatapath.removePins(pinDir));
     for (const s of servers) step("servers", () => s.kill());
-    for (const ns of [nsA, nsB, nsNode]) step(`netns ${ns}`, () => run("ip", ["netns", "del", ns]));
+    step("namespaces", () => topology?.destroy());
   });
 
   const needTcx = (t: Parameters<typeof skipOrFail>[0]): boolean => {
