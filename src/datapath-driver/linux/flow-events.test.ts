@@ -25,13 +25,20 @@ import {
   twoPods,
   udpFlood,
 } from "../../../test/support/pod-netns.js";
+import {
+  both,
+  endpoint,
+  isolated,
+  NOT_ISOLATED,
+  open,
+  tcp,
+} from "../../../test/support/policy-tiers.js";
 import { skipOrFail, skipWhen, unmet } from "../../../test/support/prerequisites.js";
 import { FlowBuffer } from "../../flows/buffer.js";
 import { emptyContext, type FlowContext, interfacePods } from "../../flows/context.js";
 import type { Flow, FlowLine } from "../../flows/flow.js";
 import { FlowMetrics } from "../../flows/metrics.js";
 import { FlowObserver } from "../../flows/observer.js";
-import type { DirectionPolicy, EndpointPolicy, PolicyEntry } from "../../policy/compile.js";
 import type { EndpointPlan } from "../../policy/node.js";
 import { RealClock } from "../../util/clock.js";
 import { decodeFlowEvent, FLOW_RING_RECORDS, type FlowEvent } from "../maps/flow-events.js";
@@ -62,20 +69,6 @@ function skipReason(): string | undefined {
     tools: ["ip", "nsenter", "sysctl"],
   });
 }
-
-const open: DirectionPolicy = { isolated: false, entries: [] };
-const isolated = (...entries: PolicyEntry[]): DirectionPolicy => ({ isolated: true, entries });
-const endpoint = (ingress: DirectionPolicy, egress: DirectionPolicy = open): EndpointPolicy => ({
-  ingress,
-  egress,
-});
-const both = (p: EndpointPolicy): PolicyTiers => ({ full: p, enforced: p });
-const NOT_ISOLATED = both(endpoint(open));
-const tcp = (peer: number | "any", lo: number, hi = lo): PolicyEntry => ({
-  peer,
-  protocol: "TCP",
-  ports: [lo, hi],
-});
 
 const reason = skipReason();
 

@@ -23,8 +23,16 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import fc from "fast-check";
 import { nsPath, type TwoPods, twoPods } from "../../../test/support/pod-netns.js";
+import {
+  both,
+  endpoint,
+  isolated,
+  NOT_ISOLATED,
+  open,
+  tcp,
+} from "../../../test/support/policy-tiers.js";
 import { skipOrFail, skipWhen, unmet } from "../../../test/support/prerequisites.js";
-import type { DirectionPolicy, EndpointPolicy, PolicyEntry } from "../../policy/compile.js";
+import type { PolicyEntry } from "../../policy/compile.js";
 import type { Protocol } from "../../policy/verdict.js";
 import {
   DIRECTIONS,
@@ -126,19 +134,6 @@ function startServers(ns: string, tcpPorts: number[], udpPorts: number[]): Promi
   });
 }
 
-const open: DirectionPolicy = { isolated: false, entries: [] };
-const isolated = (...entries: PolicyEntry[]): DirectionPolicy => ({ isolated: true, entries });
-const endpoint = (ingress: DirectionPolicy, egress: DirectionPolicy = open): EndpointPolicy => ({
-  ingress,
-  egress,
-});
-const both = (p: EndpointPolicy): PolicyTiers => ({ full: p, enforced: p });
-const NOT_ISOLATED = both(endpoint(open));
-const tcp = (peer: number | "any", lo: number, hi = lo): PolicyEntry => ({
-  peer,
-  protocol: "TCP",
-  ports: [lo, hi],
-});
 const anyProtocol = (peer: number | "any"): PolicyEntry => ({
   peer,
   protocol: "any",

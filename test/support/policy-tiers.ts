@@ -1,0 +1,25 @@
+/**
+ * Compiled NetworkPolicy tiers written by hand, for the real-kernel tests that fill the policy
+ * maps directly (policy-datapath, flow-events).
+ */
+
+import type { PolicyTiers } from "../../src/datapath-driver/maps/policy.js";
+import type { DirectionPolicy, EndpointPolicy, PolicyEntry } from "../../src/policy/compile.js";
+
+export const open: DirectionPolicy = { isolated: false, entries: [] };
+export const isolated = (...entries: PolicyEntry[]): DirectionPolicy => ({
+  isolated: true,
+  entries,
+});
+export const endpoint = (
+  ingress: DirectionPolicy,
+  egress: DirectionPolicy = open,
+): EndpointPolicy => ({ ingress, egress });
+/** The same policy in both tiers (no audit-mode policy). */
+export const both = (p: EndpointPolicy): PolicyTiers => ({ full: p, enforced: p });
+export const NOT_ISOLATED = both(endpoint(open));
+export const tcp = (peer: number | "any", lo: number, hi = lo): PolicyEntry => ({
+  peer,
+  protocol: "TCP",
+  ports: [lo, hi],
+});
