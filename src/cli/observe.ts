@@ -9,7 +9,7 @@ import {
   TABLE_HEADER,
   tableRow,
 } from "../flows/observe.js";
-import { type FlowRecord, startFlowUi } from "../flows/ui-server.js";
+import { RecentFlows, startFlowUi } from "../flows/ui-server.js";
 import { kubeRequest } from "../kube/raw.js";
 import { flags, loadKubeConfig } from "./args.js";
 
@@ -172,11 +172,7 @@ export async function runObserve(rest: string[]): Promise<number> {
     ...(!follow && onlyServerSide && last > 0 ? { limit: String(last) } : {}),
   });
 
-  const kept: FlowRecord[] = [];
-  const keep = (r: FlowRecord) => {
-    kept.push(r);
-    if (kept.length > 4095) kept.shift();
-  };
+  const kept = new RecentFlows();
   const print = (line: FlowLine) => {
     if ("lost_events" in line) {
       say(
@@ -185,7 +181,7 @@ export async function runObserve(rest: string[]): Promise<number> {
       return;
     }
     if (!matchesFilter(line.flow, filter)) return;
-    if (f.ui) return keep(line);
+    if (f.ui) return kept.add(line);
     if (output === "json") process.stdout.write(`${JSON.stringify(line)}\n`);
     else if (output === "table") process.stdout.write(`${formatTable([tableRow(line)])}\n`);
     else process.stdout.write(`${compactLine(line)}\n`);
@@ -196,7 +192,7 @@ export async function runObserve(rest: string[]): Promise<number> {
   process.once("SIGTERM", () => abort.abort());
   if (f.ui) {
     const [host = "127.0.0.1", portText = "0"] = (f.listen ?? "127.0.0.1:0").split(/:(?=\d+$)/);
-    const ui = await startFlowUi(host.replace(/^\[|\]$/g, ""), Number(portText), () => kept);
+    const ui = await startFlowUi(host.replace(/^\[|\]$/g, ""), Number(portText), kept);
     say(`flows from ${nodes.length} node(s): open ${ui.url}`);
     abort.signal.addEventListener("abort", () => ui.server.close());
   }

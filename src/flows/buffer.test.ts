@@ -119,18 +119,19 @@ describe("GET /v1/flows parameters", () => {
 });
 
 describe("GET /v1/flows?follow=1&since=… (a real HTTP server)", () => {
-  it("a follower gets the whole backlog, however long, before live flows", async () => {
+  const line = (n: number) => `{"n":${n},"pad":"${"x".repeat(1000)}"}`;
+  const addFlow = (b: FlowBuffer, n: number) =>
+    b.add({ timeNs: BigInt(n), verdict: "FORWARDED", render: () => line(n) });
+
+  /** A server over `b`, and a follower's lines until `until` says enough (or 10 s pass). */
+  async function follow(
+    b: FlowBuffer,
+    until: (lines: string[]) => boolean,
+    beforeReading: () => Promise<void> | void = () => {},
+  ): Promise<string[]> {
     const { createServer } = await import("node:http");
     const { flowsEndpoint } = await import("./server.js");
     const { FakeClock } = await import("../util/clock.js");
-    const b = new FlowBuffer(4095);
-    // 3,000 lines of 1 KiB: far past a socket's high-water mark.
-    for (let t = 1; t <= 3000; t++)
-      b.add({
-        timeNs: BigInt(t),
-        verdict: "FORWARDED",
-        render: () => `{"n":${t},"pad":"${"x".repeat(1000)}"}`,
-      });
     const handle = flowsEndpoint({
       node: "n1",
       buffer: b,
@@ -147,21 +148,67 @@ describe("GET /v1/flows?follow=1&since=… (a real HTTP server)", () => {
       `http://127.0.0.1:${port}/v1/flows?follow=1&since=1970-01-01T00:00:00Z`,
       { signal },
     );
-    const reader = res.body!.getReader();
-    let text = "";
+    await beforeReading();
+    const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+    const lines: string[] = [];
+    let partial = "";
     try {
-      while ((text.match(/\n/g) ?? []).length < 3000) {
+      while (!until(lines)) {
         const { value, done } = await reader.read();
         if (done) break;
-        text += new TextDecoder().decode(value);
+        const parts = (partial + value).split("\n");
+        partial = parts.pop()!;
+        lines.push(...parts);
       }
     } catch {
-      // timed out: the count below says how far it got
+      // timed out: the caller's counts say how far it got
     }
     ac.abort();
     server.close();
-    const lines = text.trim().split("\n");
-    assert.equal(lines.length, 3000);
-    assert.equal((JSON.parse(lines.at(-1)!) as { n: number }).n, 3000);
+    return lines;
+  }
+
+  it("a follower gets the whole backlog, however long, and the live flows behind it", async () => {
+    const b = new FlowBuffer(4095);
+    // 3,000 lines of 1 KiB: far past a socket's high-water mark.
+    for (let n = 1; n <= 3000; n++) addFlow(b, n);
+    // Live flows while the backlog is still on its way: delivered, not dropped.
+    const lines = await follow(
+      b,
+      (l) => l.length >= 3010,
+      () => {
+        for (let n = 3001; n <= 3010; n++) addFlow(b, n);
+      },
+    );
+    assert.equal(lines.length, 3010);
+    assert.deepEqual(
+      lines.map((l) => (JSON.parse(l) as { n: number }).n),
+      Array.from({ length: 3010 }, (_, i) => i + 1),
+    );
+  });
+
+  it("a follower that cannot keep up loses live lines, and is told how many", async () => {
+    const b = new FlowBuffer(10);
+    const live = 20_000; // 20 MiB in one go: far past what may wait for one follower
+    type Lost = { lost_events: { source: string; num_events_lost: number } };
+    const count = (lines: string[]) => {
+      const lost = lines
+        .filter((l) => l.includes("lost_events"))
+        .map((l) => (JSON.parse(l) as Lost).lost_events);
+      return { flows: lines.length - lost.length, lost };
+    };
+    const lines = await follow(
+      b,
+      // The loss is reported once the socket drains, after the lines it kept: stop there.
+      (l) => l.at(-1)?.includes("lost_events") ?? false,
+      () => {
+        for (let n = 1; n <= live; n++) addFlow(b, n);
+      },
+    );
+    const { flows, lost } = count(lines);
+    assert.ok(lost.length > 0, "a lost_events line");
+    assert.ok(lost.every((l) => l.source === "CLIENT_STREAM"));
+    assert.ok(flows < live, "some lines were dropped");
+    assert.equal(flows + lost.reduce((a, l) => a + l.num_events_lost, 0), live);
   });
 });

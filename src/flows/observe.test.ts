@@ -3,6 +3,7 @@ import { describe, it } from "node:test";
 import type { Flow } from "./flow.js";
 import { compactLine, matchesFilter, parseSince, tableRow } from "./observe.js";
 import { edgeVerdict, serviceMap } from "./servicemap.js";
+import { RecentFlows } from "./ui-server.js";
 
 const flow = (over: Partial<Flow> = {}): Flow => ({
   time: "2026-11-30T01:02:03.123456789Z",
@@ -118,5 +119,28 @@ describe("service map", () => {
       destination: { identity: 2, labels: ["reserved:world"] },
     } as Partial<Flow>);
     assert.deepEqual(serviceMap([mld]), { nodes: [], edges: [] });
+  });
+});
+
+describe("RecentFlows (what the flow page shows of several nodes' streams)", () => {
+  const at = (node: string, second: number) => {
+    const time = `2026-11-30T01:02:${String(second).padStart(2, "0")}.000000000Z`;
+    return { flow: flow({ time, node_name: node }), node_name: node, time };
+  };
+  const seconds = (r: RecentFlows) => r.all().map((x) => Number(x.time.slice(17, 19)));
+
+  it("keeps the newest by time when one node's backlog lands after another's live flows", () => {
+    const r = new RecentFlows(4);
+    r.add(at("n1", 50)); // n1's live flows arrive first
+    r.add(at("n1", 51));
+    for (let s = 10; s < 16; s++) r.add(at("n2", s)); // then n2's older backlog
+    r.add(at("n2", 52));
+    assert.deepEqual(seconds(r), [15, 50, 51, 52]);
+  });
+
+  it("keeps them in time order whatever the arrival order", () => {
+    const r = new RecentFlows(10);
+    for (const s of [5, 1, 4, 2, 3, 3]) r.add(at("n1", s));
+    assert.deepEqual(seconds(r), [1, 2, 3, 3, 4, 5]);
   });
 });

@@ -3,9 +3,10 @@
  * one as it arrives; only for clients the API server authenticates and authorizes (auth.ts).
  * docs/flows.md is the reference for the parameters and the lines.
  *
- * A follower that reads more slowly than flows arrive is never waited for: lines are dropped
- * while its socket is full and it then gets a lost_events line (source CLIENT_STREAM) with the
- * count; losses in the kernel's ring reach every follower the same way (BPF_RING_BUFFER).
+ * A follower that reads more slowly than flows arrive is never waited for: past its backlog, at
+ * most FOLLOWER_QUEUE_BYTES of live lines wait for its socket; more are dropped and it then gets
+ * a lost_events line (source CLIENT_STREAM) with the count. Losses in the kernel's ring reach
+ * every follower the same way (BPF_RING_BUFFER).
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Logger } from "pino";
@@ -19,6 +20,12 @@ import { lostLine } from "./observer.js";
 
 export const FLOWS_PATH = "/v1/flows";
 export const MAX_FOLLOWERS = 32;
+/**
+ * Live lines that may wait for one follower's socket beyond its backlog: a burst (a new
+ * follower's backlog still in flight, a flood's first second) is delivered, not dropped;
+ * 32 followers cost at most 32 MiB.
+ */
+export const FOLLOWER_QUEUE_BYTES = 1 << 20;
 
 const VERDICTS: readonly FlowVerdict[] = ["FORWARDED", "DROPPED", "AUDIT"];
 const PARAMS = new Set(["since", "until", "limit", "follow", "verdict"]);
@@ -162,23 +169,26 @@ async function serve(
   // A follower sees the stream open at once, not at its first flow.
   res.flushHeaders();
   req.socket.setKeepAlive(true, 30_000);
-  let blocked = false;
+  // Bytes queued for the socket may reach the backlog's size plus FOLLOWER_QUEUE_BYTES.
+  let ceiling = FOLLOWER_QUEUE_BYTES;
   let dropped = 0;
+  const reportDropped = () => {
+    if (dropped === 0) return;
+    opts.onClientLost?.(dropped);
+    const now = BigInt(opts.clock.now().getTime()) * 1_000_000n;
+    res.write(`${lostLine(opts.node, "CLIENT_STREAM", dropped, now)}\n`);
+    dropped = 0;
+  };
   const send = (line: string) => {
-    if (blocked) {
+    if (res.writableLength > ceiling) {
       dropped++;
       return;
     }
-    if (!res.write(`${line}\n`)) blocked = true;
+    reportDropped();
+    res.write(`${line}\n`);
   };
-  res.on("drain", () => {
-    blocked = false;
-    if (dropped === 0) return;
-    opts.onClientLost?.(dropped);
-    const n = dropped;
-    dropped = 0;
-    send(lostLine(opts.node, "CLIENT_STREAM", n, BigInt(opts.clock.now().getTime()) * 1_000_000n));
-  });
+  // The count reaches the follower as soon as its socket takes data again, not at the next flow.
+  res.on("drain", reportDropped);
   // Live filter: the verdicts; since and limit bound the backlog only.
   const live: FlowQuery = query.verdicts ? { verdicts: query.verdicts } : {};
   const stop = opts.buffer.follow((e: StreamEvent) => {
@@ -189,7 +199,7 @@ async function serve(
   // The backlog is bounded (the buffer's size): written whole, whatever the socket's pace; only
   // live lines are dropped for a follower that cannot keep up.
   for (const f of backlog) res.write(`${f.line()}\n`);
-  blocked = res.writableNeedDrain;
+  ceiling = res.writableLength + FOLLOWER_QUEUE_BYTES;
   await new Promise<void>((resolve) => res.on("close", resolve));
   stop();
   if (dropped > 0) opts.onClientLost?.(dropped);

@@ -11,17 +11,38 @@ import { serviceMap } from "./servicemap.js";
 
 export type FlowRecord = Extract<FlowLine, { flow: Flow }>;
 
-/** Serves the page for whatever `recent()` returns at each request; resolves once listening. */
+/**
+ * The most recent `capacity` flows of several nodes' streams, in time order. Streams interleave
+ * as they arrive — one node's whole backlog may land after another's live flows — so the oldest
+ * by time makes room, not the first to arrive.
+ */
+export class RecentFlows {
+  private readonly flows: FlowRecord[] = [];
+
+  constructor(private readonly capacity = 4095) {}
+
+  add(r: FlowRecord): void {
+    // Mostly appends: search back from the end for the place.
+    let i = this.flows.length;
+    while (i > 0 && this.flows[i - 1]!.flow.time > r.flow.time) i--;
+    if (i === 0 && this.flows.length >= this.capacity) return; // older than all it keeps
+    this.flows.splice(i, 0, r);
+    if (this.flows.length > this.capacity) this.flows.shift();
+  }
+
+  /** Oldest first. */
+  all(): readonly FlowRecord[] {
+    return this.flows;
+  }
+}
+
+/** Serves the page for the flows `recent` holds at each request; resolves once listening. */
 export async function startFlowUi(
   host: string,
   port: number,
-  recent: () => readonly FlowRecord[],
+  recent: RecentFlows,
 ): Promise<{ server: Server; url: string }> {
-  // Several nodes' streams interleave as they arrive: the page shows them in time order.
-  const inOrder = () =>
-    [...recent()].sort((a, b) =>
-      a.flow.time < b.flow.time ? -1 : a.flow.time > b.flow.time ? 1 : 0,
-    );
+  const inOrder = () => recent.all();
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? "/", "http://localhost");
     const json = (body: unknown) =>

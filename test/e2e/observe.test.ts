@@ -16,6 +16,7 @@ import { POD_HELPER } from "../../src/box/probe.js";
 import { type ProbeSpec, ScenarioBox, scenarioSchema } from "../../src/box/scenario.js";
 import { BPF_OBJECT } from "../../src/datapath-driver/linux/driver.js";
 import type { Flow, FlowLine } from "../../src/flows/flow.js";
+import type { ServiceMap } from "../../src/flows/servicemap.js";
 import { kubeRequest } from "../../src/kube/raw.js";
 import { eventually } from "../support/eventually.js";
 import { skipWhen, unmet } from "../support/prerequisites.js";
@@ -370,6 +371,22 @@ describe("flow visibility in the cluster-in-a-box: the endpoint, netloom observe
         10_000,
       );
       await box.measure("map", [allowed, denied]);
+      // The data first (the page's own API), then the page drawing it: a failure says which.
+      const edge = (m: ServiceMap, from: string, verdict: "forwarded" | "dropped") =>
+        m.edges.some((e) => e.from === from && e.to === "shop/db" && e[verdict] > 0);
+      let seen = "";
+      await eventually(
+        "both connections in the map's data",
+        async () => {
+          const m = (await (await fetch(`${url}api/map`)).json()) as ServiceMap;
+          seen = JSON.stringify(m.edges);
+          return edge(m, "shop/intruder", "dropped") && edge(m, "shop/web", "forwarded");
+        },
+        15_000,
+        200,
+      ).catch((e: Error) => {
+        throw new Error(`${e.message}; edges: ${seen}`);
+      });
       const browse = (extra: string[]) =>
         execFileSync(
           "chromium",
