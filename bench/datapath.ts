@@ -49,7 +49,8 @@ import {
 import { encodeDenyKey } from "../src/datapath-driver/maps/egress-deny.js";
 import {
   type EndpointValue,
-  endpointFlags,
+  endpointMaps,
+  ipcacheDigest,
   ipcacheEntries,
   type PolicyTiers,
   policyMapEntries,
@@ -511,16 +512,14 @@ async function lookupSection(): Promise<LookupFigures> {
         program: bpf.programId("netloom_pod_ingress"),
         probe: [LB.ip, 8001],
         load: () => {
-          bpf.syncIpcache(ipcacheEntries({ [LA.ip]: PEER_IDENTITY, [LB.ip]: POD_IDENTITY }));
-          bpf.syncPolicy(policyMapEntries(ifindex, tiers));
-          bpf.syncEndpoints(
-            new Map<number, EndpointValue>([
-              [
-                ifindex,
-                { identity: POD_IDENTITY, flags: endpointFlags(tiers, { allowHost: true }) },
-              ],
-            ]),
-          );
+          const ipcache = ipcacheEntries({ [LA.ip]: PEER_IDENTITY, [LB.ip]: POD_IDENTITY });
+          const { value, entries } = endpointMaps(ifindex, POD_IDENTITY, tiers, {
+            allowHost: true,
+            ipcache: ipcacheDigest(ipcache),
+          });
+          bpf.syncIpcache(ipcache);
+          bpf.syncPolicy(entries);
+          bpf.syncEndpoints(new Map<number, EndpointValue>([[ifindex, value]]));
           inLa(() => {
             bpf.attach("eth0", "netloom_pod_egress", "tcx");
             bpf.attach("eth0", "netloom_pod_ingress", "tcx");
@@ -1234,7 +1233,7 @@ function lookupReport(f: LookupFigures, short: string[]): string[] {
     "Against the targets:",
     "",
     `- ${verdict(ebpf10k, "eBPF LPM map, 10,000 entries", true)}`,
-    `- ${verdict(pol, `NetworkPolicy, ${pol?.entries.toLocaleString("en") ?? "10,000"} policy entries for one endpoint (pod programs on its host veth, both hooks)`, false)} (TCP ${pol ? change(pol.figures.tcpBps, pol.base.tcpBps) : "n/a"}, not a target)${polSmall?.nsPerPacket !== undefined && pol?.nsPerPacket !== undefined ? `; with ${polSmall.entries} entries the program runs ${fmt(polSmall.nsPerPacket, 0)} ns a packet: ${fmt(pol.nsPerPacket - polSmall.nsPerPacket, 0)} ns of it grow with the policy map (its two LPM lookups reach deeper), the rest is per-packet work whatever the policy's size (conntrack lookups and refresh, the endpoint and ipcache lookups, the same two lookups in a small trie)` : ""}`,
+    `- ${verdict(pol, `NetworkPolicy, ${pol?.entries.toLocaleString("en") ?? "10,000"} policy entries for one endpoint (pod programs on its host veth, both hooks)`, false)} (TCP ${pol ? change(pol.figures.tcpBps, pol.base.tcpBps) : "n/a"}, not a target)${polSmall?.nsPerPacket !== undefined && pol?.nsPerPacket !== undefined ? `; with ${polSmall.entries} entries the program runs ${fmt(polSmall.nsPerPacket, 0)} ns a packet (a packet of an established connection costs one conntrack lookup whatever the policy's size; the policy's LPM lookups run for a connection's first packet, and again after a policy or identity change)` : ""}`,
     `- for comparison at 10,000: iptables latency ×${ipt ? ratio(ipt.figures.latency.p50Us, ipt.base.latency.p50Us) : "n/a"}, packet rate ×${ipt ? ratio(ipt.figures.udp.sentPps, ipt.base.udp.sentPps) : "n/a"}; the nftables set ×${nft ? ratio(nft.figures.latency.p50Us, nft.base.latency.p50Us) : "n/a"}, ×${nft ? ratio(nft.figures.udp.sentPps, nft.base.udp.sentPps) : "n/a"}`,
   ];
 }

@@ -377,8 +377,8 @@ struct flow_note {
   __u32 peer_identity;
 };
 
-static __always_inline void flow_emit(const struct ct_key *t, const struct flow_note *n,
-                                      __u64 now)
+/* Events carry the precise clock (conntrack keeps the coarse one: it only ages entries). */
+static __always_inline void flow_emit(const struct ct_key *t, const struct flow_note *n)
 {
   struct flow_event *e = bpf_ringbuf_reserve(&flow_events, sizeof(*e), 0);
 
@@ -390,7 +390,7 @@ static __always_inline void flow_emit(const struct ct_key *t, const struct flow_
       *lost += 1; /* per-CPU slot */
     return;
   }
-  e->time_ns = now;
+  e->time_ns = bpf_ktime_get_ns();
   __builtin_memcpy(e->saddr, t->saddr, sizeof(e->saddr));
   __builtin_memcpy(e->daddr, t->daddr, sizeof(e->daddr));
   e->sport = t->sport;
@@ -431,7 +431,7 @@ static __always_inline int drop_with_event(struct __sk_buff *skb, struct ct_key 
       .peer_identity = identity_of(t->daddr, t->family),
   };
 
-  flow_emit(t, &n, bpf_ktime_get_ns());
+  flow_emit(t, &n);
   return count_drop(drop_reason);
 }
 
@@ -629,8 +629,9 @@ int netloom_tunnel_egress(struct __sk_buff *skb)
  * NetworkPolicy, per pod, on the host side of its veth.
  *
  * Maps:
- *   endpoints     HASH  host veth ifindex → {identity, flags}: which pod, isolated how. A packet
- *                 on a device without an entry passes untouched.
+ *   endpoints     HASH  host veth ifindex → {identity, flags, revision}: which pod, isolated
+ *                 how, and a digest of everything its verdicts depend on (its flags and policy
+ *                 entries, the ipcache). A packet on a device without an entry passes untouched.
  *   policy        LPM   {ifindex, peer identity, direction, protocol, port} → ALLOW flags.
  *                 Peer identity 0 is "any peer". Data bits: ifindex 32, identity 32, direction
  *                 8, protocol 8, port 16 (network order, so a port range is a few prefixes).
@@ -639,8 +640,10 @@ int netloom_tunnel_egress(struct __sk_buff *skb)
  *                 loader ORs into every entry the flags of the shorter entries covering it.
  *   ipcache4/6    LPM   address → identity; a miss is IDENTITY_WORLD (defined above: the
  *                 native-device programs name the identities of what they drop too).
- *   conntrack     LRU   (5-tuple as first seen, direction that accepted it) → last-seen ns,
- *                 with bit 0 (CT_CLOSING) set once a FIN or RST was seen (its end reported).
+ *   conntrack     LRU   (5-tuple as first seen, direction that accepted it) → {last seen
+ *                 (coarse ns, refreshed at most every CT_REFRESH_NS), with bit 0 (CT_CLOSING)
+ *                 set once a FIN or RST was seen (its end reported); the endpoint revision
+ *                 that accepted it}.
  *                 A packet whose reversed tuple was accepted in the other direction, recently,
  *                 is a reply: e.g. B's answer leaving B passes because B's ingress accepted
  *                 the connection (not merely because A's egress let it out).
@@ -649,7 +652,11 @@ int netloom_tunnel_egress(struct __sk_buff *skb)
  *                 (drops[DROP_POLICY_DENIED] counts them too).
  *
  * Per packet: endpoint by skb->ifindex (none → pass); non-IP and IPv6 neighbour discovery
- * pass; a reply (reversed tuple tracked) passes; the peer's identity comes from the ipcache
+ * pass; a packet of a connection this direction accepted under the endpoint's current
+ * revision passes (one hash lookup: an established flow costs the same with 10 or 10,000
+ * policy entries; a changed policy or ipcache changes the revision, so the connection's next
+ * packet is decided again, as Cilium decides every packet); a reply (reversed tuple tracked)
+ * passes; the peer's identity comes from the ipcache
  * (the destination for egress, the source for ingress); ingress from the host passes when the
  * endpoint has ALLOW_HOST (kubelet probes); then two policy lookups (the peer's identity and
  * any peer), ORed. Two policy sets are encoded side by side: the full set (ALLOW, isolation
@@ -684,12 +691,25 @@ int netloom_tunnel_egress(struct __sk_buff *skb)
 /* How long a tracked connection's replies pass after its last packet (Cilium's defaults). */
 #define CT_LIFETIME_TCP_NS (21600ULL * 1000000000ULL)
 #define CT_LIFETIME_OTHER_NS (60ULL * 1000000000ULL)
-/* Bit 0 of a conntrack value: its end was seen and reported (times lose 1 ns of precision). */
+/* Bit 0 of a conntrack entry's time: its end was seen and reported (times lose 1 ns). */
 #define CT_CLOSING 1ULL
+/*
+ * A tracked connection's time is written at most this often (and when its end is seen): a
+ * write per packet would bounce the entry's cache line between CPUs. Lifetimes are 60 s and
+ * more, so they stretch by at most a second.
+ */
+#define CT_REFRESH_NS 1000000000ULL
 
 struct endpoint_value {
   __u32 identity;
   __u32 flags;
+  __u32 revision; /* the digest its tracked connections were accepted under */
+};
+
+struct ct_entry {
+  __u64 seen;     /* bpf_ktime_get_coarse_ns of the last packet, CT_CLOSING in bit 0 */
+  __u32 revision; /* endpoint_value.revision when this direction accepted it */
+  __u32 pad;
 };
 
 struct policy_key {
@@ -731,7 +751,7 @@ struct {
   __uint(type, BPF_MAP_TYPE_LRU_HASH);
   __uint(max_entries, 65536);
   __type(key, struct ct_key);
-  __type(value, __u64); /* bpf_ktime_get_ns of the last packet, CT_CLOSING in bit 0 */
+  __type(value, struct ct_entry);
 } conntrack SEC(".maps");
 
 struct {
@@ -827,6 +847,43 @@ static __always_inline enum flow_parse parse_ipv6_flow(struct __sk_buff *skb, st
 }
 
 /*
+ * The common packet read in place, without helper calls: IPv4 without options, not a later
+ * fragment, TCP or UDP, its headers in the linear part. Fixed offsets only (a variable offset
+ * on a packet pointer needs CAP_PERFMON, which the agent does not have). False for anything
+ * else: the caller reads it with bpf_skb_load_bytes (parse_ipv4_flow, parse_ipv6_flow), which
+ * says the same of the same packet.
+ */
+static __always_inline bool parse_ipv4_in_place(struct __sk_buff *skb, struct ct_key *t,
+                                                __u8 *l4_flags)
+{
+  void *data = (void *)(long)skb->data;
+  void *data_end = (void *)(long)skb->data_end;
+  struct ethhdr *eth = data;
+  struct iphdr *ip = data + sizeof(struct ethhdr);
+  __u8 *l4 = data + sizeof(struct ethhdr) + sizeof(struct iphdr);
+
+  if ((void *)(l4 + 4) > data_end)
+    return false;
+  if (eth->h_proto != bpf_htons(ETH_P_IP) || ip->version != 4 || ip->ihl != 5 ||
+      (ip->frag_off & bpf_htons(IP_OFFSET)))
+    return false;
+  if (ip->protocol == IPPROTO_TCP) {
+    if ((void *)(l4 + 14) > data_end)
+      return false;
+    *l4_flags = l4[13];
+  } else if (ip->protocol != IPPROTO_UDP) {
+    return false;
+  }
+  t->family = 4;
+  t->protocol = ip->protocol;
+  __builtin_memcpy(t->saddr, &ip->saddr, 4);
+  __builtin_memcpy(t->daddr, &ip->daddr, 4);
+  __builtin_memcpy(&t->sport, l4, sizeof(t->sport));
+  __builtin_memcpy(&t->dport, l4 + 2, sizeof(t->dport));
+  return true;
+}
+
+/*
  * Was a tuple last seen at `seen` still alive at `now`? Another CPU may have stamped it after
  * this packet read the clock (seen > now): alive, not a wrapped-around age.
  */
@@ -852,29 +909,76 @@ enum ct_seen {
 };
 
 /*
- * Records (or refreshes) the tuple in its direction and says what the packet is to it. A new
- * connection's first packet may carry a FIN or RST: it is CT_NEW, and marked closing.
+ * Stamps a tracked entry with this packet's time (at most every CT_REFRESH_NS, or when it
+ * starts closing), keeping CT_CLOSING once set.
  */
-static __always_inline enum ct_seen ct_track(const struct ct_key *t, __u64 now, __u8 l4_flags)
+static __always_inline void ct_refresh(struct ct_entry *e, __u64 old, __u64 now, bool closing)
+{
+  const __u64 seen = old & ~CT_CLOSING;
+
+  if (!closing && (__s64)(now - seen) < (__s64)CT_REFRESH_NS)
+    return;
+  e->seen = (now & ~CT_CLOSING) | (old & CT_CLOSING) | (closing ? CT_CLOSING : 0);
+}
+
+/* A TCP SYN (no ACK) on a tuple whose end was seen: the tuple reused by a new connection. */
+static __always_inline bool ct_reopened(const struct ct_key *t, __u64 old, __u8 l4_flags)
+{
+  return t->protocol == IPPROTO_TCP && (old & CT_CLOSING) &&
+         (l4_flags & (TCP_SYN | TCP_ACK)) == TCP_SYN;
+}
+
+/*
+ * The fast path: a packet of a connection this direction accepted under `revision`, alive and
+ * not reopened. Says CT_TRACKED, or CT_ENDED for its first FIN or RST; CT_NEW when the slow
+ * path must decide (untracked, expired, reopened, or accepted under another revision).
+ */
+static __always_inline enum ct_seen ct_established(const struct ct_key *t, __u64 now,
+                                                   __u8 l4_flags, __u32 revision)
+{
+  struct ct_entry *e = bpf_map_lookup_elem(&conntrack, t);
+
+  if (!e || e->revision != revision)
+    return CT_NEW;
+  const __u64 old = e->seen;
+
+  if (!ct_alive(old, now, t->protocol) || ct_reopened(t, old, l4_flags))
+    return CT_NEW;
+  const bool ends = ct_ending(t, l4_flags) && !(old & CT_CLOSING);
+
+  ct_refresh(e, old, now, ends);
+  return ends ? CT_ENDED : CT_TRACKED;
+}
+
+/*
+ * Records (or refreshes) the tuple in its direction, accepted under `revision`, and says what
+ * the packet is to it. A new connection's first packet may carry a FIN or RST: it is CT_NEW,
+ * and marked closing.
+ */
+static __always_inline enum ct_seen ct_track(const struct ct_key *t, __u64 now, __u8 l4_flags,
+                                             __u32 revision)
 {
   const bool ending = ct_ending(t, l4_flags);
   const __u64 stamp = (now & ~CT_CLOSING) | (ending ? CT_CLOSING : 0);
-  __u64 *v = bpf_map_lookup_elem(&conntrack, t);
+  struct ct_entry *e = bpf_map_lookup_elem(&conntrack, t);
 
-  if (!v) {
-    bpf_map_update_elem(&conntrack, t, &stamp, BPF_ANY);
+  if (!e) {
+    struct ct_entry fresh = {.seen = stamp, .revision = revision};
+
+    bpf_map_update_elem(&conntrack, t, &fresh, BPF_ANY);
     return CT_NEW;
   }
-  const __u64 old = *v;
-  const bool reopened = t->protocol == IPPROTO_TCP && (old & CT_CLOSING) &&
-                        (l4_flags & (TCP_SYN | TCP_ACK)) == TCP_SYN;
+  const __u64 old = e->seen;
 
-  if (!ct_alive(old, now, t->protocol) || reopened) {
-    *v = stamp;
+  e->revision = revision;
+  if (!ct_alive(old, now, t->protocol) || ct_reopened(t, old, l4_flags)) {
+    e->seen = stamp;
     return CT_NEW;
   }
-  *v = stamp | (old & CT_CLOSING);
-  return ending && !(old & CT_CLOSING) ? CT_ENDED : CT_TRACKED;
+  const bool ends = ending && !(old & CT_CLOSING);
+
+  ct_refresh(e, old, now, ends);
+  return ends ? CT_ENDED : CT_TRACKED;
 }
 
 /* The tuple a reply answers: t reversed, accepted in the other direction. */
@@ -898,17 +1002,17 @@ static __always_inline void ct_reverse(const struct ct_key *t, struct ct_key *re
  */
 static __always_inline enum ct_seen ct_reply(const struct ct_key *rev, __u64 now, __u8 l4_flags)
 {
-  __u64 *v = bpf_map_lookup_elem(&conntrack, rev);
+  struct ct_entry *e = bpf_map_lookup_elem(&conntrack, rev);
 
-  if (!v)
+  if (!e)
     return CT_NEW;
-  const __u64 old = *v;
+  const __u64 old = e->seen;
 
   if (!ct_alive(old, now, rev->protocol))
     return CT_NEW;
   const bool ends = ct_ending(rev, l4_flags) && !(old & CT_CLOSING);
 
-  *v = (now & ~CT_CLOSING) | (old & CT_CLOSING) | (ends ? CT_CLOSING : 0);
+  ct_refresh(e, old, now, ends);
   return ends ? CT_ENDED : CT_TRACKED;
 }
 
@@ -945,31 +1049,50 @@ static __always_inline int pod_policy(struct __sk_buff *skb, const __u8 directio
     return TC_ACT_OK;
   const __u32 local_identity = ep->identity;
   const __u32 ep_flags = ep->flags;
+  const __u32 revision = ep->revision;
 
-  struct ethhdr eth;
   struct ct_key t = {.direction = direction};
-  enum flow_parse parsed;
   __u8 l4_flags = 0;
 
-  if (bpf_skb_load_bytes(skb, 0, &eth, sizeof(eth)) < 0)
-    return TC_ACT_OK;
-  if (eth.h_proto == bpf_htons(ETH_P_IP))
-    parsed = parse_ipv4_flow(skb, &t, &l4_flags);
-  else if (eth.h_proto == bpf_htons(ETH_P_IPV6))
-    parsed = parse_ipv6_flow(skb, &t, &l4_flags);
-  else
-    return TC_ACT_OK; /* ARP, ...: not policy's */
-  if (parsed != FLOW_OK)
-    return TC_ACT_OK;
+  if (!parse_ipv4_in_place(skb, &t, &l4_flags)) {
+    struct ethhdr eth;
+    enum flow_parse parsed;
 
-  const __u64 now = bpf_ktime_get_ns();
-  struct flow_note note = {
+    if (bpf_skb_load_bytes(skb, 0, &eth, sizeof(eth)) < 0)
+      return TC_ACT_OK;
+    if (eth.h_proto == bpf_htons(ETH_P_IP))
+      parsed = parse_ipv4_flow(skb, &t, &l4_flags);
+    else if (eth.h_proto == bpf_htons(ETH_P_IPV6))
+      parsed = parse_ipv6_flow(skb, &t, &l4_flags);
+    else
+      return TC_ACT_OK; /* ARP, ...: not policy's */
+    if (parsed != FLOW_OK)
+      return TC_ACT_OK;
+  }
+
+  const __u64 now = bpf_ktime_get_coarse_ns();
+  const struct flow_note forwarded = {
       .verdict = VERDICT_FORWARDED,
       .direction = direction,
       .l4_flags = l4_flags,
       .ifindex = ifindex,
       .local_identity = local_identity,
   };
+  enum ct_seen established = ct_established(&t, now, l4_flags, revision);
+
+  if (established != CT_NEW) {
+    if (established == CT_ENDED) {
+      struct flow_note end = forwarded;
+
+      end.kind = FLOW_KIND_END;
+      end.peer_identity = direction == DIR_INGRESS ? identity_of(t.saddr, t.family)
+                                                   : identity_of(t.daddr, t.family);
+      flow_emit(&t, &end);
+    }
+    return TC_ACT_OK;
+  }
+  struct flow_note note = forwarded;
+
   struct ct_key rev;
 
   ct_reverse(&t, &rev);
@@ -982,7 +1105,7 @@ static __always_inline int pod_policy(struct __sk_buff *skb, const __u8 directio
       note.direction = rev.direction;
       note.peer_identity = direction == DIR_INGRESS ? identity_of(t.saddr, t.family)
                                                     : identity_of(t.daddr, t.family);
-      flow_emit(&rev, &note, now);
+      flow_emit(&rev, &note);
     }
     return TC_ACT_OK;
   }
@@ -1012,7 +1135,7 @@ static __always_inline int pod_policy(struct __sk_buff *skb, const __u8 directio
   }
 
   if (allow_enforced) {
-    enum ct_seen seen = ct_track(&t, now, l4_flags);
+    enum ct_seen seen = ct_track(&t, now, l4_flags, revision);
 
     if (seen == CT_NEW) {
       note.kind = FLOW_KIND_NEW;
@@ -1024,10 +1147,10 @@ static __always_inline int pod_policy(struct __sk_buff *skb, const __u8 directio
         note.verdict = VERDICT_AUDIT;
         note.reason = FLOW_REASON_POLICY_DENIED;
       }
-      flow_emit(&t, &note, now);
+      flow_emit(&t, &note);
     } else if (seen == CT_ENDED) {
       note.kind = FLOW_KIND_END;
-      flow_emit(&t, &note, now);
+      flow_emit(&t, &note);
     }
     return TC_ACT_OK;
   }
@@ -1041,7 +1164,7 @@ static __always_inline int pod_policy(struct __sk_buff *skb, const __u8 directio
   note.kind = FLOW_KIND_DROP;
   note.verdict = VERDICT_DROPPED;
   note.reason = FLOW_REASON_POLICY_DENIED;
-  flow_emit(&t, &note, now);
+  flow_emit(&t, &note);
   return count_drop(DROP_POLICY_DENIED);
 }
 

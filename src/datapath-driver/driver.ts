@@ -8,11 +8,11 @@ import {
   describeIpcacheEntries,
   describePolicyEntries,
   type EndpointValue,
-  endpointFlags,
+  endpointMaps,
   type IpcacheEntry,
+  ipcacheDigest,
   ipcacheEntries,
   type PolicyMapEntry,
-  policyMapEntries,
 } from "./maps/policy.js";
 import type { PeerConfig, PeerState } from "./wireguard/uapi.js";
 
@@ -120,6 +120,7 @@ export function planPolicy(
     ipcache: ipcacheEntries(new Map(policy.ipcache.map((e) => [e.cidr, e.identity]))),
     podOf: new Map(),
   };
+  const ipcache = ipcacheDigest(plan.ipcache);
   for (const e of policy.endpoints) {
     const dev = endpointDevices.get(e.pod);
     if (!dev) {
@@ -129,11 +130,12 @@ export function planPolicy(
     plan.devices.push(dev.ifname);
     plan.podOf.set(dev.ifindex, e.pod);
     // The node reaches its own pods whatever the policy (kubelet probes), as Cilium allows.
-    plan.endpoints.set(dev.ifindex, {
-      identity: e.identity,
-      flags: endpointFlags(e.tiers, { allowHost: true }),
+    const { value, entries } = endpointMaps(dev.ifindex, e.identity, e.tiers, {
+      allowHost: true,
+      ipcache,
     });
-    plan.entries.push(...policyMapEntries(dev.ifindex, e.tiers));
+    plan.endpoints.set(dev.ifindex, value);
+    plan.entries.push(...entries);
   }
   plan.devices.sort();
   return plan;

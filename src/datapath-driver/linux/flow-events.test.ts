@@ -44,11 +44,10 @@ import { RealClock } from "../../util/clock.js";
 import { decodeFlowEvent, FLOW_RING_RECORDS, type FlowEvent } from "../maps/flow-events.js";
 import {
   type EndpointValue,
-  endpointFlags,
+  endpointMaps,
   IDENTITY_HOST,
   ipcacheEntries,
   type PolicyTiers,
-  policyMapEntries,
 } from "../maps/policy.js";
 import { BpfDatapath } from "./bpf-datapath.js";
 import { BPF_OBJECT } from "./driver.js";
@@ -81,13 +80,16 @@ describe("flow events on the real kernel", { skip: skipWhen(reason) }, () => {
   const ifindex = { a: 0, b: 0 };
 
   const setPolicy = (a: PolicyTiers, b: PolicyTiers) => {
+    const opts = { allowHost: true, ipcache: "" };
+    const ma = endpointMaps(ifindex.a, ID_A, a, opts);
+    const mb = endpointMaps(ifindex.b, ID_B, b, opts);
+    dp.syncPolicy([...ma.entries, ...mb.entries]);
     dp.syncEndpoints(
       new Map<number, EndpointValue>([
-        [ifindex.a, { identity: ID_A, flags: endpointFlags(a, { allowHost: true }) }],
-        [ifindex.b, { identity: ID_B, flags: endpointFlags(b, { allowHost: true }) }],
+        [ifindex.a, ma.value],
+        [ifindex.b, mb.value],
       ]),
     );
-    dp.syncPolicy([...policyMapEntries(ifindex.a, a), ...policyMapEntries(ifindex.b, b)]);
   };
 
   /** Every record in the ring now, decoded (a record that does not decode fails the test). */

@@ -41,9 +41,11 @@ import {
   ENDPOINT_FLAG,
   type EndpointValue,
   endpointFlags,
+  endpointMaps,
   IDENTITY_ANY,
   IDENTITY_HOST,
   IP_PROTOCOL,
+  ipcacheDigest,
   ipcacheEntries,
   lookupModel,
   POLICY_ALLOW,
@@ -110,6 +112,20 @@ function udpEcho(ns: string, ip: string, port: number): boolean {
   return r.stdout === "hi\n";
 }
 
+/**
+ * One UDP datagram from a fixed source port of ns and its echo: each call is the same 5-tuple,
+ * so the same tracked connection. True when the echo comes back within 1 s.
+ */
+function udpEchoFrom(ns: string, ip: string, port: number, sourcePort: number): boolean {
+  const js = `const s=require('dgram').createSocket('udp4');const t=setTimeout(()=>{console.log('timeout');process.exit(0)},1000);
+s.on('message',()=>{console.log('echo');clearTimeout(t);s.close()});
+s.bind(${sourcePort},()=>s.send('hi',${port},'${ip}'));`;
+  const r = spawnSync("nsenter", [`--net=/run/netns/${ns}`, process.execPath, "-e", js], {
+    encoding: "utf8",
+  });
+  return r.stdout.trim() === "echo";
+}
+
 function pings(ns: string, ip: string): boolean {
   const r = spawnSync("nsenter", [`--net=/run/netns/${ns}`, "ping", "-c", "1", "-W", "1", ip], {
     stdio: "ignore",
@@ -164,14 +180,18 @@ describe("NetworkPolicy datapath on the real kernel", { skip: skipWhen(reason) }
     });
 
   /** The agent's part: both endpoints' flags and policy entries into the maps. */
-  const setPolicy = (a: PolicyTiers, b: PolicyTiers, opts = { allowHost: true }) => {
+  const setPolicy = (a: PolicyTiers, b: PolicyTiers, allowHost = true) => {
+    const opts = { allowHost, ipcache: ipcacheDigest(ipcache()) };
+    const ma = endpointMaps(ifindex.a, A.identity, a, opts);
+    const mb = endpointMaps(ifindex.b, B.identity, b, opts);
+    // As the agent: entries before the endpoints' new revisions.
+    dp.syncPolicy([...ma.entries, ...mb.entries]);
     dp.syncEndpoints(
       new Map<number, EndpointValue>([
-        [ifindex.a, { identity: A.identity, flags: endpointFlags(a, opts) }],
-        [ifindex.b, { identity: B.identity, flags: endpointFlags(b, opts) }],
+        [ifindex.a, ma.value],
+        [ifindex.b, mb.value],
       ]),
     );
-    dp.syncPolicy([...policyMapEntries(ifindex.a, a), ...policyMapEntries(ifindex.b, b)]);
   };
   const ipcache = () =>
     ipcacheEntries({
@@ -283,7 +303,7 @@ describe("NetworkPolicy datapath on the real kernel", { skip: skipWhen(reason) }
     );
     // The host (identity 1) reaches B's every port while ALLOW_HOST is set (kubelet probes).
     assert.ok(tcpEcho(nsNode, B.ip, 9090), "host → B TCP/9090 with ALLOW_HOST");
-    setPolicy(NOT_ISOLATED, both(endpoint(isolated(tcp(A.identity, 8080)))), { allowHost: false });
+    setPolicy(NOT_ISOLATED, both(endpoint(isolated(tcp(A.identity, 8080)))), false);
     assert.equal(tcpEcho(nsNode, B.ip, 9090), false, "host → B TCP/9090 without ALLOW_HOST");
     assert.ok(dropsOf(B.identity, IDENTITY_HOST, "ingress") >= 1);
   });
@@ -309,6 +329,42 @@ describe("NetworkPolicy datapath on the real kernel", { skip: skipWhen(reason) }
     assert.ok(tcpEcho(nsA, B.ip, 8090), "8090 in 8085-8095");
     assert.equal(tcpEcho(nsA, B.ip, 8080), false, "8080 below the range");
     assert.equal(tcpEcho(nsA, B.ip, 8096), false, "8096 above the range");
+  });
+
+  it("a tracked connection skips the policy lookups until its endpoint's revision changes; then it is decided again", (t) => {
+    if (!needTcx(t)) return;
+    const udp = (peer: number): PolicyEntry => ({ peer, protocol: "UDP", ports: [5353, 5353] });
+    const allowA = both(endpoint(isolated(udp(A.identity))));
+    setPolicy(NOT_ISOLATED, allowA);
+    assert.ok(udpEchoFrom(nsA, B.ip, 5353, 41000), "allowed: the connection is tracked");
+    // The entries gone behind the program's back, the revision unchanged: the tracked
+    // connection passes on the fast path (no lookup), a new one is looked up and dropped.
+    dp.syncPolicy([]);
+    assert.ok(udpEchoFrom(nsA, B.ip, 5353, 41000), "tracked, same revision: passes unlooked");
+    assert.equal(udpEchoFrom(nsA, B.ip, 5353, 41001), false, "a new connection: dropped");
+    // A policy that no longer allows it: a new revision, the tracked connection is dropped.
+    setPolicy(NOT_ISOLATED, both(endpoint(isolated())));
+    assert.equal(udpEchoFrom(nsA, B.ip, 5353, 41000), false, "decided again: dropped");
+    setPolicy(NOT_ISOLATED, allowA);
+    assert.ok(udpEchoFrom(nsA, B.ip, 5353, 41000), "allowed again");
+    // The peer's identity changes (the ipcache, hence the revision): decided again, dropped.
+    const relabelled = ipcache().map((e) =>
+      e.identity === A.identity ? { ...e, identity: 3000 } : e,
+    );
+    try {
+      dp.syncIpcache(relabelled);
+      const opts = { allowHost: true, ipcache: ipcacheDigest(relabelled) };
+      const mb = endpointMaps(ifindex.b, B.identity, allowA, opts);
+      dp.syncEndpoints(
+        new Map([
+          [ifindex.a, endpointMaps(ifindex.a, A.identity, NOT_ISOLATED, opts).value],
+          [ifindex.b, mb.value],
+        ]),
+      );
+      assert.equal(udpEchoFrom(nsA, B.ip, 5353, 41000), false, "A is identity 3000 now");
+    } finally {
+      dp.syncIpcache(ipcache());
+    }
   });
 
   it("audit: what only audit-mode policies would drop passes and is counted once per flow", (t) => {

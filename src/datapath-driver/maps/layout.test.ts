@@ -104,9 +104,9 @@ describe("map layouts against the object's BTF", { skip: skipWhen(reason) }, () 
       assert.equal(maxEntriesOf(name), DENY_MAX_ENTRIES, `${name} max_entries`);
   });
 
-  it("endpoints value: identity then flags, 8 bytes", () => {
+  it("endpoints value: identity, flags, revision; 12 bytes", () => {
     assert.equal(struct("endpoint_value").size, ENDPOINT_VALUE_SIZE);
-    assert.deepEqual(offsets("endpoint_value"), { identity: 0, flags: 32 });
+    assert.deepEqual(offsets("endpoint_value"), { identity: 0, flags: 32, revision: 64 });
   });
 
   it("policy key: prefixlen, ifindex, identity, direction, protocol, port; 96 data bits", () => {

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
+import { both, endpoint, isolated, open, tcp } from "../../../test/support/policy-tiers.js";
 import { parseCidr } from "../../api/cidr.js";
 import {
   allowedByEntries,
@@ -19,12 +20,15 @@ import {
   describeIpcacheEntries,
   describePolicyEntries,
   ENDPOINT_FLAG,
+  type EndpointValue,
   encodeEndpointValue,
   encodeIpcacheKey,
   encodePolicyKey,
   endpointFlags,
+  endpointMaps,
   IDENTITY_HOST,
   IP_PROTOCOL,
+  ipcacheDigest,
   ipcacheEntries,
   lookupModel,
   ownPolicyEntries,
@@ -33,22 +37,11 @@ import {
   type PolicyMapEntry,
   type PolicyTiers,
   policyMapEntries,
+  policyRevision,
   portRangePrefixes,
   sumPerCpu,
   withCoveringFlags,
 } from "./policy.js";
-
-const open: DirectionPolicy = { isolated: false, entries: [] };
-const endpoint = (ingress: DirectionPolicy, egress: DirectionPolicy = open): EndpointPolicy => ({
-  ingress,
-  egress,
-});
-const both = (p: EndpointPolicy): PolicyTiers => ({ full: p, enforced: p });
-const tcp = (peer: number | "any", lo: number, hi = lo): PolicyEntry => ({
-  peer,
-  protocol: "TCP",
-  ports: [lo, hi],
-});
 
 describe("portRangePrefixes", () => {
   it("covers well-known ranges with the fewest aligned prefixes", () => {
@@ -139,8 +132,8 @@ describe("policyMapEntries (compiled tiers → policy map)", () => {
     };
     const flags = endpointFlags(tiers, { allowHost: true });
     assert.equal(
-      describeEndpoint(9, { identity: 256, flags }),
-      "if9 identity 256 ingress-isolated,ingress-isolated-enforced,egress-isolated,allow-host",
+      describeEndpoint(9, { identity: 256, flags, revision: 0xabc }),
+      "if9 identity 256 ingress-isolated,ingress-isolated-enforced,egress-isolated,allow-host revision 00000abc",
     );
     assert.equal(endpointFlags(both(endpoint(open)), { allowHost: false }), 0);
   });
@@ -181,8 +174,30 @@ describe("codecs", () => {
     assert.equal(encodePolicyKey({ ...e, port: 8085 }).readUInt16BE(14), 8080);
   });
 
+  it("policyRevision: the same policy in any order gives the same revision; any change another", () => {
+    const tiers = both(endpoint(isolated(tcp(7, 80), tcp(8, 443)), isolated(tcp("any", 53))));
+    const ipcache = ipcacheEntries({ "10.0.0.7": 7, "10.0.0.8": 8 });
+    const opts = { allowHost: true, ipcache: ipcacheDigest(ipcache) };
+    const base = endpointMaps(9, 256, tiers, opts);
+    const rev = (v: Omit<EndpointValue, "revision">, entries: PolicyMapEntry[], ip: string) =>
+      policyRevision(v, entries, ip);
+    const v = { identity: base.value.identity, flags: base.value.flags };
+    assert.equal(rev(v, [...base.entries].reverse(), opts.ipcache), base.value.revision);
+    assert.equal(ipcacheDigest([...ipcache].reverse()), opts.ipcache);
+    const others = [
+      endpointMaps(9, 256, both(endpoint(isolated(tcp(7, 80)), isolated(tcp("any", 53)))), opts),
+      endpointMaps(9, 256, tiers, { ...opts, allowHost: false }),
+      endpointMaps(9, 257, tiers, opts),
+      endpointMaps(9, 256, tiers, {
+        ...opts,
+        ipcache: ipcacheDigest(ipcacheEntries({ "10.0.0.7": 7, "10.0.0.8": 9 })),
+      }),
+    ];
+    for (const o of others) assert.notEqual(o.value.revision, base.value.revision);
+  });
+
   it("endpoint values, ipcache keys (both families), per-CPU sums", () => {
-    const v = { identity: 0x010100, flags: ENDPOINT_FLAG.allowHost };
+    const v = { identity: 0x010100, flags: ENDPOINT_FLAG.allowHost, revision: 0xfedcba98 };
     assert.deepEqual(decodeEndpointValue(encodeEndpointValue(v)), v);
     const entries = ipcacheEntries({
       "10.244.1.5": 256,

@@ -6,7 +6,8 @@
  *
  * Layouts (host order unless said):
  *   endpoints     key u32 ifindex (the pod's host veth)                              4 bytes
- *                 value struct endpoint_value { u32 identity; u32 flags; }            8 bytes
+ *                 value struct endpoint_value { u32 identity; u32 flags;
+ *                     u32 revision; }                                                12 bytes
  *   policy (LPM)  key struct policy_key { u32 prefixlen; u32 ifindex; u32 identity;
  *                     u8 direction; u8 protocol; be16 port; }                        16 bytes
  *                 value u32 flags (POLICY_ALLOW | POLICY_ALLOW_ENFORCED)
@@ -16,12 +17,14 @@
  *   ipcache4/6    key struct ipcache{4,6}_key { u32 prefixlen; u8 addr[4|16]; }    8 / 20 bytes
  *                 value u32 identity
  *   conntrack     key struct ct_key (40 bytes: tuple, family, the direction that accepted
- *                 it), value u64 last-seen ns: written by the program only
+ *                 it), value struct ct_entry { u64 seen; u32 revision; u32 pad; }: written
+ *                 by the program only
  *   policy_audit  key struct policy_audit_key { u32 ifindex; u32 direction; }       8 bytes
  *   policy_drops  key struct policy_drop_key { u32 local_identity; u32 peer_identity;
  *                     u32 direction; }                                               12 bytes
  *                 both per-CPU u64 counters
  */
+import { createHash } from "node:crypto";
 import { type Cidr, formatCidr, parseCidr } from "../../api/cidr.js";
 import type { DirectionPolicy, EndpointPolicy, PolicyEntry } from "../../policy/compile.js";
 import { RESERVED } from "../../policy/identity.js";
@@ -64,7 +67,7 @@ export const POLICY_AUDIT_MAP = "policy_audit";
 export const POLICY_DROPS_MAP = "policy_drops";
 
 export const ENDPOINT_KEY_SIZE = 4;
-export const ENDPOINT_VALUE_SIZE = 8;
+export const ENDPOINT_VALUE_SIZE = 12;
 export const POLICY_KEY_SIZE = 16;
 export const POLICY_VALUE_SIZE = 4;
 export const IPCACHE_KEY_SIZE = { 4: 8, 6: 20 } as const;
@@ -95,6 +98,11 @@ export const POLICY_FULL_PREFIXLEN = 96;
 export interface EndpointValue {
   identity: number;
   flags: number;
+  /**
+   * policyRevision: the program lets a tracked connection's packets pass without looking the
+   * policy up while this stays what it was when the connection was accepted.
+   */
+  revision: number;
 }
 
 /** Both policy tiers of one endpoint: every policy, and the non-audit policies alone. */
@@ -122,12 +130,60 @@ export function decodeEndpointKey(key: Buffer): number {
   return readU32(key);
 }
 
+/**
+ * Pure: a digest of everything an endpoint's verdicts depend on — its identity and flags, its
+ * policy entries (policyMapEntries) and the node's ipcache (ipcacheDigest) — as the u32 the
+ * program stamps on the connections it accepts. Any change to them changes it (but for a
+ * 1 in 2^32 collision), and the program then decides each tracked connection's next packet
+ * again; an agent restart with the same policy computes the same digest, so established
+ * connections keep their fast path.
+ */
+export function policyRevision(
+  v: Omit<EndpointValue, "revision">,
+  entries: readonly PolicyMapEntry[],
+  ipcache: string,
+): number {
+  const h = createHash("sha256");
+  h.update(u32(v.identity)).update(u32(v.flags)).update(ipcache);
+  // Entries in key order: the same policy gives the same digest whatever order built it.
+  const encoded = entries.map((e) => Buffer.concat([encodePolicyKey(e), u32(e.flags)]));
+  for (const e of encoded.sort(Buffer.compare)) h.update(e);
+  return h.digest().readUInt32LE(0);
+}
+
+/**
+ * Pure: one endpoint's map value and its policy entries (the revision is computed from both
+ * and the ipcache's digest). The agent, the tests and the bench all build endpoints this way.
+ */
+export function endpointMaps(
+  ifindex: number,
+  identity: number,
+  tiers: PolicyTiers,
+  opts: { allowHost: boolean; ipcache: string },
+): { value: EndpointValue; entries: PolicyMapEntry[] } {
+  const v = { identity, flags: endpointFlags(tiers, opts) };
+  const entries = policyMapEntries(ifindex, tiers);
+  return { value: { ...v, revision: policyRevision(v, entries, opts.ipcache) }, entries };
+}
+
+/** Pure: a digest of the ipcache's entries, in any order (policyRevision's ipcache part). */
+export function ipcacheDigest(entries: readonly IpcacheEntry[]): string {
+  const h = createHash("sha256");
+  const encoded = entries.map((e) => Buffer.concat([encodeIpcacheKey(e.cidr), u32(e.identity)]));
+  for (const e of encoded.sort(Buffer.compare)) h.update(e);
+  return h.digest("hex");
+}
+
 export function encodeEndpointValue(v: EndpointValue): Buffer {
-  return Buffer.concat([u32(checkU32(v.identity, "identity")), u32(checkU32(v.flags, "flags"))]);
+  return Buffer.concat([
+    u32(checkU32(v.identity, "identity")),
+    u32(checkU32(v.flags, "flags")),
+    u32(checkU32(v.revision, "revision")),
+  ]);
 }
 
 export function decodeEndpointValue(value: Buffer): EndpointValue {
-  return { identity: readU32(value, 0), flags: readU32(value, 4) };
+  return { identity: readU32(value, 0), flags: readU32(value, 4), revision: readU32(value, 8) };
 }
 
 const ENDPOINT_FLAG_NAMES: [number, string][] = [
@@ -138,12 +194,13 @@ const ENDPOINT_FLAG_NAMES: [number, string][] = [
   [ENDPOINT_FLAG.allowHost, "allow-host"],
 ];
 
-/** "if7 identity 256 ingress-isolated,allow-host" (flags "-" when none). */
+/** "if7 identity 256 ingress-isolated,allow-host revision 1a2b3c4d" (flags "-" when none). */
 export function describeEndpoint(ifindex: number, v: EndpointValue): string {
   const names = ENDPOINT_FLAG_NAMES.filter(([bit]) => v.flags & bit).map(([, n]) => n);
   const unknown = v.flags & ~ENDPOINT_FLAG_NAMES.reduce((m, [bit]) => m | bit, 0);
   if (unknown) names.push(`0x${unknown.toString(16)}`);
-  return `if${ifindex} identity ${v.identity} ${names.join(",") || "-"}`;
+  const revision = v.revision.toString(16).padStart(8, "0");
+  return `if${ifindex} identity ${v.identity} ${names.join(",") || "-"} revision ${revision}`;
 }
 
 export function describeEndpoints(endpoints: ReadonlyMap<number, EndpointValue>): string[] {
