@@ -293,6 +293,12 @@ function meanFigures(xs: readonly LinkFigures[]): LinkFigures {
  * port each; egress: LA on every protocol, other identities one TCP port each; half and half.
  */
 function benchPolicy(ifindex: number, total: number): PolicyTiers {
+  if (total === 0) {
+    // "No policy": the programs attached, no policy selecting the pod.
+    const open = { isolated: false, entries: [] };
+    const none = { ingress: open, egress: open };
+    return { full: none, enforced: none };
+  }
   const filler = (n: number, from: number): PolicyEntry[] =>
     Array.from({ length: n }, (_, i) => ({
       peer: from + i,
@@ -319,8 +325,11 @@ function benchPolicy(ifindex: number, total: number): PolicyTiers {
   return tiers;
 }
 
-/** NetworkPolicy sizes: a handful (the program's fixed cost), then the target's 10,000. */
-const POLICY_SIZES = QUICK ? [10_000] : [10, 10_000];
+/**
+ * NetworkPolicy sizes: none (the pod programs with no policy selecting the pod: the target's
+ * "no policy"), a handful, then the target's 10,000.
+ */
+const POLICY_SIZES = QUICK ? [0, 10_000] : [0, 10, 10_000];
 
 /** run_time_ns and run_cnt of a program (bpftool; zero while stats are off). */
 function programStats(id: number): { ns: number; runs: number } {
@@ -1203,7 +1212,10 @@ function lookupReport(f: LookupFigures, short: string[]): string[] {
   };
   const ebpf10k = f.rows.find((r) => r.filter === "eBPF (LPM map)" && r.entries === 10_000);
   const pol = f.rows.find((r) => r.filter === "NetworkPolicy (eBPF)" && r.entries === 10_000);
-  const polSmall = f.rows.find((r) => r.filter === "NetworkPolicy (eBPF)" && r.entries < 10_000);
+  const polSmall = f.rows.find(
+    (r) => r.filter === "NetworkPolicy (eBPF)" && r.entries > 0 && r.entries < 10_000,
+  );
+  const polNone = f.rows.find((r) => r.filter === "NetworkPolicy (eBPF)" && r.entries === 0);
   const verdict = (r: LookupRow | undefined, what: string, withTcp: boolean) => {
     if (!r) return `${what}: not measured`;
     const lat = r.figures.latency.p50Us / r.base.latency.p50Us;
@@ -1216,6 +1228,21 @@ function lookupReport(f: LookupFigures, short: string[]): string[] {
         ? ""
         : `; the program itself runs ${fmt(r.nsPerPacket, 0)} ns a packet, ${fmt((r.nsPerPacket * r.base.udp.sentPps) / 1e7, 1)} % of a packet's time at the baseline's ${fmt(r.base.udp.sentPps / 1000, 0)} kpps`;
     const text = `${what}: latency ${change(r.figures.latency.p50Us, r.base.latency.p50Us)}, packet rate ${change(r.figures.udp.sentPps, r.base.udp.sentPps)}${withTcp ? `, TCP ${change(r.figures.tcpBps, r.base.tcpBps)}` : ""} against no filtering (target within 5 %; this run's baselines spread ±${noise((x) => x.latency.p50Us)}, ±${noise((x) => x.udp.sentPps)}${withTcp ? `, ±${noise((x) => x.tcpBps)}` : ""}): ${ok ? "met" : "missed"}${share}`;
+    if (!ok) short.push(text);
+    return text;
+  };
+  /** The issue's own comparison: 10,000 entries against no policy (the same programs, no entries). */
+  const policyVerdict = (): string => {
+    const what = `NetworkPolicy, 10,000 policy entries for one endpoint against no policy (the same pod programs on its host veth, no policy selecting the pod), measured between the same baselines`;
+    if (!pol || !polNone) return `${what}: not measured`;
+    const lat = pol.figures.latency.p50Us / polNone.figures.latency.p50Us;
+    const pps = pol.figures.udp.sentPps / polNone.figures.udp.sentPps;
+    const ok = lat <= 1.05 && pps >= 0.95;
+    const program =
+      pol.nsPerPacket !== undefined && polNone.nsPerPacket !== undefined
+        ? `; the program runs ${fmt(pol.nsPerPacket, 0)} against ${fmt(polNone.nsPerPacket, 0)} ns a packet`
+        : "";
+    const text = `${what}: latency ${change(pol.figures.latency.p50Us, polNone.figures.latency.p50Us)}, packet rate ${change(pol.figures.udp.sentPps, polNone.figures.udp.sentPps)} (target within 5 %): ${ok ? "met" : "missed"}${program}`;
     if (!ok) short.push(text);
     return text;
   };
@@ -1233,6 +1260,7 @@ function lookupReport(f: LookupFigures, short: string[]): string[] {
     "Against the targets:",
     "",
     `- ${verdict(ebpf10k, "eBPF LPM map, 10,000 entries", true)}`,
+    `- ${policyVerdict()}`,
     `- ${verdict(pol, `NetworkPolicy, ${pol?.entries.toLocaleString("en") ?? "10,000"} policy entries for one endpoint (pod programs on its host veth, both hooks)`, false)} (TCP ${pol ? change(pol.figures.tcpBps, pol.base.tcpBps) : "n/a"}, not a target)${polSmall?.nsPerPacket !== undefined && pol?.nsPerPacket !== undefined ? `; with ${polSmall.entries} entries the program runs ${fmt(polSmall.nsPerPacket, 0)} ns a packet (a packet of an established connection costs one conntrack lookup whatever the policy's size; the policy's LPM lookups run for a connection's first packet, and again after a policy or identity change)` : ""}`,
     `- for comparison at 10,000: iptables latency ×${ipt ? ratio(ipt.figures.latency.p50Us, ipt.base.latency.p50Us) : "n/a"}, packet rate ×${ipt ? ratio(ipt.figures.udp.sentPps, ipt.base.udp.sentPps) : "n/a"}; the nftables set ×${nft ? ratio(nft.figures.latency.p50Us, nft.base.latency.p50Us) : "n/a"}, ×${nft ? ratio(nft.figures.udp.sentPps, nft.base.udp.sentPps) : "n/a"}`,
   ];
