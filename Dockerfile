@@ -5,6 +5,21 @@
 # as root with only CAP_BPF and CAP_NET_ADMIN (config/agent/daemonset.yaml).
 
 ARG NODE_IMAGE=node:24-slim
+ARG GO_IMAGE=golang:1.26
+# The wireguard-go the agent prefers: hack/build-wireguard-go.sh's default version, which is
+# src/datapath-driver/wireguard/backend.ts's WIREGUARD_GO_MODULE_VERSION (the tests hold all
+# three equal). Debian's 0.0.20220316 predates UDP GSO/GRO and batched crypto.
+ARG WIREGUARD_GO_MODULE_VERSION=v0.0.0-20260522210424-ecfc5a8d5446
+
+# ---- wireguard-go: golang.zx2c4.com/wireguard from the Go module proxy ------------------------
+# The same build as hack/build-wireguard-go.sh: static, so it runs on the slim runtime image.
+FROM ${GO_IMAGE} AS wireguard-go
+ARG WIREGUARD_GO_MODULE_VERSION
+# The module's root package is the daemon; go install names it after the module ("wireguard").
+RUN GOBIN=/out CGO_ENABLED=0 GOFLAGS=-mod=mod \
+      go install -trimpath "golang.zx2c4.com/wireguard@${WIREGUARD_GO_MODULE_VERSION}" \
+ && mv /out/wireguard /out/wireguard-go \
+ && /out/wireguard-go --version
 
 # ---- build: TypeScript -> dist/src, bpf/netloom.bpf.c -> dist/bpf/netloom.bpf.o ------------
 FROM ${NODE_IMAGE} AS build
@@ -44,10 +59,13 @@ RUN npm prune --omit=dev --no-audit --no-fund --loglevel=error
 # ---- runtime ----------------------------------------------------------------------------------
 FROM ${NODE_IMAGE}
 # libbpf1 for the FFI datapath driver; iproute2 (tc, ip) and wireguard-tools (wg) for the driver
-# and for debugging on the node; wireguard-go where the kernel has no WireGuard module.
+# and for debugging on the node.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libbpf1 iproute2 wireguard-tools wireguard-go ca-certificates \
+ && apt-get install -y --no-install-recommends libbpf1 iproute2 wireguard-tools ca-certificates \
  && rm -rf /var/lib/apt/lists/*
+# wireguard-go where the kernel has no WireGuard module: the agent runs the first on PATH
+# (src/datapath-driver/wireguard/backend.ts: findWireguardGo).
+COPY --from=wireguard-go /out/wireguard-go /usr/local/bin/wireguard-go
 WORKDIR /app
 COPY --from=build /src/package.json ./package.json
 COPY --from=build /src/node_modules ./node_modules

@@ -4,7 +4,8 @@
 # (hack/build-control-plane.sh). Debian's wireguard-go (0.0.20220316) stays the fallback: it
 # predates UDP GSO/GRO and batched crypto. Once built, a run is a no-op (the binary is cached).
 #   WIREGUARD_GO_MODULE_VERSION  the module version (default: what @latest resolved to, below;
-#                                backend.ts's WIREGUARD_GO_MODULE_VERSION must name the same)
+#                                backend.ts's WIREGUARD_GO_MODULE_VERSION and the Dockerfile's
+#                                ARG of that name must name the same: the tests check both)
 #   OUT                          where to put wireguard-go (default: the cache directory)
 set -euo pipefail
 VERSION="${WIREGUARD_GO_MODULE_VERSION:-v0.0.0-20260522210424-ecfc5a8d5446}"

@@ -253,6 +253,49 @@ describe("NodeAgent units on one clock (memory driver)", () => {
     h.agent.stop();
   });
 
+  it("drift checks start every checkInterval whatever they take; one that overruns is followed at once, never overlapped", async () => {
+    const clock = new FakeClock();
+    const t0 = clock.now().getTime();
+    /** How long each kernel read takes, in order (then none); the fake clock moves meanwhile. */
+    const durations = [3_000, 3_000, 15_000, 15_000, 3_000];
+    const starts: number[] = [];
+    let running = 0;
+    let most = 0;
+    class SlowRead extends MemoryDriver {
+      override async read() {
+        starts.push((clock.now().getTime() - t0) / 1000);
+        most = Math.max(most, ++running);
+        // Timers falling due meanwhile fire: the next check is queued behind this one.
+        await clock.advance(durations.shift() ?? 0);
+        running--;
+        return super.read();
+      }
+    }
+    const agent = new NodeAgent({
+      node: "n1",
+      driver: new SlowRead(),
+      clock,
+      writeStatus: async () => {},
+    });
+    /** Until the serial chain stops growing: a check queued during another runs too. */
+    const settle = async () => {
+      for (let chain = agent.idle(); ; ) {
+        await chain;
+        if (chain === agent.idle()) return;
+        chain = agent.idle();
+      }
+    };
+    const s = state(1, "Heal");
+    s.drift = { checkInterval: "10s", mode: "Heal" };
+    await agent.observe(s);
+    await clock.advance(75_000, settle);
+    // Old behaviour (armed when a check ended): 10, 23, 36, 61 …
+    assert.deepEqual(starts, [10, 20, 30, 45, 60, 70], "seconds after the apply");
+    assert.equal(most, 1, "never two checks at once");
+    assert.equal(clock.scheduled("n1/drift")?.getTime(), t0 + 80_000, "armed from the last start");
+    agent.stop();
+  });
+
   it("rules that merge, overlap and mix families converge once and never drift", async () => {
     const h = harness();
     const s = state(1, "Heal");

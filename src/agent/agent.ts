@@ -647,12 +647,16 @@ export class NodeAgent {
   }
 
   /**
-   * One drift check, and always the next one: a kernel read or a heal that throws is reported
-   * (Degraded, DriftCheckFailed) and checked again at the next interval.
+   * One drift check, and always the next one, armed as it starts: checks start every interval
+   * whatever they take; one that overruns is followed right away (the serial chain queues the
+   * fired timer), never overlapped. A kernel read or a heal that throws is reported (Degraded,
+   * DriftCheckFailed) and checked again at the next interval. A spec replaced meanwhile re-arms
+   * the timer when it is applied.
    */
   private async driftCheck(): Promise<void> {
     const spec = this.desired;
     if (!spec || this.appliedKey === undefined) return;
+    this.scheduleDrift(spec);
     try {
       await this.compareAndHeal(spec);
     } catch (err) {
@@ -661,9 +665,6 @@ export class NodeAgent {
       await this.publish(
         statusAfterDriftCheckFailed(this.status, message, this.generation, this.clock.now()),
       );
-    } finally {
-      // The desired state may have been replaced meanwhile: the next check follows the current.
-      if (this.desired) this.scheduleDrift(this.desired);
     }
   }
 

@@ -16,6 +16,7 @@ import { promisify } from "node:util";
 import { KubeConfig } from "@kubernetes/client-node";
 import { parseAllDocuments } from "yaml";
 import { agentLease, DEFAULT_LEASE_NAMESPACE } from "../../src/agent/lease.js";
+import { WIREGUARD_GO_MODULE_VERSION } from "../../src/datapath-driver/wireguard/backend.js";
 import { newKubeConfig } from "../../src/kube/kubeconfig.js";
 import { kubeRequest, type RawResponse } from "../../src/kube/raw.js";
 import { startTestCluster, type TestCluster } from "../support/cluster.js";
@@ -1351,9 +1352,11 @@ describe("the image", () => {
     assert.match(df, /clang .*-target bpf/);
     // The Linux driver loads <repo root>/dist/bpf/netloom.bpf.o (src/datapath-driver/linux).
     assert.match(df, /^COPY --from=build \/src\/dist\/bpf \.\/dist\/bpf$/m);
-    for (const pkg of ["libbpf1", "iproute2", "wireguard-tools", "wireguard-go"]) {
+    for (const pkg of ["libbpf1", "iproute2", "wireguard-tools"]) {
       assert.match(df, new RegExp(`install[^\\n]*\\b${pkg}\\b`), pkg);
     }
+    // wireguard-go is built, not Debian's (which predates GSO/GRO): see the next test.
+    assert.doesNotMatch(df, /install[^\n]*\bwireguard-go\b/, "Debian's wireguard-go");
     assert.match(df, /^USER 65532:65532$/m);
     const ignore = readFileSync(join(REPO, ".dockerignore"), "utf8").split("\n");
     for (const p of ["node_modules", "dist", ".git"])
@@ -1365,5 +1368,36 @@ describe("the image", () => {
         assert.ok(!ignore.includes(src), `COPY ${src} is excluded by .dockerignore`);
       }
     }
+  });
+
+  it("Dockerfile: a golang stage builds the wireguard-go hack/build-wireguard-go.sh pins, on the agent's PATH", () => {
+    const df = readFileSync(join(REPO, "Dockerfile"), "utf8");
+    const script = readFileSync(join(REPO, "hack", "build-wireguard-go.sh"), "utf8");
+    const pinned = /WIREGUARD_GO_MODULE_VERSION:-(v[^}\s]+)\}/.exec(script)?.[1];
+    assert.equal(pinned, WIREGUARD_GO_MODULE_VERSION, "the script builds what the agent looks for");
+    assert.equal(
+      /^ARG WIREGUARD_GO_MODULE_VERSION=(\S+)$/m.exec(df)?.[1],
+      pinned,
+      "the Dockerfile builds the version the script pins (and backend.ts looks for)",
+    );
+    assert.match(df, /^ARG GO_IMAGE=golang:\S+$/m);
+    const stage = /^FROM \$\{GO_IMAGE\} AS wireguard-go\n([\s\S]*?)(?=^FROM )/m.exec(df)?.[1];
+    assert.ok(stage, "a golang stage named wireguard-go, before the others");
+    assert.match(stage, /^ARG WIREGUARD_GO_MODULE_VERSION$/m, "the pin is brought into the stage");
+    // The script's build: the module's root package, static (the runtime image is slim).
+    assert.match(
+      stage,
+      /CGO_ENABLED=0[\s\S]*go install -trimpath "golang\.zx2c4\.com\/wireguard@\$\{WIREGUARD_GO_MODULE_VERSION\}"/,
+    );
+    assert.match(
+      script,
+      /CGO_ENABLED=0 .*go install -trimpath "golang\.zx2c4\.com\/wireguard@\$VERSION"/,
+    );
+    // Where findWireguardGo looks when there is no cache: PATH, ahead of /usr/bin.
+    const runtime = df.slice(df.lastIndexOf("FROM "));
+    assert.match(
+      runtime,
+      /^COPY --from=wireguard-go \/out\/wireguard-go \/usr\/local\/bin\/wireguard-go$/m,
+    );
   });
 });

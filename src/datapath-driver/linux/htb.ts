@@ -19,7 +19,25 @@ export function classIdFor(ipv4: string): number {
 export interface HtbClass {
   minor: number;
   rateBitsPerSecond: number;
+  /** Burst and cburst; unset: defaultBurstBytes of the rate. */
   burstBytes?: number;
+}
+
+/** tc's own default burst: HTB's default MTU, plus rate/HZ (about a byte: psched's HZ is 1e9). */
+export const HTB_MIN_BURST_BYTES = 1600;
+
+/**
+ * Pure: the burst (and cburst) of a class that names none: what the rate sends in 1 ms, never
+ * below tc's default. tc's ~1600 B (13 µs at 1 Gbit/s) lost the tokens of every longer pause
+ * between dequeues: 0.95 of the rate at 1 Gbit/s (docs/benchmarks.md, Rate accuracy).
+ */
+export function defaultBurstBytes(rateBitsPerSecond: number): number {
+  return Math.max(HTB_MIN_BURST_BYTES, Math.ceil(rateBitsPerSecond / 8 / 1000));
+}
+
+/** The burst a class is programmed with. */
+export function burstBytesOf(c: HtbClass): number {
+  return c.burstBytes ?? defaultBurstBytes(c.rateBitsPerSecond);
 }
 
 interface TcQdisc {
@@ -41,10 +59,21 @@ export function hasHtbRoot(dev: string): boolean {
 
 const UNIT: Record<string, number> = { bit: 1, Kbit: 1e3, Mbit: 1e6, Gbit: 1e9, Tbit: 1e12 };
 
+const SIZE: Record<string, number> = { b: 1, Kb: 1024, Mb: 1024 ** 2, Gb: 1024 ** 3 };
+
 export interface HtbClassStats {
   /** As tc prints it: rounded to 3-4 significant digits. */
   rateBitsPerSecond: number;
+  /** As tc prints them: converted back from the kernel's time at the rate, then rounded. */
+  burstBytes?: number;
+  cburstBytes?: number;
   sentBytes: number;
+}
+
+/** Pure: a size as tc prints it ("1600b", "64Kb", "1Mb"); undefined when it is none of those. */
+function parseTcSize(text: string | undefined): number | undefined {
+  const m = /^([0-9.]+)(b|Kb|Mb|Gb)$/.exec(text ?? "");
+  return m ? Math.round(Number(m[1]) * (SIZE[m[2]!] ?? 1)) : undefined;
 }
 
 /**
@@ -62,8 +91,12 @@ export function parseHtbClasses(text: string): Map<number, HtbClassStats> {
     if (cls) {
       current = undefined;
       if (Number.parseInt(cls[1]!, 16) !== HTB_HANDLE_MAJOR) continue;
+      const burst = parseTcSize(/ burst (\S+)/.exec(line)?.[1]);
+      const cburst = parseTcSize(/ cburst (\S+)/.exec(line)?.[1]);
       current = {
         rateBitsPerSecond: Math.round(Number(cls[3]) * (UNIT[cls[4]!] ?? 1)),
+        ...(burst !== undefined ? { burstBytes: burst } : {}),
+        ...(cburst !== undefined ? { cburstBytes: cburst } : {}),
         sentBytes: 0,
       };
       out.set(Number.parseInt(cls[2]!, 16), current);
@@ -75,10 +108,14 @@ export function parseHtbClasses(text: string): Map<number, HtbClassStats> {
   return out;
 }
 
+/** The HTB classes on dev, as tc prints them. */
+export function readHtbClassStats(dev: string): Map<number, HtbClassStats> {
+  return parseHtbClasses(sh("tc", ["-s", "class", "show", "dev", dev], { allowFail: true }));
+}
+
 /** The HTB classes on dev: minor → rate in bits per second (as tc rounds it). */
 export function readHtbClasses(dev: string): Map<number, number> {
-  const text = sh("tc", ["-s", "class", "show", "dev", dev], { allowFail: true });
-  return new Map([...parseHtbClasses(text)].map(([minor, c]) => [minor, c.rateBitsPerSecond]));
+  return new Map([...readHtbClassStats(dev)].map(([minor, c]) => [minor, c.rateBitsPerSecond]));
 }
 
 /** tc prints rates rounded; two rates this close are the same setting. */
@@ -87,8 +124,35 @@ export function sameRate(a: number, b: number): boolean {
 }
 
 /**
- * Makes dev's HTB classes exactly `classes`. Unclassified traffic takes HTB's direct queue
- * (default 0): pods without a limit are not shaped.
+ * Pure: whether a burst tc printed is `want` at this rate. The kernel keeps the burst as time,
+ * tc turns it back into whole microseconds at the rate (up to 1 µs of it lost) and prints it
+ * rounded (to 16 B in Kb, to 1 KiB in Mb).
+ */
+export function sameBurst(have: number, want: number, rateBitsPerSecond: number): boolean {
+  return Math.abs(have - want) <= 16 + want / 1000 + rateBitsPerSecond / 8 / 1e6 + 1;
+}
+
+/**
+ * Pure: the classes to (re)program: missing, or with another rate or burst than wanted (a burst
+ * tc does not print in a known unit is not compared).
+ */
+export function htbClassesToProgram(
+  have: ReadonlyMap<number, HtbClassStats>,
+  want: readonly HtbClass[],
+): HtbClass[] {
+  return want.filter((c) => {
+    const h = have.get(c.minor);
+    if (!h || !sameRate(h.rateBitsPerSecond, c.rateBitsPerSecond)) return true;
+    const burst = burstBytesOf(c);
+    return [h.burstBytes, h.cburstBytes].some(
+      (b) => b !== undefined && !sameBurst(b, burst, c.rateBitsPerSecond),
+    );
+  });
+}
+
+/**
+ * Makes dev's HTB classes exactly `classes` (rate and burst). Unclassified traffic takes HTB's
+ * direct queue (default 0): pods without a limit are not shaped.
  */
 export function syncHtb(dev: string, classes: HtbClass[]): void {
   if (classes.length === 0 && !hasHtbRoot(dev)) return;
@@ -106,12 +170,10 @@ export function syncHtb(dev: string, classes: HtbClass[]): void {
       "0",
     ]);
   }
-  const have = readHtbClasses(dev);
-  for (const c of classes) {
-    const rate = have.get(c.minor);
-    if (rate !== undefined && sameRate(rate, c.rateBitsPerSecond)) continue;
+  const have = readHtbClassStats(dev);
+  for (const c of htbClassesToProgram(have, classes)) {
     const id = `${HTB_HANDLE_MAJOR}:${c.minor.toString(16)}`;
-    const burst = c.burstBytes ? ["burst", `${c.burstBytes}b`, "cburst", `${c.burstBytes}b`] : [];
+    const burst = `${burstBytesOf(c)}b`;
     sh("tc", [
       "class",
       "replace",
@@ -126,7 +188,10 @@ export function syncHtb(dev: string, classes: HtbClass[]): void {
       `${c.rateBitsPerSecond}bit`,
       "ceil",
       `${c.rateBitsPerSecond}bit`,
-      ...burst,
+      "burst",
+      burst,
+      "cburst",
+      burst,
     ]);
   }
   const want = new Set(classes.map((c) => c.minor));
