@@ -50,7 +50,6 @@ import { encodeDenyKey } from "../src/datapath-driver/maps/egress-deny.js";
 import {
   type EndpointValue,
   endpointMaps,
-  ipcacheDigest,
   ipcacheEntries,
   type PolicyTiers,
   policyMapEntries,
@@ -524,7 +523,6 @@ async function lookupSection(): Promise<LookupFigures> {
           const ipcache = ipcacheEntries({ [LA.ip]: PEER_IDENTITY, [LB.ip]: POD_IDENTITY });
           const { value, entries } = endpointMaps(ifindex, POD_IDENTITY, tiers, {
             allowHost: true,
-            ipcache: ipcacheDigest(ipcache),
           });
           bpf.syncIpcache(ipcache);
           bpf.syncPolicy(entries);

@@ -208,6 +208,17 @@ struct {
   __type(value, __u32);
 } ipcache6 SEC(".maps");
 
+/*
+ * [0] → a digest of ipcache4 and ipcache6 as the agent last wrote them (after the entries). The
+ * pod programs track connections under it: a peer's identity that changes is decided again.
+ */
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, __u32);
+} ipcache_epoch SEC(".maps");
+
 static __always_inline __u32 identity_of(const __u8 *addr, __u8 family)
 {
   __u32 *id;
@@ -630,8 +641,8 @@ int netloom_tunnel_egress(struct __sk_buff *skb)
  *
  * Maps:
  *   endpoints     HASH  host veth ifindex → {identity, flags, revision}: which pod, isolated
- *                 how, and a digest of everything its verdicts depend on (its flags and policy
- *                 entries, the ipcache). A packet on a device without an entry passes untouched.
+ *                 how, and a digest of its flags and policy entries. A packet on a device
+ *                 without an entry passes untouched.
  *   policy        LPM   {ifindex, peer identity, direction, protocol, port} → ALLOW flags.
  *                 Peer identity 0 is "any peer". Data bits: ifindex 32, identity 32, direction
  *                 8, protocol 8, port 16 (network order, so a port range is a few prefixes).
@@ -643,7 +654,7 @@ int netloom_tunnel_egress(struct __sk_buff *skb)
  *   conntrack     LRU   (5-tuple as first seen, direction that accepted it) → {last seen
  *                 (coarse ns, refreshed at most every CT_REFRESH_NS), with bit 0 (CT_CLOSING)
  *                 set once a FIN or RST was seen (its end reported); the endpoint revision
- *                 that accepted it}.
+ *                 and ipcache_epoch it was accepted under}.
  *                 A packet whose reversed tuple was accepted in the other direction, recently,
  *                 is a reply: e.g. B's answer leaving B passes because B's ingress accepted
  *                 the connection (not merely because A's egress let it out).
@@ -653,9 +664,9 @@ int netloom_tunnel_egress(struct __sk_buff *skb)
  *
  * Per packet: endpoint by skb->ifindex (none → pass); non-IP and IPv6 neighbour discovery
  * pass; a packet of a connection this direction accepted under the endpoint's current
- * revision passes (one hash lookup: an established flow costs the same with 10 or 10,000
- * policy entries; a changed policy or ipcache changes the revision, so the connection's next
- * packet is decided again, as Cilium decides every packet); a reply (reversed tuple tracked)
+ * revision and ipcache epoch passes (one hash lookup: an established flow costs the same with
+ * 10 or 10,000 policy entries; a changed policy or ipcache changes one of them, so the
+ * connection's next packet is decided again, as Cilium decides every packet); a reply (reversed tuple tracked)
  * passes; the peer's identity comes from the ipcache
  * (the destination for egress, the source for ingress); ingress from the host passes when the
  * endpoint has ALLOW_HOST (kubelet probes); then two policy lookups (the peer's identity and
@@ -703,14 +714,25 @@ int netloom_tunnel_egress(struct __sk_buff *skb)
 struct endpoint_value {
   __u32 identity;
   __u32 flags;
-  __u32 revision; /* the digest its tracked connections were accepted under */
+  __u32 revision; /* policyRevision: a digest of its flags and policy entries */
 };
 
 struct ct_entry {
-  __u64 seen;     /* bpf_ktime_get_coarse_ns of the last packet, CT_CLOSING in bit 0 */
-  __u32 revision; /* endpoint_value.revision when this direction accepted it */
-  __u32 pad;
+  __u64 seen; /* bpf_ktime_get_coarse_ns of the last packet, CT_CLOSING in bit 0 */
+  __u64 under; /* policy_version when this direction accepted it */
 };
+
+/*
+ * What an endpoint's verdicts depend on, as one number: its revision (low 32 bits) and the
+ * ipcache's epoch (high 32 bits).
+ */
+static __always_inline __u64 policy_version(const struct endpoint_value *ep)
+{
+  __u32 zero = 0;
+  __u32 *epoch = bpf_map_lookup_elem(&ipcache_epoch, &zero);
+
+  return ((__u64)(epoch ? *epoch : 0) << 32) | ep->revision;
+}
 
 struct policy_key {
   __u32 prefixlen;
@@ -929,16 +951,16 @@ static __always_inline bool ct_reopened(const struct ct_key *t, __u64 old, __u8 
 }
 
 /*
- * The fast path: a packet of a connection this direction accepted under `revision`, alive and
+ * The fast path: a packet of a connection this direction accepted under `version`, alive and
  * not reopened. Says CT_TRACKED, or CT_ENDED for its first FIN or RST; CT_NEW when the slow
- * path must decide (untracked, expired, reopened, or accepted under another revision).
+ * path must decide (untracked, expired, reopened, or accepted under another version).
  */
 static __always_inline enum ct_seen ct_established(const struct ct_key *t, __u64 now,
-                                                   __u8 l4_flags, __u32 revision)
+                                                   __u8 l4_flags, __u64 version)
 {
   struct ct_entry *e = bpf_map_lookup_elem(&conntrack, t);
 
-  if (!e || e->revision != revision)
+  if (!e || e->under != version)
     return CT_NEW;
   const __u64 old = e->seen;
 
@@ -951,26 +973,26 @@ static __always_inline enum ct_seen ct_established(const struct ct_key *t, __u64
 }
 
 /*
- * Records (or refreshes) the tuple in its direction, accepted under `revision`, and says what
+ * Records (or refreshes) the tuple in its direction, accepted under `version`, and says what
  * the packet is to it. A new connection's first packet may carry a FIN or RST: it is CT_NEW,
  * and marked closing.
  */
 static __always_inline enum ct_seen ct_track(const struct ct_key *t, __u64 now, __u8 l4_flags,
-                                             __u32 revision)
+                                             __u64 version)
 {
   const bool ending = ct_ending(t, l4_flags);
   const __u64 stamp = (now & ~CT_CLOSING) | (ending ? CT_CLOSING : 0);
   struct ct_entry *e = bpf_map_lookup_elem(&conntrack, t);
 
   if (!e) {
-    struct ct_entry fresh = {.seen = stamp, .revision = revision};
+    struct ct_entry fresh = {.seen = stamp, .under = version};
 
     bpf_map_update_elem(&conntrack, t, &fresh, BPF_ANY);
     return CT_NEW;
   }
   const __u64 old = e->seen;
 
-  e->revision = revision;
+  e->under = version;
   if (!ct_alive(old, now, t->protocol) || ct_reopened(t, old, l4_flags)) {
     e->seen = stamp;
     return CT_NEW;
@@ -1049,7 +1071,7 @@ static __always_inline int pod_policy(struct __sk_buff *skb, const __u8 directio
     return TC_ACT_OK;
   const __u32 local_identity = ep->identity;
   const __u32 ep_flags = ep->flags;
-  const __u32 revision = ep->revision;
+  const __u64 version = policy_version(ep);
 
   struct ct_key t = {.direction = direction};
   __u8 l4_flags = 0;
@@ -1078,7 +1100,7 @@ static __always_inline int pod_policy(struct __sk_buff *skb, const __u8 directio
       .ifindex = ifindex,
       .local_identity = local_identity,
   };
-  enum ct_seen established = ct_established(&t, now, l4_flags, revision);
+  enum ct_seen established = ct_established(&t, now, l4_flags, version);
 
   if (established != CT_NEW) {
     if (established == CT_ENDED) {
@@ -1135,7 +1157,7 @@ static __always_inline int pod_policy(struct __sk_buff *skb, const __u8 directio
   }
 
   if (allow_enforced) {
-    enum ct_seen seen = ct_track(&t, now, l4_flags, revision);
+    enum ct_seen seen = ct_track(&t, now, l4_flags, version);
 
     if (seen == CT_NEW) {
       note.kind = FLOW_KIND_NEW;

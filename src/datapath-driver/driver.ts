@@ -10,7 +10,6 @@ import {
   type EndpointValue,
   endpointMaps,
   type IpcacheEntry,
-  ipcacheDigest,
   ipcacheEntries,
   type PolicyMapEntry,
 } from "./maps/policy.js";
@@ -120,7 +119,6 @@ export function planPolicy(
     ipcache: ipcacheEntries(new Map(policy.ipcache.map((e) => [e.cidr, e.identity]))),
     podOf: new Map(),
   };
-  const ipcache = ipcacheDigest(plan.ipcache);
   for (const e of policy.endpoints) {
     const dev = endpointDevices.get(e.pod);
     if (!dev) {
@@ -130,10 +128,7 @@ export function planPolicy(
     plan.devices.push(dev.ifname);
     plan.podOf.set(dev.ifindex, e.pod);
     // The node reaches its own pods whatever the policy (kubelet probes), as Cilium allows.
-    const { value, entries } = endpointMaps(dev.ifindex, e.identity, e.tiers, {
-      allowHost: true,
-      ipcache,
-    });
+    const { value, entries } = endpointMaps(dev.ifindex, e.identity, e.tiers, { allowHost: true });
     plan.endpoints.set(dev.ifindex, value);
     plan.entries.push(...entries);
   }

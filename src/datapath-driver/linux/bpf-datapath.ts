@@ -69,10 +69,12 @@ import {
   encodeEndpointValue,
   encodeIpcacheKey,
   encodePolicyKey,
+  IPCACHE_EPOCH_MAP,
   IPCACHE_KEY_SIZE,
   IPCACHE_MAP,
   IPCACHE_VALUE_SIZE,
   type IpcacheEntry,
+  ipcacheEpoch,
   POLICY_AUDIT_KEY_SIZE,
   POLICY_AUDIT_MAP,
   POLICY_DROP_KEY_SIZE,
@@ -180,6 +182,7 @@ const MAP_NAMES = [
   IPCACHE_MAP[4],
   IPCACHE_MAP[6],
   CONNTRACK_MAP,
+  IPCACHE_EPOCH_MAP,
   POLICY_AUDIT_MAP,
   POLICY_DROPS_MAP,
   FLOW_EVENTS_MAP,
@@ -552,7 +555,10 @@ export class BpfDatapath {
     return v ? readU32(v) : 0;
   }
 
-  /** Makes ipcache4 and ipcache6 hold exactly these entries (ipcacheEntries). */
+  /**
+   * Makes ipcache4 and ipcache6 hold exactly these entries (ipcacheEntries), then ipcache_epoch
+   * their digest: connections the programs tracked under another ipcache are decided again.
+   */
   syncIpcache(entries: readonly IpcacheEntry[]): SyncResult {
     let written = 0;
     let deleted = 0;
@@ -573,6 +579,13 @@ export class BpfDatapath {
       );
       written += r.written;
       deleted += r.deleted;
+    }
+    // After the entries: a connection decided between the two is decided again.
+    const epoch = u32(ipcacheEpoch(entries));
+    const fd = this.fd(IPCACHE_EPOCH_MAP);
+    if (!mapLookup(fd, u32(0), 4)?.equals(epoch)) {
+      mapUpdate(fd, u32(0), epoch);
+      written++;
     }
     return { written, deleted };
   }

@@ -80,7 +80,7 @@ describe("flow events on the real kernel", { skip: skipWhen(reason) }, () => {
   const ifindex = { a: 0, b: 0 };
 
   const setPolicy = (a: PolicyTiers, b: PolicyTiers) => {
-    const opts = { allowHost: true, ipcache: "" };
+    const opts = { allowHost: true };
     const ma = endpointMaps(ifindex.a, ID_A, a, opts);
     const mb = endpointMaps(ifindex.b, ID_B, b, opts);
     dp.syncPolicy([...ma.entries, ...mb.entries]);

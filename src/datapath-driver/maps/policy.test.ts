@@ -20,7 +20,6 @@ import {
   describeIpcacheEntries,
   describePolicyEntries,
   ENDPOINT_FLAG,
-  type EndpointValue,
   encodeEndpointValue,
   encodeIpcacheKey,
   encodePolicyKey,
@@ -28,8 +27,8 @@ import {
   endpointMaps,
   IDENTITY_HOST,
   IP_PROTOCOL,
-  ipcacheDigest,
   ipcacheEntries,
+  ipcacheEpoch,
   lookupModel,
   ownPolicyEntries,
   POLICY_ALLOW,
@@ -174,26 +173,23 @@ describe("codecs", () => {
     assert.equal(encodePolicyKey({ ...e, port: 8085 }).readUInt16BE(14), 8080);
   });
 
-  it("policyRevision: the same policy in any order gives the same revision; any change another", () => {
+  it("policyRevision and ipcacheEpoch: the same content in any order gives the same number; any change another", () => {
     const tiers = both(endpoint(isolated(tcp(7, 80), tcp(8, 443)), isolated(tcp("any", 53))));
-    const ipcache = ipcacheEntries({ "10.0.0.7": 7, "10.0.0.8": 8 });
-    const opts = { allowHost: true, ipcache: ipcacheDigest(ipcache) };
+    const opts = { allowHost: true };
     const base = endpointMaps(9, 256, tiers, opts);
-    const rev = (v: Omit<EndpointValue, "revision">, entries: PolicyMapEntry[], ip: string) =>
-      policyRevision(v, entries, ip);
     const v = { identity: base.value.identity, flags: base.value.flags };
-    assert.equal(rev(v, [...base.entries].reverse(), opts.ipcache), base.value.revision);
-    assert.equal(ipcacheDigest([...ipcache].reverse()), opts.ipcache);
+    assert.equal(policyRevision(v, [...base.entries].reverse()), base.value.revision);
     const others = [
       endpointMaps(9, 256, both(endpoint(isolated(tcp(7, 80)), isolated(tcp("any", 53)))), opts),
-      endpointMaps(9, 256, tiers, { ...opts, allowHost: false }),
+      endpointMaps(9, 256, tiers, { allowHost: false }),
       endpointMaps(9, 257, tiers, opts),
-      endpointMaps(9, 256, tiers, {
-        ...opts,
-        ipcache: ipcacheDigest(ipcacheEntries({ "10.0.0.7": 7, "10.0.0.8": 9 })),
-      }),
     ];
     for (const o of others) assert.notEqual(o.value.revision, base.value.revision);
+    // The ipcache's epoch: any order the same, any change another.
+    const ipcache = ipcacheEntries({ "10.0.0.7": 7, "10.0.0.8": 8, "fd00::7": 7 });
+    assert.equal(ipcacheEpoch([...ipcache].reverse()), ipcacheEpoch(ipcache));
+    const moved = ipcacheEntries({ "10.0.0.7": 7, "10.0.0.8": 9, "fd00::7": 7 });
+    assert.notEqual(ipcacheEpoch(moved), ipcacheEpoch(ipcache));
   });
 
   it("endpoint values, ipcache keys (both families), per-CPU sums", () => {

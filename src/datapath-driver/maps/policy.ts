@@ -16,8 +16,10 @@
  *                 entry carries the flags of the shorter entries covering it.
  *   ipcache4/6    key struct ipcache{4,6}_key { u32 prefixlen; u8 addr[4|16]; }    8 / 20 bytes
  *                 value u32 identity
+ *   ipcache_epoch ARRAY [0] → u32 ipcacheEpoch of the ipcache entries (written after them)
  *   conntrack     key struct ct_key (40 bytes: tuple, family, the direction that accepted
- *                 it), value struct ct_entry { u64 seen; u32 revision; u32 pad; }: written
+ *                 it), value struct ct_entry { u64 seen; u64 under; } (under: the
+ *                 endpoint's revision and the ipcache epoch it was accepted under): written
  *                 by the program only
  *   policy_audit  key struct policy_audit_key { u32 ifindex; u32 direction; }       8 bytes
  *   policy_drops  key struct policy_drop_key { u32 local_identity; u32 peer_identity;
@@ -62,6 +64,7 @@ const PORTED_PROTOCOLS: readonly number[] = [IP_PROTOCOL.TCP, IP_PROTOCOL.UDP, I
 export const ENDPOINTS_MAP = "endpoints";
 export const POLICY_MAP = "policy";
 export const IPCACHE_MAP = { 4: "ipcache4", 6: "ipcache6" } as const;
+export const IPCACHE_EPOCH_MAP = "ipcache_epoch";
 export const CONNTRACK_MAP = "conntrack";
 export const POLICY_AUDIT_MAP = "policy_audit";
 export const POLICY_DROPS_MAP = "policy_drops";
@@ -82,6 +85,7 @@ export const MAX_ENTRIES = {
   policy: 65536,
   ipcache4: 65536,
   ipcache6: 16384,
+  ipcache_epoch: 1,
   conntrack: 65536,
   policy_audit: 16384,
   policy_drops: 16384,
@@ -131,20 +135,20 @@ export function decodeEndpointKey(key: Buffer): number {
 }
 
 /**
- * Pure: a digest of everything an endpoint's verdicts depend on — its identity and flags, its
- * policy entries (policyMapEntries) and the node's ipcache (ipcacheDigest) — as the u32 the
- * program stamps on the connections it accepts. Any change to them changes it (but for a
- * 1 in 2^32 collision), and the program then decides each tracked connection's next packet
- * again; an agent restart with the same policy computes the same digest, so established
- * connections keep their fast path.
+ * Pure: a digest of an endpoint's own part of its verdicts — identity, flags and policy
+ * entries (policyMapEntries) — as the u32 the program tracks its connections under (with
+ * ipcacheEpoch for the peers' identities). Any change to them changes it (but for a 1 in 2^32
+ * collision), and the program then decides each tracked connection's next packet again; an
+ * agent restart with the same policy computes the same digest, so established connections keep
+ * their fast path. Only the endpoint's own entry changes: a pod elsewhere costs no endpoint
+ * write (the ipcache and its epoch change on every node, as before).
  */
 export function policyRevision(
   v: Omit<EndpointValue, "revision">,
   entries: readonly PolicyMapEntry[],
-  ipcache: string,
 ): number {
   const h = createHash("sha256");
-  h.update(u32(v.identity)).update(u32(v.flags)).update(ipcache);
+  h.update(u32(v.identity)).update(u32(v.flags));
   // Entries in key order: the same policy gives the same digest whatever order built it.
   const encoded = entries.map((e) => Buffer.concat([encodePolicyKey(e), u32(e.flags)]));
   for (const e of encoded.sort(Buffer.compare)) h.update(e);
@@ -152,26 +156,29 @@ export function policyRevision(
 }
 
 /**
- * Pure: one endpoint's map value and its policy entries (the revision is computed from both
- * and the ipcache's digest). The agent, the tests and the bench all build endpoints this way.
+ * Pure: one endpoint's map value and its policy entries (the revision is computed from both).
+ * The agent, the tests and the bench all build endpoints this way.
  */
 export function endpointMaps(
   ifindex: number,
   identity: number,
   tiers: PolicyTiers,
-  opts: { allowHost: boolean; ipcache: string },
+  opts: { allowHost: boolean },
 ): { value: EndpointValue; entries: PolicyMapEntry[] } {
   const v = { identity, flags: endpointFlags(tiers, opts) };
   const entries = policyMapEntries(ifindex, tiers);
-  return { value: { ...v, revision: policyRevision(v, entries, opts.ipcache) }, entries };
+  return { value: { ...v, revision: policyRevision(v, entries) }, entries };
 }
 
-/** Pure: a digest of the ipcache's entries, in any order (policyRevision's ipcache part). */
-export function ipcacheDigest(entries: readonly IpcacheEntry[]): string {
+/**
+ * Pure: the u32 digest of the ipcache's entries, in any order, that ipcache_epoch holds: the
+ * program decides a tracked connection again when it changes (a peer's new identity).
+ */
+export function ipcacheEpoch(entries: readonly IpcacheEntry[]): number {
   const h = createHash("sha256");
   const encoded = entries.map((e) => Buffer.concat([encodeIpcacheKey(e.cidr), u32(e.identity)]));
   for (const e of encoded.sort(Buffer.compare)) h.update(e);
-  return h.digest("hex");
+  return h.digest().readUInt32LE(0);
 }
 
 export function encodeEndpointValue(v: EndpointValue): Buffer {
