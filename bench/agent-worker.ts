@@ -1,7 +1,7 @@
 // A child process of bench/control-plane.ts: simulated node agents, each with its own watches
 // (agentWatches, exactly what `netloom agent` opens), so the API server's watch fan-out is real.
 // Only the kernel is simulated (MemoryDriver). Also opens plain watches for the fan-out floor.
-// Talks to the parent over IPC.
+// Talks to the parent over IPC; exits when the parent is gone (killed, or crashed).
 import { CustomObjectsApi, Watch } from "@kubernetes/client-node";
 import { pino } from "pino";
 import { NodeAgent } from "../src/agent/agent.js";
@@ -24,6 +24,7 @@ export type ToWorker =
 
 export type FromWorker =
   | { op: "agents-synced"; writes: number }
+  | { op: "agent-synced" }
   | { op: "fanout-ready"; live: number }
   | { op: "fanout-event"; at: number }
   | { op: "stats"; writes: number };
@@ -82,6 +83,7 @@ async function startAgents(nodes: string[], heartbeatMs: number): Promise<void> 
       w.stop();
     });
     await w.synced();
+    send({ op: "agent-synced" });
   };
   let next = 0;
   const lane = async () => {
@@ -154,6 +156,7 @@ async function openFanout(count: number, namespace: string, name: string): Promi
   send({ op: "fanout-ready", live });
 }
 
+process.on("disconnect", () => process.exit(0));
 process.on("message", (m: ToWorker) => {
   if (m.op === "agents") void startAgents(m.nodes, m.heartbeatMs);
   if (m.op === "fanout-watch") void openFanout(m.count, m.namespace, m.name);

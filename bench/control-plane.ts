@@ -2,11 +2,13 @@
 // simulated agents in worker processes, each agent with its own watches (bench/agent-worker.ts),
 // on a real kube-apiserver + etcd. Every figure is printed next to the floor the API server
 // itself sets, measured in the same run: N server-side applies, N status patches, and one event
-// reaching N watchers. Sizes: BENCH_CP_NODES (default "100,1000"), BENCH_PODS_PER_NODE (30).
+// reaching N watchers. Sizes: BENCH_CP_NODES (default "1000", the size the targets are set at;
+// "100,1000" adds the small size), BENCH_PODS_PER_NODE (30). Prints each phase's wall time as it
+// goes and reports them; stops everything it started on an error or SIGINT/SIGTERM.
 // Writes docs/benchmarks.md's control-plane section (BENCH_CP_WRITE=0 only prints).
 import { type ChildProcess, execFileSync, fork, spawn } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
-import { cpus, totalmem } from "node:os";
+import { cpus, freemem, totalmem } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { CoreV1Api, type KubeConfig, type KubernetesObject } from "@kubernetes/client-node";
@@ -23,15 +25,86 @@ import { startTestCluster, type TestCluster } from "../test/support/cluster.js";
 import type { FromWorker, ToWorker } from "./agent-worker.js";
 import { formatMarkdown } from "./markdown.js";
 
-const SIZES = (process.env.BENCH_CP_NODES ?? "100,1000").split(",").map(Number);
+const SIZES = (process.env.BENCH_CP_NODES ?? "1000").split(",").map(Number);
 const PODS_PER_NODE = Number(process.env.BENCH_PODS_PER_NODE ?? 30);
 const WORKERS = Number(process.env.BENCH_CP_WORKERS ?? 8);
 const IN_FLIGHT = 16;
-const REST_WINDOW_MS = Number(process.env.BENCH_CP_REST_MS ?? 30_000);
+/** Two Lease renewal periods (10 s): every agent renews exactly twice in it. */
+const REST_WINDOW_MS = Number(process.env.BENCH_CP_REST_MS ?? 20_000);
 const HEARTBEAT_MS = 15_000;
+/** Below this much free memory the run stops (simulated agents would exhaust the machine). */
+const MIN_AVAILABLE_BYTES = Number(process.env.BENCH_CP_MIN_FREE_MB ?? 1536) * 2 ** 20;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const say = (line: string) => process.stderr.write(`[bench control-plane] ${line}\n`);
+const began = performance.now();
+const sinceStart = () => `${((performance.now() - began) / 1000).toFixed(0)} s`;
+const say = (line: string) =>
+  process.stderr.write(`[bench control-plane +${sinceStart()}] ${line}\n`);
+
+/** Wall time per phase of one size: printed as each begins, reported with the figures. */
+class Phases {
+  readonly done: { name: string; ms: number }[] = [];
+  private current: { name: string; t0: number } | undefined;
+
+  begin(name: string, detail = name): void {
+    this.end();
+    this.current = { name, t0: performance.now() };
+    say(detail);
+  }
+
+  end(): void {
+    if (this.current)
+      this.done.push({ name: this.current.name, ms: performance.now() - this.current.t0 });
+    this.current = undefined;
+  }
+}
+
+/** MemAvailable from /proc/meminfo (free memory where there is none). */
+function availableBytes(): number {
+  const kB = /MemAvailable:\s+(\d+)/.exec(readFileSync("/proc/meminfo", "utf8"))?.[1];
+  return kB ? Number(kB) * 1024 : freemem();
+}
+
+/**
+ * Awaits `work`, checking every 2 s that the machine keeps MIN_AVAILABLE_BYTES free (else
+ * rejects, so that the run stops and cleans up instead of exhausting memory) and calling
+ * `progress` every 30 s.
+ */
+async function watching<T>(work: Promise<T>, what: string, progress?: () => string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const started = performance.now();
+  let lastSaid = started;
+  const guard = new Promise<never>((_, reject) => {
+    timer = setInterval(() => {
+      const free = availableBytes();
+      if (free < MIN_AVAILABLE_BYTES)
+        reject(
+          new Error(
+            `${what}: stopped with ${(free / 2 ** 30).toFixed(1)} GiB of memory left${progress ? ` (${progress()})` : ""}`,
+          ),
+        );
+      else if (progress && performance.now() - lastSaid >= 30_000) {
+        lastSaid = performance.now();
+        say(`${what}: ${progress()}, ${(free / 2 ** 30).toFixed(1)} GiB free`);
+      }
+    }, 2000);
+  });
+  try {
+    return await Promise.race([work, guard]);
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+/** What stops the processes and the API server of the size being measured (on a signal too). */
+const cleanups = new Set<() => Promise<void>>();
+for (const signal of ["SIGINT", "SIGTERM"] as const)
+  process.once(signal, () => {
+    say(`${signal}: stopping what the bench started`);
+    void Promise.allSettled([...cleanups].map((c) => c())).then(() =>
+      process.exit(signal === "SIGINT" ? 130 : 143),
+    );
+  });
 
 /** Runs fn over items with at most `limit` in flight; resolves with the elapsed ms. */
 async function timedPool<T>(
@@ -323,6 +396,10 @@ async function measureChange(
     await sleep(100);
   }
   unregister();
+  if (appliedAt.size < nodes.length || Number.isNaN(readyMs))
+    say(
+      `generation ${generation}: ${appliedAt.size} of ${nodes.length} nodes applied it, Ready ${Number.isNaN(readyMs) ? "not reached" : "reached"} within 20 min (figures over those)`,
+    );
   await sleep(3000); // late reports and status writes of this change
   const { writes, events } = diffCounts(before, await apiCounts(kc));
   const lat = [...appliedAt.values()].map((t) => t - t0).sort((a, b) => a - b);
@@ -414,24 +491,36 @@ interface SizeFigures {
   podStart: EventFigures;
   rest: { eventsPerS: number; writesPerS: number };
   operator: { rssMB: number; cpuS: number };
+  phases: { name: string; ms: number }[];
 }
 
 async function measureSize(n: number): Promise<SizeFigures> {
-  say(`${n} nodes × ${PODS_PER_NODE} pods: starting etcd + kube-apiserver`);
+  const phases = new Phases();
+  phases.begin("API server", `${n} nodes × ${PODS_PER_NODE} pods: starting etcd + kube-apiserver`);
   const cluster: TestCluster = await startTestCluster();
   const kc = cluster.kubeconfig;
   const kcPath = cluster.state.kubeconfigPath;
   const procs: ChildProcess[] = [];
+  let stopping: Promise<void> | undefined;
+  const stopAll = () =>
+    (stopping ??= (async () => {
+      for (const p of procs) p.kill("SIGKILL");
+      await cluster.stop();
+    })());
+  cleanups.add(stopAll);
   try {
     await installCRDs(kc);
     await ensureNamespace(kc, DEFAULT_LEASE_NAMESPACE);
+    let synced = 0;
     const fanoutEvents: number[] = [];
     const workers = Array.from({ length: Math.min(WORKERS, n) }, () =>
       startWorker(kcPath, (m) => {
         if (m.op === "fanout-event") fanoutEvents.push(m.at);
+        if (m.op === "agent-synced") synced++;
       }),
     );
     procs.push(...workers.map((w) => w.child));
+    phases.begin("floors");
     const floors = {
       applyMs: await applyFloor(kc, n),
       statusMs: await statusFloor(kc, n),
@@ -440,8 +529,9 @@ async function measureSize(n: number): Promise<SizeFigures> {
     say(
       `floors: ${n} applies ${floors.applyMs.toFixed(0)} ms, ${n} status patches ${floors.statusMs.toFixed(0)} ms, one event to ${n} watchers ${floors.fanoutMs.toFixed(0)} ms`,
     );
-    say(`creating ${n} Nodes and ${n * PODS_PER_NODE} Pods`);
+    phases.begin("Nodes and Pods", `creating ${n} Nodes and ${n * PODS_PER_NODE} Pods`);
     await createNodesAndPods(kc, n, PODS_PER_NODE);
+    phases.begin("operator sync", "the operator starts and syncs");
     const operator = spawn(
       process.execPath,
       [
@@ -466,31 +556,50 @@ async function measureSize(n: number): Promise<SizeFigures> {
       if (Date.now() > deadline) throw new Error("the operator did not create the NodePeers");
       await sleep(1000);
     }
-    say("operator synced");
     const nodes = Array.from({ length: n }, (_, i) => nodeName(i));
-    say(`starting ${n} simulated agents in ${workers.length} processes`);
-    await Promise.all(
-      workers.map((w, k) => {
-        const synced = w.next("agents-synced");
-        w.send({
-          op: "agents",
-          nodes: nodes.filter((_, i) => i % workers.length === k),
-          heartbeatMs: HEARTBEAT_MS,
-        });
-        return synced;
-      }),
+    phases.begin("agents start", `starting ${n} simulated agents in ${workers.length} processes`);
+    const agentsStart = performance.now();
+    const workersRSS = () =>
+      workers.reduce((sum, w) => sum + (w.child.pid ? processUsage(w.child.pid).rssMB : 0), 0);
+    const startDeadline = sleep(20 * 60_000).then(() => {
+      throw new Error(`agents start: ${synced} of ${n} agents synced in 20 min`);
+    });
+    await watching(
+      Promise.race([
+        startDeadline,
+        Promise.all(
+          workers.map((w, k) => {
+            const done = w.next("agents-synced");
+            w.send({
+              op: "agents",
+              nodes: nodes.filter((_, i) => i % workers.length === k),
+              heartbeatMs: HEARTBEAT_MS,
+            });
+            return done;
+          }),
+        ),
+      ]),
+      "agents start",
+      () =>
+        `${synced} of ${n} agents synced (${(synced / ((performance.now() - agentsStart) / 1000)).toFixed(1)}/s), their processes ${(workersRSS() / 1024).toFixed(1)} GiB (${(workersRSS() / Math.max(1, synced)).toFixed(0)} MB per agent)`,
     );
+    phases.begin("settle", "every node reports Ready");
     const states = new Informer({ kubeconfig: kc, kind: NodeNetworkStateKind });
     states.start();
     await states.synced();
     // Settled: every node has a state its agent applied.
-    for (;;) {
-      const list = states.list() as unknown as NodeNetworkState[];
-      const applied = list.filter(isReady);
-      if (list.length >= n && applied.length >= n) break;
-      await sleep(500);
-    }
-    say(`settled; at rest for ${REST_WINDOW_MS / 1000} s`);
+    const readyCount = () =>
+      (states.list() as unknown as NodeNetworkState[]).filter(isReady).length;
+    await watching(
+      (async () => {
+        for (const deadline = Date.now() + 20 * 60_000; readyCount() < n; await sleep(500))
+          if (Date.now() > deadline)
+            throw new Error(`${readyCount()} of ${n} nodes Ready in 20 min`);
+      })(),
+      "settle",
+      () => `${readyCount()} of ${n} nodes Ready`,
+    );
+    phases.begin("at rest", `settled; at rest for ${REST_WINDOW_MS / 1000} s`);
     const restA = await apiCounts(kc);
     await sleep(REST_WINDOW_MS);
     const rest = diffCounts(restA, await apiCounts(kc));
@@ -506,17 +615,29 @@ async function measureSize(n: number): Promise<SizeFigures> {
       },
     });
     const ncPath = `/apis/${NetworkConfigKind.group}/${NetworkConfigKind.version}/networkconfigs/bench`;
-    say("a NetworkConfig created");
+    phases.begin("created", "a NetworkConfig created");
     const create = await measureChange(kc, states, nodes, 1, () => apply(kc, ncPath, nc(1)));
-    say("the NetworkConfig changed");
+    phases.begin("changed", "the NetworkConfig changed");
     const change = await measureChange(kc, states, nodes, 2, () => apply(kc, ncPath, nc(2)));
-    say("a node joins");
+    phases.begin("node join", "a node joins");
     const joined = await measureJoin(kc, workers[0]!, states, n, 2);
-    say("a pod starts");
+    phases.begin("pod start", "a pod starts");
     const podStart = await measurePodStart(kc, 0);
     const usage = processUsage(operator.pid!);
+    phases.begin("stop", "stopping the agents and the API server");
     states.stop();
-    for (const w of workers) w.send({ op: "stop" });
+    await Promise.all(
+      workers.map((w) => {
+        const exited = new Promise<void>((r) => {
+          w.child.once("exit", () => r());
+          setTimeout(r, 10_000).unref();
+        });
+        w.send({ op: "stop" });
+        return exited;
+      }),
+    );
+    await stopAll();
+    phases.end();
     return {
       nodes: n,
       pods: n * PODS_PER_NODE,
@@ -530,10 +651,11 @@ async function measureSize(n: number): Promise<SizeFigures> {
         writesPerS: total(rest.writes) / (REST_WINDOW_MS / 1000),
       },
       operator: usage,
+      phases: phases.done,
     };
   } finally {
-    for (const p of procs) p.kill("SIGKILL");
-    await cluster.stop();
+    cleanups.delete(stopAll);
+    await stopAll();
   }
 }
 
@@ -563,12 +685,17 @@ function report(all: SizeFigures[], commit: string): string {
     `- ${f.nodes} nodes, a node joined (its agent applied the config in ${s(f.join.ms)} s), Lease renewals left out: ${describeWrites(f.join.writes)}`,
     `- ${f.nodes} nodes, a pod started, Lease renewals left out: ${describeWrites(f.podStart.writes) || "none"}`,
   ]);
+  const minutes = (ms: number) => (ms / 60_000).toFixed(1);
+  const phaseLines = all.map(
+    (f) =>
+      `- ${f.nodes} nodes, ${minutes(f.phases.reduce((sum, p) => sum + p.ms, 0))} minutes: ${f.phases.map((p) => `${p.name} ${s(p.ms)} s`).join(", ")}`,
+  );
   const eventRows = all.map(
     (f) =>
       `| ${f.nodes} | ${total(f.join.writes)} | ${f.join.events} | ${total(f.podStart.writes)} | ${f.podStart.events} |`,
   );
   return [
-    `Measured ${new Date().toISOString().slice(0, 10)} on commit ${commit}, ${cpus().length} CPUs, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, kube-apiserver 1.37.2 + etcd on loopback; reproduce with \`BENCH_CP_NODES=${all.map((f) => f.nodes).join(",")} node dist/bench/control-plane.js\` (part of \`make bench\`).`,
+    `Measured ${new Date().toISOString().slice(0, 10)} on commit ${commit}, ${cpus().length} CPUs, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, kube-apiserver 1.37.2 + etcd on loopback. ${minutes(performance.now() - began)} minutes; reproduce with \`BENCH_CP_NODES=${all.map((f) => f.nodes).join(",")} node dist/bench/control-plane.js\` (part of \`make bench\`).`,
     "",
     "A source write → every node applied it (p50 / p99 / max, from the write to each node's report), and → the resource's Ready; each against its floor measured in the same run (p99 against one event reaching N watchers, Ready against N status patches).",
     "",
@@ -576,7 +703,7 @@ function report(all: SizeFigures[], commit: string): string {
     "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ...rows,
     "",
-    "| nodes | pods | N applies (s) | N status patches (s) | one event → N watchers | watch events/s at rest | writes/s at rest | operator RSS | operator CPU |",
+    `| nodes | pods | N applies (s) | N status patches (s) | one event → N watchers | watch events/s at rest (${REST_WINDOW_MS / 1000} s) | writes/s at rest | operator RSS | operator CPU |`,
     "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ...floorRows,
     "",
@@ -588,6 +715,9 @@ function report(all: SizeFigures[], commit: string): string {
     "",
     "Writes by resource:",
     ...writeDetail,
+    "",
+    "Where the time went (wall time per phase):",
+    ...phaseLines,
   ].join("\n");
 }
 
@@ -606,6 +736,7 @@ async function main(): Promise<void> {
   const text = report(all, commit);
   process.stdout.write(`${text}\n`);
   if (process.env.BENCH_CP_WRITE !== "0") writeBenchmarksSection(text);
+  say(`done in ${((performance.now() - began) / 60_000).toFixed(1)} minutes`);
 }
 
 /** Replaces the text between the markers of docs/benchmarks.md's section BENCH_CP_SECTION. */

@@ -1,5 +1,6 @@
 import type { KubeConfig, KubernetesObject } from "@kubernetes/client-node";
 import type { Logger } from "pino";
+import { AUDIT_ANNOTATION } from "../api/policyrealization.js";
 import { Informer } from "../controllers/informer.js";
 import {
   collectionPath,
@@ -31,6 +32,24 @@ export interface AgentWatches {
   /** Resolves when every watch has listed once. */
   synced(): Promise<void>;
   stop(): void;
+}
+
+/**
+ * Pure: whether an update of a NetworkConfig, EncryptionProfile, BandwidthPolicy or
+ * NetworkPolicy can change what an agent renders. Agents read their specs (and a policy's audit
+ * annotation), never their status: the operator's status writes, its realization annotations on
+ * NetworkPolicies and periodic resyncs keep the generation and the annotation, and re-rendering
+ * every node for them would cost each agent a full policy compile per write.
+ */
+export function specChanged(oldObj: KubernetesObject, newObj: KubernetesObject): boolean {
+  const generation = (o: KubernetesObject) => o.metadata?.generation;
+  const audit = (o: KubernetesObject) => o.metadata?.annotations?.[AUDIT_ANNOTATION];
+  if (generation(oldObj) === undefined || generation(newObj) === undefined) return true;
+  return (
+    generation(oldObj) !== generation(newObj) ||
+    audit(oldObj) !== audit(newObj) ||
+    !oldObj.metadata?.deletionTimestamp !== !newObj.metadata?.deletionTimestamp
+  );
 }
 
 /**
@@ -108,8 +127,20 @@ export function agentWatches(
   const peersChanged = () => {
     if (peersReady) void agent.observePeerObjects(peerObjects());
   };
+  const specOnly = new Set<unknown>([
+    sources.networkConfigs,
+    sources.encryptionProfiles,
+    sources.bandwidthPolicies,
+    sources.networkPolicies,
+  ]);
   for (const inf of Object.values(sources))
-    inf.addEventHandler({ add: render, update: render, delete: render });
+    inf.addEventHandler({
+      add: render,
+      update: (oldObj, newObj) => {
+        if (!specOnly.has(inf) || specChanged(oldObj, newObj)) render();
+      },
+      delete: render,
+    });
   for (const inf of [peers, remotePeers])
     inf.addEventHandler({ add: peersChanged, update: peersChanged, delete: peersChanged });
   // Its own NodeNetworkState is read once, for the report it left before a restart: watching

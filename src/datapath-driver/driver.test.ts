@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { NodeDatapath } from "../api/nodenetworkstate.js";
-import { type ApplyContext, peerNodeIPs, planDatapath } from "./driver.js";
+import { type ApplyContext, mapEntryCounts, peerNodeIPs, planDatapath } from "./driver.js";
 
 const spec = (strictCIDRs: string[]): NodeDatapath => ({
   nodeName: "n1",
@@ -47,5 +47,25 @@ describe("planDatapath: strict networks that would cut the nodes off", () => {
     const plan = planDatapath(spec(["10.244.0.0/16"]), ["eth0"], ctx(["192.168.1.12:51871"]));
     assert.deepEqual(plan.strictCidrs, ["10.244.0.0/16"]);
     assert.deepEqual(plan.notEnforced, []);
+  });
+});
+
+describe("mapEntryCounts: what the status reports", () => {
+  it("leaves the ipcache out: a pod elsewhere changes no node's status", () => {
+    const withIpcache = (ips: string[]) =>
+      mapEntryCounts(
+        planDatapath({ nodeName: "n1" }, ["eth0"], {
+          policy: {
+            enforcement: "Default",
+            endpoints: [],
+            ipcache: ips.map((ip, i) => ({ cidr: ip, identity: 256 + i })),
+            sources: [],
+          },
+        }),
+      );
+    const before = withIpcache(["10.244.1.5"]);
+    assert.deepEqual(before, withIpcache(["10.244.1.5", "10.244.2.7", "fd00::7"]));
+    assert.equal(before.endpoints, 0);
+    assert.ok(!Object.keys(before).some((k) => k.startsWith("ipcache")));
   });
 });

@@ -205,18 +205,15 @@ export function policyState(p: PolicyPlan): NonNullable<DatapathState["policy"]>
 
 /** Pure: entries per BPF map for status, the same for every driver. */
 export function mapEntryCounts(plan: DatapathPlan): Record<string, number> {
+  // Not the ipcache: it changes on every node with every pod anywhere, and a count in the
+  // status would make each pod start cost a status write per node.
   return {
     egress_deny: plan.egressDeny.filter((e) => e.cidr.family === 4).length,
     egress_deny6: plan.egressDeny.filter((e) => e.cidr.family === 6).length,
     strict_cidrs: plan.strictCidrs.length,
     pod_class: plan.bandwidth.length,
     ...(plan.policy
-      ? {
-          endpoints: plan.policy.endpoints.size,
-          policy: plan.policy.entries.length,
-          ipcache4: plan.policy.ipcache.filter((e) => e.cidr.family === 4).length,
-          ipcache6: plan.policy.ipcache.filter((e) => e.cidr.family === 6).length,
-        }
+      ? { endpoints: plan.policy.endpoints.size, policy: plan.policy.entries.length }
       : {}),
   };
 }
