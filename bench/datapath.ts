@@ -48,8 +48,6 @@ import {
 } from "../src/datapath-driver/linux/libbpf.js";
 import { encodeDenyKey } from "../src/datapath-driver/maps/egress-deny.js";
 import {
-  type EndpointValue,
-  endpointMaps,
   ipcacheEntries,
   type PolicyTiers,
   policyMapEntries,
@@ -66,6 +64,7 @@ import { kubeRequest } from "../src/kube/raw.js";
 import type { PolicyEntry } from "../src/policy/compile.js";
 import { isRoot } from "../src/util/process.js";
 import { toolsRequirement } from "../src/util/system-tools.js";
+import { syncEndpointPolicies } from "../test/support/policy-tiers.js";
 import {
   benchDenyEntries,
   benchDenyRules,
@@ -520,13 +519,8 @@ async function lookupSection(): Promise<LookupFigures> {
         program: bpf.programId("netloom_pod_ingress"),
         probe: [LB.ip, 8001],
         load: () => {
-          const ipcache = ipcacheEntries({ [LA.ip]: PEER_IDENTITY, [LB.ip]: POD_IDENTITY });
-          const { value, entries } = endpointMaps(ifindex, POD_IDENTITY, tiers, {
-            allowHost: true,
-          });
-          bpf.syncIpcache(ipcache);
-          bpf.syncPolicy(entries);
-          bpf.syncEndpoints(new Map<number, EndpointValue>([[ifindex, value]]));
+          bpf.syncIpcache(ipcacheEntries({ [LA.ip]: PEER_IDENTITY, [LB.ip]: POD_IDENTITY }));
+          syncEndpointPolicies(bpf, [{ ifindex, identity: POD_IDENTITY, tiers }]);
           inLa(() => {
             bpf.attach("eth0", "netloom_pod_egress", "tcx");
             bpf.attach("eth0", "netloom_pod_ingress", "tcx");

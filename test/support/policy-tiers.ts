@@ -3,7 +3,8 @@
  * maps directly (policy-datapath, flow-events).
  */
 
-import type { PolicyTiers } from "../../src/datapath-driver/maps/policy.js";
+import type { BpfDatapath } from "../../src/datapath-driver/linux/bpf-datapath.js";
+import { endpointMaps, type PolicyTiers } from "../../src/datapath-driver/maps/policy.js";
 import type { DirectionPolicy, EndpointPolicy, PolicyEntry } from "../../src/policy/compile.js";
 
 export const open: DirectionPolicy = { isolated: false, entries: [] };
@@ -23,3 +24,20 @@ export const tcp = (peer: number | "any", lo: number, hi = lo): PolicyEntry => (
   protocol: "TCP",
   ports: [lo, hi],
 });
+
+/**
+ * Writes endpoints' policy into the maps as the agent does: their policy entries first, then
+ * the endpoint values whose new revisions make tracked connections be decided again.
+ */
+export function syncEndpointPolicies(
+  dp: Pick<BpfDatapath, "syncPolicy" | "syncEndpoints">,
+  endpoints: readonly { ifindex: number; identity: number; tiers: PolicyTiers }[],
+  opts = { allowHost: true },
+): void {
+  const maps = endpoints.map((e) => ({
+    ifindex: e.ifindex,
+    ...endpointMaps(e.ifindex, e.identity, e.tiers, opts),
+  }));
+  dp.syncPolicy(maps.flatMap((m) => m.entries));
+  dp.syncEndpoints(new Map(maps.map((m) => [m.ifindex, m.value])));
+}

@@ -31,6 +31,7 @@ import {
   isolated,
   NOT_ISOLATED,
   open,
+  syncEndpointPolicies,
   tcp,
 } from "../../../test/support/policy-tiers.js";
 import { skipOrFail, skipWhen, unmet } from "../../../test/support/prerequisites.js";
@@ -42,13 +43,7 @@ import { FlowObserver } from "../../flows/observer.js";
 import type { EndpointPlan } from "../../policy/node.js";
 import { RealClock } from "../../util/clock.js";
 import { decodeFlowEvent, FLOW_RING_RECORDS, type FlowEvent } from "../maps/flow-events.js";
-import {
-  type EndpointValue,
-  endpointMaps,
-  IDENTITY_HOST,
-  ipcacheEntries,
-  type PolicyTiers,
-} from "../maps/policy.js";
+import { IDENTITY_HOST, ipcacheEntries, type PolicyTiers } from "../maps/policy.js";
 import { BpfDatapath } from "./bpf-datapath.js";
 import { BPF_OBJECT } from "./driver.js";
 import { PinnedFlowEvents } from "./flow-events.js";
@@ -79,18 +74,11 @@ describe("flow events on the real kernel", { skip: skipWhen(reason) }, () => {
   const servers: ChildProcess[] = [];
   const ifindex = { a: 0, b: 0 };
 
-  const setPolicy = (a: PolicyTiers, b: PolicyTiers) => {
-    const opts = { allowHost: true };
-    const ma = endpointMaps(ifindex.a, ID_A, a, opts);
-    const mb = endpointMaps(ifindex.b, ID_B, b, opts);
-    dp.syncPolicy([...ma.entries, ...mb.entries]);
-    dp.syncEndpoints(
-      new Map<number, EndpointValue>([
-        [ifindex.a, ma.value],
-        [ifindex.b, mb.value],
-      ]),
-    );
-  };
+  const setPolicy = (a: PolicyTiers, b: PolicyTiers) =>
+    syncEndpointPolicies(dp, [
+      { ifindex: ifindex.a, identity: ID_A, tiers: a },
+      { ifindex: ifindex.b, identity: ID_B, tiers: b },
+    ]);
 
   /** Every record in the ring now, decoded (a record that does not decode fails the test). */
   const drain = (): FlowEvent[] => {

@@ -17,18 +17,19 @@
  */
 
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { type ChildProcess, spawnSync } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import fc from "fast-check";
-import { nsPath, type TwoPods, twoPods } from "../../../test/support/pod-netns.js";
+import { echoServers, nsPath, type TwoPods, twoPods } from "../../../test/support/pod-netns.js";
 import {
   both,
   endpoint,
   isolated,
   NOT_ISOLATED,
   open,
+  syncEndpointPolicies,
   tcp,
 } from "../../../test/support/policy-tiers.js";
 import { skipOrFail, skipWhen, unmet } from "../../../test/support/prerequisites.js";
@@ -39,9 +40,7 @@ import {
   describeIpcacheEntries,
   describePolicyEntries,
   ENDPOINT_FLAG,
-  type EndpointValue,
   endpointFlags,
-  endpointMaps,
   IDENTITY_ANY,
   IDENTITY_HOST,
   IP_PROTOCOL,
@@ -132,23 +131,6 @@ function pings(ns: string, ip: string): boolean {
   return r.status === 0;
 }
 
-/** Echo servers in a pod: TCP on tcpPorts, UDP on udpPorts, both families. */
-function startServers(ns: string, tcpPorts: number[], udpPorts: number[]): Promise<ChildProcess> {
-  const js =
-    "const net=require('net'),dgram=require('dgram');let n=0;const total=" +
-    `${tcpPorts.length + udpPorts.length};const up=()=>{if(++n===total)console.log('ready')};` +
-    `for(const p of ${JSON.stringify(tcpPorts)})net.createServer(s=>{s.on('error',()=>{});s.pipe(s)}).listen(p,'::',up);` +
-    `for(const p of ${JSON.stringify(udpPorts)}){const u=dgram.createSocket('udp6');` +
-    "u.on('message',(m,r)=>u.send(m,r.port,r.address));u.bind(p,'::',up)}";
-  const child = spawn("nsenter", [`--net=/run/netns/${ns}`, process.execPath, "-e", js], {
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  return new Promise((ok, fail) => {
-    child.stdout?.on("data", (d: Buffer) => d.toString().includes("ready") && ok(child));
-    child.on("exit", (code) => fail(new Error(`servers in ${ns} exited (${code})`)));
-  });
-}
-
 const anyProtocol = (peer: number | "any"): PolicyEntry => ({
   peer,
   protocol: "any",
@@ -179,19 +161,15 @@ describe("NetworkPolicy datapath on the real kernel", { skip: skipWhen(reason) }
     });
 
   /** The agent's part: both endpoints' flags and policy entries into the maps. */
-  const setPolicy = (a: PolicyTiers, b: PolicyTiers, allowHost = true) => {
-    const opts = { allowHost };
-    const ma = endpointMaps(ifindex.a, A.identity, a, opts);
-    const mb = endpointMaps(ifindex.b, B.identity, b, opts);
-    // As the agent: entries before the endpoints' new revisions.
-    dp.syncPolicy([...ma.entries, ...mb.entries]);
-    dp.syncEndpoints(
-      new Map<number, EndpointValue>([
-        [ifindex.a, ma.value],
-        [ifindex.b, mb.value],
-      ]),
+  const setPolicy = (a: PolicyTiers, b: PolicyTiers, allowHost = true) =>
+    syncEndpointPolicies(
+      dp,
+      [
+        { ifindex: ifindex.a, identity: A.identity, tiers: a },
+        { ifindex: ifindex.b, identity: B.identity, tiers: b },
+      ],
+      { allowHost },
     );
-  };
   const ipcache = () =>
     ipcacheEntries({
       [A.ip]: A.identity,
@@ -227,8 +205,8 @@ describe("NetworkPolicy datapath on the real kernel", { skip: skipWhen(reason) }
       ],
       [nsNode, A.ns, A.host, A.ip, B.ip, HOST_IP],
     );
-    servers.push(await startServers(nsA, [7070], [5353]));
-    servers.push(await startServers(nsB, [8080, 8090, 8096, 9090], [5353]));
+    servers.push(await echoServers(nsA, [7070], [5353]));
+    servers.push(await echoServers(nsB, [8080, 8090, 8096, 9090], [5353]));
     withNetns(nsPath(nsNode), () => {
       ifindex.a = ifNameToIndex(hostA);
       ifindex.b = ifNameToIndex(hostB);
