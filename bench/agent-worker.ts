@@ -2,7 +2,7 @@
 // (agentWatches, exactly what `netloom agent` opens), so the API server's watch fan-out is real.
 // Only the kernel is simulated (MemoryDriver). Also opens plain watches for the fan-out floor.
 // Talks to the parent over IPC; exits when the parent is gone (killed, or crashed).
-import { CustomObjectsApi, Watch } from "@kubernetes/client-node";
+import { CustomObjectsApi, type KubernetesObject, Watch } from "@kubernetes/client-node";
 import { pino } from "pino";
 import { NodeAgent } from "../src/agent/agent.js";
 import { KeyStore } from "../src/agent/keystore.js";
@@ -41,6 +41,28 @@ let writes = 0;
 /** One parser for the process's agents: they see the same source objects. */
 const parser = new SourceParser();
 
+/**
+ * The process's agents keep one copy of each object version: every agent still receives and
+ * decodes its own watch events, but 125 agents in one process holding 125 copies of every
+ * node's endpoint slice (30,000 pods) would measure this harness, not Netloom (a real agent is
+ * alone on its node; its own footprint is measured in the datapath half). Sharing the object
+ * also shares its parse (SourceParser memoizes per object) and its ipcache claims.
+ */
+const interned = new Map<string, WeakRef<KubernetesObject>>();
+const forget = new FinalizationRegistry<string>((key) => {
+  if (!interned.get(key)?.deref()) interned.delete(key);
+});
+function intern(obj: KubernetesObject): KubernetesObject {
+  const m = obj.metadata;
+  if (!m?.uid || !m.resourceVersion) return obj;
+  const key = `${m.uid}@${m.resourceVersion}`;
+  const have = interned.get(key)?.deref();
+  if (have) return have;
+  interned.set(key, new WeakRef(obj));
+  forget.register(obj, key);
+  return obj;
+}
+
 /** Agents of one process starting at once (each lists and watches its sources). */
 const STARTING = 4;
 
@@ -72,7 +94,7 @@ async function startAgents(nodes: string[], heartbeatMs: number): Promise<void> 
       parser,
       log,
     });
-    const w = agentWatches(kc, node, agent, log);
+    const w = agentWatches(kc, node, agent, log, intern);
     const lease = agentLeaseKeeper(kc, node, { clock });
     w.start();
     agent.start();

@@ -234,8 +234,27 @@ async function createNodesAndPods(kc: KubeConfig, n: number, podsPerNode: number
       },
     });
   });
-  for (const ns of Array.from({ length: 10 }, (_, k) => `bench-${k}`))
+  for (const ns of Array.from({ length: 10 }, (_, k) => `bench-${k}`)) {
     await core.createNamespace({ body: { metadata: { name: ns } } });
+    // Every node then enforces policy for its api pods, and holds every pod in its ipcache.
+    await must(kc, "POST", `/apis/networking.k8s.io/v1/namespaces/${ns}/networkpolicies`, {
+      body: {
+        apiVersion: "networking.k8s.io/v1",
+        kind: "NetworkPolicy",
+        metadata: { name: "api-from-landing-page" },
+        spec: {
+          podSelector: { matchLabels: { app: "api" } },
+          policyTypes: ["Ingress"],
+          ingress: [
+            {
+              from: [{ podSelector: { matchLabels: { app: "landing-page" } } }],
+              ports: [{ protocol: "TCP", port: 8080 }],
+            },
+          ],
+        },
+      },
+    });
+  }
   const pods = [...Array(n * podsPerNode).keys()].map((k) => ({
     i: Math.floor(k / podsPerNode),
     j: k % podsPerNode,

@@ -530,7 +530,7 @@ async function lookupSection(): Promise<LookupFigures> {
           inLa(() => bpf.detach("eth0"));
           bpf.syncEndpoints(new Map());
           bpf.syncPolicy([]);
-          bpf.syncIpcache([]);
+          bpf.syncIpcache(new Map());
         },
       };
     };

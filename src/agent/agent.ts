@@ -23,6 +23,7 @@ import {
 } from "../datapath-driver/driver.js";
 import type { PeerState } from "../datapath-driver/wireguard/uapi.js";
 import type { EndpointDirectory } from "../flows/context.js";
+import { IpcacheTable } from "../policy/ipcache.js";
 import { type NodePolicy, wouldDropByPolicy } from "../policy/node.js";
 import { contentHash } from "../reconcilers/shared/hash.js";
 import { type Clock, RealClock } from "../util/clock.js";
@@ -91,6 +92,11 @@ export interface NodeAgentOptions {
   log?: Logger;
 }
 
+/** Pure: what the node's policy datapath must hold, as a digest (the ipcache by its epoch). */
+function policyHash(p: NodePolicy): string {
+  return contentHash({ ...p, ipcache: p.ipcache.epoch });
+}
+
 /** How far past a clashing peer's announced switch a deferred rotation aims, beyond the guard. */
 const ROTATION_RETRY_SLACK_MS = 500;
 
@@ -130,6 +136,8 @@ export class NodeAgent {
   private failures = 0;
   private stopped = false;
   private readonly parser: SourceParser;
+  /** This node's ipcache, kept across renders (only changed endpoint slices are re-read). */
+  private readonly ipcache = new IpcacheTable();
   /** The sources as the watches delivered them last; rendered once per burst of events. */
   private raw: RawSources | undefined;
   private renderQueued = false;
@@ -196,7 +204,7 @@ export class NodeAgent {
 
   /** Whether these sources make this node encrypt (then it needs its peers before applying). */
   wantsPeers(raw: RawSources): boolean {
-    const r = this.parser.render(raw);
+    const r = this.parser.render(raw, this.ipcache);
     return r.ok && r.spec?.wireguard !== undefined;
   }
 
@@ -218,7 +226,7 @@ export class NodeAgent {
     this.renderQueued = true;
     return this.serial(async () => {
       this.renderQueued = false;
-      const r = this.parser.render(this.raw!);
+      const r = this.parser.render(this.raw!, this.ipcache);
       if (r.ok) {
         if (r.spec) this.reportBadAnnotations(r.rendered.badAnnotations);
         this.desired = r.spec;
@@ -357,7 +365,7 @@ export class NodeAgent {
     // A peer's announcement alone changes no applied state: its fallback switch must be armed
     // before the early return below, or a late confirmation would leave the queue to overflow.
     if (wg?.nextSwitch) this.scheduleAt(wg.nextSwitch, "switch");
-    const key = `${specHash}/${wg ? this.wireguardHash(wg) : ""}/${this.policy ? contentHash(this.policy) : ""}`;
+    const key = `${specHash}/${wg ? this.wireguardHash(wg) : ""}/${this.policy ? policyHash(this.policy) : ""}`;
     if (key === this.appliedKey) return;
     // Peers coming and going change no spec: their count rides on the next heartbeat, so a node
     // joining does not make every other node write at once.

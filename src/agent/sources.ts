@@ -12,6 +12,7 @@ import { type Parsed, parseApiObject } from "../api/parse.js";
 import { MESH_CLUSTER_LABEL, type RemoteNodePeer, remoteNodePeer } from "../api/remotenodepeer.js";
 import { buildDirectory, type EndpointDirectory } from "../flows/context.js";
 import type { IdentityLabels } from "../policy/compile.js";
+import { IpcacheTable } from "../policy/ipcache.js";
 import { type NetworkPolicy, networkPolicy } from "../policy/networkpolicy.js";
 import { type NodePolicy, renderNodePolicy } from "../policy/node.js";
 import type { BandwidthPolicy, EncryptionProfile, NetworkConfig } from "../reconcilers/model.js";
@@ -80,9 +81,10 @@ export class SourceParser {
    * Pure given the objects: this node's desired datapath. A NetworkConfig or EncryptionProfile
    * that does not parse could select this node, so nothing is rendered and the error is
    * returned (the agent keeps what it applied last); a BandwidthPolicy counts only in the
-   * namespaces of this node's pods.
+   * namespaces of this node's pods. `ipcache` is the agent's own table, kept across renders
+   * (incremental: only changed slices are looked at again); its entries are live.
    */
-  render(raw: RawSources): Rendered {
+  render(raw: RawSources, ipcache: IpcacheTable = new IpcacheTable()): Rendered {
     if (!raw.node) return { ok: true, spec: undefined };
     const node = nodeView(raw.node as V1Node);
     const pods = raw.pods.map((p) => podView(p as V1Pod));
@@ -103,7 +105,13 @@ export class SourceParser {
       bandwidthPolicies: bps.value,
       pods,
     });
-    const { policy, directory } = this.policy(raw, node.name, node.internalIP, rendered.spec);
+    const { policy, directory } = this.policy(
+      raw,
+      node.name,
+      node.internalIP,
+      rendered.spec,
+      ipcache,
+    );
     const spec: NodeDatapath = policy.sources.length
       ? { ...rendered.spec, sources: { ...rendered.spec.sources, networkPolicies: policy.sources } }
       : rendered.spec;
@@ -121,6 +129,7 @@ export class SourceParser {
     nodeName: string,
     nodeIP: string | undefined,
     spec: NodeDatapath,
+    ipcache: IpcacheTable,
   ): { policy: NodePolicy; directory: EndpointDirectory } {
     const policies: NetworkPolicy[] = [];
     for (const o of raw.networkPolicies ?? []) {
@@ -150,6 +159,7 @@ export class SourceParser {
       policies,
       identities,
       slices,
+      ipcache,
     });
     const localPods = raw.pods.map((o) => {
       const p = o as V1Pod;
@@ -157,7 +167,7 @@ export class SourceParser {
       if (ips.length === 0 && p.status?.podIP) ips.push(p.status.podIP);
       return { namespace: p.metadata?.namespace ?? "", name: p.metadata?.name ?? "", ips };
     });
-    return { policy, directory: buildDirectory(identities, slices, localPods) };
+    return { policy, directory: buildDirectory(identities, ipcache, localPods) };
   }
 
   /** The peer entries that parse; each that does not is returned as an error (left out). */

@@ -65,6 +65,8 @@ export function agentWatches(
   node: string,
   agent: NodeAgent,
   logger?: Logger,
+  /** Applied to every object before it is cached (the benchmark's simulated agents share them). */
+  transform?: (obj: KubernetesObject) => KubernetesObject,
 ): AgentWatches {
   const informer = (kind: ResourceKind, fieldSelector?: string) =>
     new Informer<KubernetesObject>({
@@ -72,6 +74,7 @@ export function agentWatches(
       kind,
       ...(fieldSelector ? { fieldSelector } : {}),
       ...(logger ? { logger } : {}),
+      ...(transform ? { transform } : {}),
     });
   const sources = {
     node: informer(NodeKind, `metadata.name=${node}`),

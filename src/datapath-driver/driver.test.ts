@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { NodeDatapath } from "../api/nodenetworkstate.js";
 import { type ApplyContext, mapEntryCounts, peerNodeIPs, planDatapath } from "./driver.js";
+import { canonicalPrefix } from "./maps/policy.js";
 
 const spec = (strictCIDRs: string[]): NodeDatapath => ({
   nodeName: "n1",
@@ -58,7 +59,10 @@ describe("mapEntryCounts: what the status reports", () => {
           policy: {
             enforcement: "Default",
             endpoints: [],
-            ipcache: ips.map((ip, i) => ({ cidr: ip, identity: 256 + i })),
+            ipcache: {
+              entries: new Map(ips.map((ip, i) => [canonicalPrefix(ip), 256 + i])),
+              epoch: ips.length,
+            },
             sources: [],
           },
         }),

@@ -5,12 +5,13 @@ import type { NodePolicy } from "../policy/node.js";
 import { type DenyEntry, describeDenyEntries, egressDenyEntries } from "./maps/egress-deny.js";
 import {
   describeEndpoint,
-  describeIpcacheEntries,
+  describeIpcacheEntry,
   describePolicyEntries,
   type EndpointValue,
   endpointMaps,
-  type IpcacheEntry,
-  ipcacheEntries,
+  type Ipcache,
+  type IpcacheEntries,
+  ipcacheChanges,
   type PolicyMapEntry,
 } from "./maps/policy.js";
 import type { PeerConfig, PeerState } from "./wireguard/uapi.js";
@@ -49,12 +50,15 @@ export interface DatapathState {
   bandwidth: Record<string, number>;
   /** The WireGuard interface (absent: none wanted / none found) and its peers' public keys. */
   wireguard?: { ifname: string; peerKeys: string[] };
-  /** NetworkPolicy: pod interfaces with both programs, and the maps (describe* forms). */
+  /**
+   * NetworkPolicy: pod interfaces with both programs, and the maps (describe* forms; the
+   * ipcache, every pod of the cluster, as its table: prefix → identity).
+   */
   policy?: {
     devices: string[];
     endpoints: string[];
     entries: string[];
-    ipcache: string[];
+    ipcache: IpcacheEntries;
   };
 }
 
@@ -70,7 +74,7 @@ export interface PolicyPlan {
   devices: string[];
   endpoints: Map<number, EndpointValue>;
   entries: PolicyMapEntry[];
-  ipcache: IpcacheEntry[];
+  ipcache: Ipcache;
   /** pod (namespace/name) → its interface's ifindex (audit counts are per interface). */
   podOf: Map<number, string>;
 }
@@ -116,7 +120,7 @@ export function planPolicy(
     devices: [],
     endpoints: new Map(),
     entries: [],
-    ipcache: ipcacheEntries(new Map(policy.ipcache.map((e) => [e.cidr, e.identity]))),
+    ipcache: policy.ipcache,
     podOf: new Map(),
   };
   for (const e of policy.endpoints) {
@@ -199,7 +203,7 @@ export function policyState(p: PolicyPlan): NonNullable<DatapathState["policy"]>
     devices: [...p.devices],
     endpoints: [...p.endpoints].map(([ifindex, v]) => describeEndpoint(ifindex, v)).sort(),
     entries: describePolicyEntries(p.entries),
-    ipcache: describeIpcacheEntries(p.ipcache),
+    ipcache: p.ipcache.entries,
   };
 }
 
@@ -313,6 +317,40 @@ function diffCounted(
   ];
 }
 
+/** Like diffCounted, for the ipcache's table (compared entry by entry, nothing sorted). */
+function diffIpcache(desired: IpcacheEntries, actual: IpcacheEntries): DriftItem[] {
+  const { set, remove } = ipcacheChanges(actual, desired);
+  const example = (e: [string, number] | undefined) => (e ? describeIpcacheEntry(...e) : "");
+  const wrong = set.filter(([prefix]) => actual.has(prefix));
+  const missing = set.length - wrong.length;
+  return [
+    ...(missing
+      ? [
+          {
+            what: "policy" as const,
+            detail: `${missing} ipcache entries missing (e.g. ${example(set.find(([p]) => !actual.has(p)))})`,
+          },
+        ]
+      : []),
+    ...(wrong.length
+      ? [
+          {
+            what: "policy" as const,
+            detail: `${wrong.length} ipcache entries with another identity (e.g. ${example([wrong[0]![0], actual.get(wrong[0]![0])!])}, want ${wrong[0]![1]})`,
+          },
+        ]
+      : []),
+    ...(remove.length
+      ? [
+          {
+            what: "policy" as const,
+            detail: `${remove.length} unexpected ipcache entries (e.g. ${example([remove[0]!, actual.get(remove[0]!)!])})`,
+          },
+        ]
+      : []),
+  ];
+}
+
 /** Pure: every difference between desired and actual, as the agent counts and reports drift. */
 export function diffDatapath(desired: DatapathState, actual: DatapathState): DriftItem[] {
   const items: DriftItem[] = [];
@@ -342,14 +380,19 @@ export function diffDatapath(desired: DatapathState, actual: DatapathState): Dri
       items.push({ what: "bandwidth", detail: `unexpected rate limit for ${ip}` });
   }
   if (desired.policy) {
-    const have = actual.policy ?? { devices: [], endpoints: [], entries: [], ipcache: [] };
+    const have = actual.policy ?? {
+      devices: [],
+      endpoints: [],
+      entries: [],
+      ipcache: new Map<string, number>(),
+    };
     for (const d of desired.policy.devices)
       if (!have.devices.includes(d))
         items.push({ what: "policy", detail: `pod programs missing on ${d}` });
     items.push(
       ...diffEntries("policy", "policy endpoint", desired.policy.endpoints, have.endpoints),
       ...diffCounted("policy", "policy entries", desired.policy.entries, have.entries),
-      ...diffCounted("policy", "ipcache entries", desired.policy.ipcache, have.ipcache),
+      ...diffIpcache(desired.policy.ipcache, have.ipcache),
     );
   }
   const wantWg = desired.wireguard;

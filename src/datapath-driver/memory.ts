@@ -70,13 +70,18 @@ export class MemoryDriver implements DatapathDriver {
   }
 
   /** An out-of-band change, as a person with bpftool would make: drops one piece of state. */
-  injectDrift(what: DriftItem["what"] = "program"): void {
+  injectDrift(what: DriftItem["what"] | "ipcache" = "program"): void {
     if (what === "wireguard") delete this.state.wireguard;
     if (what === "strictCidrs") this.state.strictCidrs = this.state.strictCidrs.slice(1);
     if (what === "program") this.state.attachedDevices = this.state.attachedDevices.slice(1);
     if (what === "egressDeny") this.state.egressDeny = this.state.egressDeny.slice(1);
     if (what === "policy" && this.state.policy)
       this.state.policy.entries = this.state.policy.entries.slice(1);
+    if (what === "ipcache" && this.state.policy) {
+      const ipcache = new Map(this.state.policy.ipcache);
+      ipcache.delete(ipcache.keys().next().value ?? "");
+      this.state.policy.ipcache = ipcache;
+    }
     if (what === "bandwidth") {
       const first = Object.keys(this.state.bandwidth)[0];
       if (first) delete this.state.bandwidth[first];
@@ -88,7 +93,10 @@ export class MemoryDriver implements DatapathDriver {
     if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs));
     if (this.failure) throw new Error(this.failure);
     const plan = planDatapath(spec, this.devicesFor(spec), ctx, this.endpointDevicesFor(ctx));
-    this.state = expectedState(plan);
+    const state = expectedState(plan);
+    // The kernel's own copy: the agent's ipcache table changes with its next render.
+    if (state.policy) state.policy = { ...state.policy, ipcache: new Map(state.policy.ipcache) };
+    this.state = state;
     this.peers = ctx.wireguard?.peers;
     this.peersAt = Math.floor(Date.now() / 1000);
     return {
@@ -123,7 +131,15 @@ export class MemoryDriver implements DatapathDriver {
 
   async read(): Promise<DatapathState> {
     if (this.readFailure) throw new Error(this.readFailure);
-    return structuredClone(this.state);
+    // The ipcache is shared, not cloned (every pod of the cluster): drift replaces it, never
+    // edits it in place.
+    const { policy, ...rest } = this.state;
+    const out: DatapathState = structuredClone(rest);
+    if (policy) {
+      const { ipcache, ...maps } = policy;
+      out.policy = { ...structuredClone(maps), ipcache };
+    }
+    return out;
   }
 
   async teardown(): Promise<void> {

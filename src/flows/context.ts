@@ -5,7 +5,6 @@
  * by), which host interface is which local pod, and the sources of egress deny and strict mode.
  */
 import { parseIP } from "../api/cidr.js";
-import type { PolicyEndpoint } from "../api/networkendpointslice.js";
 import { formatAddress } from "../datapath-driver/maps/flow-events.js";
 import type { IdentityLabels } from "../policy/compile.js";
 import type { EndpointPlan, NodePolicy } from "../policy/node.js";
@@ -20,8 +19,16 @@ export interface PodRef {
 /** Identities and pod addresses, cluster-wide: built by the agent's SourceParser. */
 export interface EndpointDirectory {
   identities: ReadonlyMap<number, IdentityLabels>;
-  /** Canonical address (canonicalAddress) → pod. */
-  pods: ReadonlyMap<string, PodRef>;
+  /** The pod at a canonical address (canonicalAddress), if any. */
+  podAt(address: string): PodRef | undefined;
+  /** Every pod with an address, once per address. */
+  pods(): Iterable<PodRef>;
+}
+
+/** Pods by address from every node's endpoint slice: the agent's IpcacheTable. */
+export interface PodIndex {
+  podAt(address: string): PodRef | undefined;
+  allPods(): Iterable<PodRef>;
 }
 
 export interface FlowContext {
@@ -47,30 +54,36 @@ export function canonicalAddress(ip: string): string | undefined {
 }
 
 /**
- * Pure: the directory from what the agent watches: every node's endpoint slice, and this
- * node's Pods (a pod whose identity is not allocated yet is still named by its address).
+ * The directory from what the agent watches: every node's endpoint slice (as the agent's
+ * ipcache table indexes them, not copied) and this node's Pods (a pod whose identity is not
+ * allocated yet is still named by its address).
  */
 export function buildDirectory(
   identities: ReadonlyMap<number, IdentityLabels>,
-  slices: ReadonlyMap<string, readonly PolicyEndpoint[]>,
+  slices: PodIndex,
   localPods: readonly { namespace: string; name: string; ips: readonly string[] }[],
 ): EndpointDirectory {
-  const pods = new Map<string, PodRef>();
+  const local = new Map<string, PodRef>();
   for (const p of localPods)
     for (const ip of p.ips) {
       const key = canonicalAddress(ip);
-      if (key) pods.set(key, { namespace: p.namespace, name: p.name });
+      if (key) local.set(key, { namespace: p.namespace, name: p.name });
     }
-  for (const endpoints of slices.values())
-    for (const e of endpoints)
-      for (const ip of e.ips) {
-        const key = canonicalAddress(ip);
-        if (key) pods.set(key, { namespace: e.namespace, name: e.name, identity: e.identity });
-      }
-  return { identities, pods };
+  return {
+    identities,
+    podAt: (address) => slices.podAt(address) ?? local.get(address),
+    pods: function* () {
+      yield* slices.allPods();
+      for (const [address, pod] of local) if (!slices.podAt(address)) yield pod;
+    },
+  };
 }
 
-export const EMPTY_DIRECTORY: EndpointDirectory = { identities: new Map(), pods: new Map() };
+export const EMPTY_DIRECTORY: EndpointDirectory = {
+  identities: new Map(),
+  podAt: () => undefined,
+  pods: () => [],
+};
 
 /** Pure: the flow context of a node with nothing rendered yet. */
 export function emptyContext(node: string): FlowContext {

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { FlowEvent } from "../datapath-driver/maps/flow-events.js";
 import type { IdentityLabels } from "../policy/compile.js";
+import { IpcacheTable } from "../policy/ipcache.js";
 import type { EndpointPlan } from "../policy/node.js";
 import { buildDirectory, type FlowContext, interfacePods } from "./context.js";
 import { formatTimeNs, parseTimeNs, renderFlow, workloadLabel, workloadOf } from "./flow.js";
@@ -33,16 +34,25 @@ const ctx: FlowContext = {
       [1000, { namespace: "shop", labels: { tier: "web", app: "web" }, namespaceLabels: {} }],
       [2000, { namespace: "shop", labels: { app: "db" }, namespaceLabels: { team: "a" } }],
     ]),
-    new Map([
-      [
-        "node-2",
-        [{ namespace: "shop", name: "web-7d9f8c6b5d-x2x4k", identity: 1000, ips: ["10.244.2.5"] }],
-      ],
-      [
-        "node-1",
-        [{ namespace: "shop", name: "db-0", identity: 2000, ips: ["10.244.1.7", "fd00::7"] }],
-      ],
-    ]),
+    IpcacheTable.ofSlices(
+      new Map([
+        [
+          "node-2",
+          [
+            {
+              namespace: "shop",
+              name: "web-7d9f8c6b5d-x2x4k",
+              identity: 1000,
+              ips: ["10.244.2.5"],
+            },
+          ],
+        ],
+        [
+          "node-1",
+          [{ namespace: "shop", name: "db-0", identity: 2000, ips: ["10.244.1.7", "fd00::7"] }],
+        ],
+      ]),
+    ),
     [{ namespace: "shop", name: "db-0", ips: ["10.244.1.7"] }],
   ),
   endpoints: new Map([

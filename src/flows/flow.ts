@@ -198,8 +198,7 @@ function endpoint(identity: number, pod: PodRef | undefined, ctx: FlowContext): 
 }
 
 /** Events carry canonical addresses (formatAddress), the directory's keys. */
-const podByAddress = (ctx: FlowContext, ip: string): PodRef | undefined =>
-  ctx.directory.pods.get(ip);
+const podByAddress = (ctx: FlowContext, ip: string): PodRef | undefined => ctx.directory.podAt(ip);
 
 const TCP_FLAG_BITS: readonly [keyof TcpFlags, number][] = [
   ["FIN", 0x01],

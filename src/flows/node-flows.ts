@@ -85,7 +85,7 @@ export class FlowContextCache {
 /** Pure: the workloads that still have a pod somewhere ("namespace/workload"). */
 export function presentWorkloads(directory: EndpointDirectory): Set<string> {
   const out = new Set<string>();
-  for (const p of directory.pods.values()) out.add(`${p.namespace}/${workloadOf(p.name)}`);
+  for (const p of directory.pods()) out.add(`${p.namespace}/${workloadOf(p.name)}`);
   return out;
 }
 

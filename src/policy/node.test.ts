@@ -22,7 +22,7 @@ const ep = (name: string, namespace: string, identity: number, ip: string): Poli
   namespace,
   name,
   identity,
-  ips: [ip, `fd00::${ip.split(".").at(-1)}`],
+  ips: [ip, `fd00::${ip.split(".").slice(2).join(":")}`],
 });
 const slices = new Map<string, PolicyEndpoint[]>([
   ["n1", [ep("db-1", "shop", 257, "10.0.1.5"), ep("web-1", "shop", 256, "10.0.1.6")]],
@@ -66,9 +66,9 @@ describe("renderNodePolicy", () => {
 
   it("maps every pod address in the cluster, the world prefixes and the node as host", () => {
     const r = renderNodePolicy(input());
-    const ipc = new Map(r.ipcache.map((e) => [e.cidr, e.identity]));
+    const ipc = r.ipcache.entries;
     assert.equal(ipc.get("10.0.2.6/32"), 258, "a pod on another node");
-    assert.equal(ipc.get("fd00::6/128"), 258, "its IPv6 address too");
+    assert.equal(ipc.get("fd00::2:6/128"), 258, "its IPv6 address too");
     assert.equal(ipc.get("192.168.0.11/32"), RESERVED.host);
     assert.ok((ipc.get("0.0.0.0/0") ?? 0) >= FIRST_CIDR_IDENTITY);
     assert.ok((ipc.get("::/0") ?? 0) >= FIRST_CIDR_IDENTITY);

@@ -8,6 +8,7 @@
  */
 import type { PolicyEndpoint } from "../api/networkendpointslice.js";
 import { AUDIT_ANNOTATION } from "../api/policyrealization.js";
+import type { Ipcache } from "../datapath-driver/maps/policy.js";
 import { matchesSelector } from "../reconcilers/shared/selector.js";
 import {
   compileEndpoint,
@@ -16,7 +17,7 @@ import {
   type LocalEndpoint,
   worldIdentities,
 } from "./compile.js";
-import { RESERVED } from "./identity.js";
+import { IpcacheTable, slicesOf } from "./ipcache.js";
 import type { NetworkPolicy } from "./networkpolicy.js";
 import { type Protocol, policyTypesOf } from "./verdict.js";
 
@@ -40,7 +41,8 @@ export interface EndpointPlan {
 export interface NodePolicy {
   enforcement: PolicyEnforcement;
   endpoints: EndpointPlan[];
-  ipcache: { cidr: string; identity: number }[];
+  /** Every address the local programs look up (src/policy/ipcache.ts). */
+  ipcache: Ipcache;
   /** The policies selecting a local pod, with the generation and mode rendered (realization). */
   sources: { name: string; generation: number; audit?: boolean }[];
 }
@@ -55,6 +57,11 @@ export interface NodePolicyInput {
   identities: ReadonlyMap<number, IdentityLabels>;
   /** Every endpoint slice: node name → its pods. */
   slices: ReadonlyMap<string, readonly PolicyEndpoint[]>;
+  /**
+   * The agent's table, kept across renders so that only changed slices are looked at again;
+   * without one the ipcache is rendered from scratch.
+   */
+  ipcache?: IpcacheTable;
 }
 
 export const isAuditPolicy = (p: NetworkPolicy) =>
@@ -62,27 +69,25 @@ export const isAuditPolicy = (p: NetworkPolicy) =>
 
 const policyName = (p: NetworkPolicy) => `${p.metadata.namespace}/${p.metadata.name}`;
 
-const hostPrefix = (ip: string) => (ip.includes(":") ? `${ip}/128` : `${ip}/32`);
-
 /** Pure: the node's policy datapath. Local pods without an identity yet are not enforced. */
 export function renderNodePolicy(input: NodePolicyInput): NodePolicy {
   const world = worldIdentities(input.policies, FIRST_CIDR_IDENTITY);
-  const ipcache = new Map<string, number>();
-  for (const { cidr, identity } of world.prefixes) ipcache.set(cidr, identity);
+  const slices = slicesOf(input.slices);
+  const ipcache = (input.ipcache ?? new IpcacheTable()).update({
+    slices,
+    world: world.prefixes,
+    nodeIPs: input.nodeIPs,
+  });
+  // A named port of a peer identity: from the first node (by name) with a pod of it naming some.
   const namedPorts = new Map<number, Record<string, { port: number; protocol: Protocol }>>();
-  for (const endpoints of input.slices.values())
-    for (const e of endpoints) {
-      for (const ip of e.ips) ipcache.set(hostPrefix(ip), e.identity);
-      if (e.namedPorts?.length && !namedPorts.has(e.identity))
+  const naming = [...slices.values()].filter((s) => s.namedPorts.size > 0);
+  for (const slice of naming.sort((a, b) => (a.node < b.node ? -1 : 1)))
+    for (const [identity, ports] of slice.namedPorts)
+      if (!namedPorts.has(identity))
         namedPorts.set(
-          e.identity,
-          Object.fromEntries(
-            e.namedPorts.map((n) => [n.name, { port: n.port, protocol: n.protocol }]),
-          ),
+          identity,
+          Object.fromEntries(ports.map((n) => [n.name, { port: n.port, protocol: n.protocol }])),
         );
-    }
-  // After the pods: a node address is the host even if a pod claims it.
-  for (const ip of input.nodeIPs) ipcache.set(hostPrefix(ip), RESERVED.host);
 
   const local = input.enforcement === "Never" ? [] : (input.slices.get(input.node) ?? []);
   const enforcedPolicies = input.policies.filter((p) => !isAuditPolicy(p));
@@ -135,9 +140,7 @@ export function renderNodePolicy(input: NodePolicyInput): NodePolicy {
   return {
     enforcement: input.enforcement,
     endpoints: endpoints.sort((a, b) => (a.pod < b.pod ? -1 : 1)),
-    ipcache: [...ipcache]
-      .map(([cidr, identity]) => ({ cidr, identity }))
-      .sort((a, b) => (a.cidr < b.cidr ? -1 : 1)),
+    ipcache,
     sources: [...sources]
       .map(([name, { generation, audit }]) => ({ name, generation, ...(audit ? { audit } : {}) }))
       .sort((a, b) => (a.name < b.name ? -1 : 1)),

@@ -59,7 +59,6 @@ import {
   decodePolicyAuditKey,
   decodePolicyDropKey,
   decodePolicyEntry,
-  describeIpcacheEntry,
   describePolicyEntry,
   ENDPOINT_KEY_SIZE,
   ENDPOINT_VALUE_SIZE,
@@ -73,7 +72,8 @@ import {
   IPCACHE_KEY_SIZE,
   IPCACHE_MAP,
   IPCACHE_VALUE_SIZE,
-  type IpcacheEntry,
+  type IpcacheEntries,
+  ipcacheChanges,
   ipcacheEpoch,
   POLICY_AUDIT_KEY_SIZE,
   POLICY_AUDIT_MAP,
@@ -556,48 +556,47 @@ export class BpfDatapath {
   }
 
   /**
-   * Makes ipcache4 and ipcache6 hold exactly these entries (ipcacheEntries), then ipcache_epoch
-   * their digest: connections the programs tracked under another ipcache are decided again.
+   * Writes these ipcache changes (ipcacheChanges against what the maps hold), then
+   * ipcache_epoch: connections the programs tracked under another ipcache are decided again.
+   * Only what changed is written: the ipcache holds every pod of the cluster.
    */
-  syncIpcache(entries: readonly IpcacheEntry[]): SyncResult {
+  writeIpcache(changes: { set: [string, number][]; remove: string[] }, epoch: number): SyncResult {
     let written = 0;
     let deleted = 0;
-    for (const family of [4, 6] as const) {
-      const desired = new Map<string, { key: Buffer; value: Buffer }>();
-      for (const e of entries.filter((x) => x.cidr.family === family)) {
-        const key = encodeIpcacheKey(e.cidr);
-        const have = desired.get(key.toString("hex"));
-        if (have && !have.value.equals(u32(e.identity)))
-          throw new Error(`ipcache entry given twice: ${describeIpcacheEntry(e)}`);
-        desired.set(key.toString("hex"), { key, value: u32(e.identity) });
-      }
-      const r = syncMap(
-        this.fd(IPCACHE_MAP[family]),
-        IPCACHE_KEY_SIZE[family],
-        IPCACHE_VALUE_SIZE,
-        desired,
-      );
-      written += r.written;
-      deleted += r.deleted;
+    for (const [prefix, identity] of changes.set) {
+      const cidr = parseCidr(prefix);
+      mapUpdate(this.fd(IPCACHE_MAP[cidr.family]), encodeIpcacheKey(cidr), u32(identity));
+      written++;
+    }
+    for (const prefix of changes.remove) {
+      const cidr = parseCidr(prefix);
+      if (mapDelete(this.fd(IPCACHE_MAP[cidr.family]), encodeIpcacheKey(cidr))) deleted++;
     }
     // After the entries: a connection decided between the two is decided again.
-    const epoch = u32(ipcacheEpoch(entries));
     const fd = this.fd(IPCACHE_EPOCH_MAP);
-    if (!mapLookup(fd, u32(0), 4)?.equals(epoch)) {
-      mapUpdate(fd, u32(0), epoch);
+    if (!mapLookup(fd, u32(0), 4)?.equals(u32(epoch))) {
+      mapUpdate(fd, u32(0), u32(epoch));
       written++;
     }
     return { written, deleted };
   }
 
-  readIpcache(): IpcacheEntry[] {
-    return ([4, 6] as const).flatMap((family) => {
+  /** Makes ipcache4 and ipcache6 hold exactly these entries (ipcacheEntries), read first. */
+  syncIpcache(entries: IpcacheEntries): SyncResult {
+    return this.writeIpcache(ipcacheChanges(this.readIpcache(), entries), ipcacheEpoch(entries));
+  }
+
+  /** Both families' entries as the table's canonical prefix → identity. */
+  readIpcache(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const family of [4, 6] as const) {
       const fd = this.fd(IPCACHE_MAP[family]);
-      return mapKeys(fd, IPCACHE_KEY_SIZE[family]).flatMap((key) => {
+      for (const key of mapKeys(fd, IPCACHE_KEY_SIZE[family])) {
         const v = mapLookup(fd, key, IPCACHE_VALUE_SIZE);
-        return v ? [decodeIpcacheEntry(key, v)] : [];
-      });
-    });
+        if (v) out.set(...decodeIpcacheEntry(key, v));
+      }
+    }
+    return out;
   }
 
   /** New flows that audit-mode policies would have dropped, per endpoint and direction. */

@@ -14,8 +14,9 @@ import { skipWhen, unmet } from "../../../test/support/prerequisites.js";
 import { NodeAgent } from "../../agent/agent.js";
 import { REPO_ROOT } from "../../api/fixtures.js";
 import type { NodeDatapath, NodeNetworkStateStatus } from "../../api/nodenetworkstate.js";
+import { IpcacheTable, slicesOf } from "../../policy/ipcache.js";
 import { FakeClock } from "../../util/clock.js";
-import { diffDatapath, expectedState, planDatapath } from "../driver.js";
+import { type ApplyContext, diffDatapath, expectedState, planDatapath } from "../driver.js";
 import { BpfDatapath } from "./bpf-datapath.js";
 import { BPF_OBJECT, LinuxDriver } from "./driver.js";
 
@@ -233,5 +234,90 @@ describe("what the kernel refuses is reported, the rest applied (real kernel)", 
     assert.ok((degraded?.message.length ?? 0) < 1200, "bounded message");
     assert.equal(status?.datapath?.attach, "none");
     assert.deepEqual(BpfDatapath.attachedOn(dev2, "tcx"), []);
+  });
+});
+
+describe("LinuxDriver's ipcache: only changes written, drift read back and healed (real kernel)", {
+  skip: skipWhen(reason),
+}, () => {
+  const ipDev = `nld${process.pid % 100000}i`;
+  const ipPins = `${pinDir}-ipcache`;
+  const driver = new LinuxDriver({ pinDir: ipPins });
+  const table = new IpcacheTable();
+  const spec: NodeDatapath = { nodeName: "drv", devices: [ipDev] };
+  const pod = (name: string, identity: number, ips: string[]) => ({
+    namespace: "shop",
+    name,
+    identity,
+    ips,
+  });
+  const ctx = (slices: Map<string, ReturnType<typeof pod>[]>): ApplyContext => ({
+    policy: {
+      enforcement: "Default",
+      endpoints: [],
+      sources: [],
+      ipcache: table.update({ slices: slicesOf(slices), world: [], nodeIPs: ["192.0.2.1"] }),
+    },
+  });
+  const kernel = () => {
+    const dp = BpfDatapath.open({ objectPath: BPF_OBJECT, pinDir: ipPins });
+    try {
+      return dp.readIpcache();
+    } finally {
+      dp.close();
+    }
+  };
+
+  before(() => {
+    ip(["link", "add", ipDev, "type", "veth", "peer", "name", `${ipDev}p`]);
+  });
+  after(async () => {
+    await driver.teardown();
+    spawnSync("ip", ["link", "del", ipDev]);
+  });
+
+  it("holds what the table holds after each apply, and the drift check finds what was changed behind its back", async () => {
+    const first = ctx(
+      new Map([
+        ["n1", [pod("a", 300, ["10.244.1.5", "fd00:244::5"])]],
+        ["n2", [pod("b", 301, ["10.244.2.5"])]],
+      ]),
+    );
+    await driver.apply(spec, first);
+    assert.deepEqual(kernel(), new Map(first.policy!.ipcache.entries));
+    // A pod starts on n2 and n1's pod goes: only n2's slice and n1's are new objects.
+    const second = ctx(
+      new Map([
+        ["n1", []],
+        ["n2", [pod("b", 301, ["10.244.2.5"]), pod("c", 302, ["10.244.2.6"])]],
+      ]),
+    );
+    await driver.apply(spec, second);
+    const want = new Map(second.policy!.ipcache.entries);
+    assert.deepEqual(kernel(), want);
+    assert.deepEqual(
+      diffDatapath(expectedState(planDatapath(spec, [ipDev], second)), await driver.read()),
+      [],
+    );
+
+    const intruder = BpfDatapath.open({ objectPath: BPF_OBJECT, pinDir: ipPins });
+    const tampered = new Map(want);
+    tampered.delete("10.244.2.5/32");
+    tampered.set("10.244.2.6/32", 999);
+    tampered.set("10.9.9.9/32", 998);
+    intruder.syncIpcache(tampered);
+    intruder.close();
+    const drift = diffDatapath(
+      expectedState(planDatapath(spec, [ipDev], second)),
+      await driver.read(),
+    ).map((d) => d.detail);
+    assert.deepEqual(drift, [
+      "1 ipcache entries missing (e.g. 10.244.2.5/32 identity 301)",
+      "1 ipcache entries with another identity (e.g. 10.244.2.6/32 identity 999, want 302)",
+      "1 unexpected ipcache entries (e.g. 10.9.9.9/32 identity 998)",
+    ]);
+    // Heal: the apply writes the difference from what the drift check read.
+    await driver.apply(spec, second);
+    assert.deepEqual(kernel(), want);
   });
 });

@@ -17,8 +17,8 @@ import {
 import { describeDenyEntries } from "../maps/egress-deny.js";
 import {
   describeEndpoints,
-  describeIpcacheEntries,
   describePolicyEntries,
+  ipcacheChanges,
   type PolicyDropCount,
 } from "../maps/policy.js";
 import { UserspaceWireguard } from "../wireguard/backend.js";
@@ -118,6 +118,11 @@ export class LinuxDriver implements DatapathDriver {
   /** ifindex → pod of the last applied policy (audit counts are per interface). */
   private podOf = new Map<number, string>();
   private policyApplied = false;
+  /**
+   * What the kernel's ipcache holds as far as this agent knows (last written or read; undefined:
+   * read it first): an apply writes only the difference, as every pod of the cluster is in it.
+   */
+  private ipcacheHeld: Map<string, number> | undefined;
   private readonly wireguard = new UserspaceWireguard();
   /** The WireGuard interface this driver manages (undefined: none wanted). */
   private wgIfname: string | undefined;
@@ -241,7 +246,13 @@ export class LinuxDriver implements DatapathDriver {
     const p = plan.policy;
     this.policyApplied = p !== undefined;
     if (!p) return;
-    bpf.syncIpcache(p.ipcache);
+    const held = this.ipcacheHeld ?? bpf.readIpcache();
+    this.ipcacheHeld = undefined; // until the write succeeds
+    const changes = ipcacheChanges(held, p.ipcache.entries);
+    bpf.writeIpcache(changes, p.ipcache.epoch);
+    for (const [prefix, identity] of changes.set) held.set(prefix, identity);
+    for (const prefix of changes.remove) held.delete(prefix);
+    this.ipcacheHeld = held;
     bpf.syncPolicy(p.entries);
     bpf.syncEndpoints(p.endpoints);
     this.podOf = new Map(p.podOf);
@@ -376,7 +387,7 @@ export class LinuxDriver implements DatapathDriver {
               devices: [...this.podAttached].filter(onBothHooks).sort(),
               endpoints: bpf ? describeEndpoints(bpf.readEndpoints()) : [],
               entries: describePolicyEntries(bpf?.readPolicy() ?? []),
-              ipcache: describeIpcacheEntries(bpf?.readIpcache() ?? []),
+              ipcache: this.readIpcache(bpf),
             },
           }
         : {}),
@@ -390,6 +401,13 @@ export class LinuxDriver implements DatapathDriver {
           }
         : {}),
     };
+  }
+
+  /** The kernel's ipcache, which the next apply then diffs against. */
+  private readIpcache(bpf: BpfDatapath | undefined): Map<string, number> {
+    const held = bpf?.readIpcache() ?? new Map<string, number>();
+    this.ipcacheHeld = bpf ? new Map(held) : undefined;
+    return held;
   }
 
   async wireguardPeers(): Promise<PeerState[] | undefined> {
@@ -427,6 +445,7 @@ export class LinuxDriver implements DatapathDriver {
     this.podAttached.clear();
     bpf.close();
     this.bpf = undefined;
+    this.ipcacheHeld = undefined;
     BpfDatapath.removePins(this.opts.pinDir);
   }
 }

@@ -270,6 +270,10 @@ describe("flow events on the real kernel", { skip: skipWhen(reason) }, () => {
       audit: { ingress: [], egress: [] },
       isolatedBy: { ingress, egress: [] },
     });
+    const byAddress = new Map([
+      [pods.a.ip, { namespace: "shop", name: "web-7d9f8c6b5d-x2x4k", identity: ID_A }],
+      [pods.b.ip, { namespace: "shop", name: "db-0", identity: ID_B }],
+    ]);
     const ctx: FlowContext = {
       node: "node-1",
       directory: {
@@ -277,10 +281,8 @@ describe("flow events on the real kernel", { skip: skipWhen(reason) }, () => {
           [ID_A, { namespace: "shop", labels: { app: "web" }, namespaceLabels: {} }],
           [ID_B, { namespace: "shop", labels: { app: "db" }, namespaceLabels: {} }],
         ]),
-        pods: new Map([
-          [pods.a.ip, { namespace: "shop", name: "web-7d9f8c6b5d-x2x4k", identity: ID_A }],
-          [pods.b.ip, { namespace: "shop", name: "db-0", identity: ID_B }],
-        ]),
+        podAt: (address) => byAddress.get(address),
+        pods: () => byAddress.values(),
       },
       endpoints: new Map([
         ["shop/web-7d9f8c6b5d-x2x4k", plan("shop/web-7d9f8c6b5d-x2x4k", ID_A, [])],

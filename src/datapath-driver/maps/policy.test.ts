@@ -17,7 +17,6 @@ import {
   decodeIpcacheEntry,
   decodePolicyEntry,
   describeEndpoint,
-  describeIpcacheEntries,
   describePolicyEntries,
   ENDPOINT_FLAG,
   encodeEndpointValue,
@@ -187,9 +186,16 @@ describe("codecs", () => {
     for (const o of others) assert.notEqual(o.value.revision, base.value.revision);
     // The ipcache's epoch: any order the same, any change another.
     const ipcache = ipcacheEntries({ "10.0.0.7": 7, "10.0.0.8": 8, "fd00::7": 7 });
-    assert.equal(ipcacheEpoch([...ipcache].reverse()), ipcacheEpoch(ipcache));
-    const moved = ipcacheEntries({ "10.0.0.7": 7, "10.0.0.8": 9, "fd00::7": 7 });
-    assert.notEqual(ipcacheEpoch(moved), ipcacheEpoch(ipcache));
+    assert.equal(ipcacheEpoch(new Map([...ipcache].reverse())), ipcacheEpoch(ipcache));
+    const changed: Record<string, number>[] = [
+      { "10.0.0.7": 7, "10.0.0.8": 9, "fd00::7": 7 }, // another identity
+      { "10.0.0.7": 7, "10.0.0.9": 8, "fd00::7": 7 }, // another address
+      { "10.0.0.7": 8, "10.0.0.8": 7, "fd00::7": 7 }, // two identities swapped
+      { "10.0.0.7": 7, "10.0.0.8": 8 }, // one entry fewer
+      { "10.0.0.7": 7, "10.0.0.8": 8, "fd00::7": 7, "10.0.0.0/8": 7 }, // one more
+    ];
+    for (const c of changed)
+      assert.notEqual(ipcacheEpoch(ipcacheEntries(c)), ipcacheEpoch(ipcache), JSON.stringify(c));
   });
 
   it("endpoint values, ipcache keys (both families), per-CPU sums", () => {
@@ -201,17 +207,21 @@ describe("codecs", () => {
       "fd00::/8": 16777216,
       "0.0.0.0/0": 16777217,
     });
-    assert.deepEqual(describeIpcacheEntries(entries), [
-      "0.0.0.0/0 identity 16777217",
-      "10.244.1.5/32 identity 256",
-      "fd00::/8 identity 16777216",
-    ]);
-    for (const e of entries) {
-      const key = encodeIpcacheKey(e.cidr);
-      assert.equal(key.length, e.cidr.family === 4 ? 8 : 20);
+    assert.deepEqual(
+      entries,
+      new Map([
+        ["10.244.1.5/32", 256],
+        ["fd00::/8", 16777216],
+        ["0.0.0.0/0", 16777217],
+      ]),
+    );
+    for (const [prefix, identity] of entries) {
+      const cidr = parseCidr(prefix);
+      const key = encodeIpcacheKey(cidr);
+      assert.equal(key.length, cidr.family === 4 ? 8 : 20);
       const value = Buffer.alloc(4);
-      value.writeUInt32LE(e.identity);
-      assert.deepEqual(decodeIpcacheEntry(key, value), e);
+      value.writeUInt32LE(identity);
+      assert.deepEqual(decodeIpcacheEntry(key, value), [prefix, identity]);
     }
     assert.throws(
       () =>
@@ -223,7 +233,7 @@ describe("codecs", () => {
         ),
       /disagree/,
     );
-    assert.deepEqual(ipcacheEntries({ "fd00::1": 3 })[0]?.cidr, parseCidr("fd00::1/128"));
+    assert.deepEqual(ipcacheEntries({ "fd00:0::1": 3 }), new Map([["fd00::1/128", 3]]));
     const percpu = Buffer.alloc(24);
     percpu.writeBigUInt64LE(5n, 0);
     percpu.writeBigUInt64LE(7n, 16);

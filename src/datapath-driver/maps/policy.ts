@@ -170,17 +170,6 @@ export function endpointMaps(
   return { value: { ...v, revision: policyRevision(v, entries) }, entries };
 }
 
-/**
- * Pure: the u32 digest of the ipcache's entries, in any order, that ipcache_epoch holds: the
- * program decides a tracked connection again when it changes (a peer's new identity).
- */
-export function ipcacheEpoch(entries: readonly IpcacheEntry[]): number {
-  const h = createHash("sha256");
-  const encoded = entries.map((e) => Buffer.concat([encodeIpcacheKey(e.cidr), u32(e.identity)]));
-  for (const e of encoded.sort(Buffer.compare)) h.update(e);
-  return h.digest().readUInt32LE(0);
-}
-
 export function encodeEndpointValue(v: EndpointValue): Buffer {
   return Buffer.concat([
     u32(checkU32(v.identity, "identity")),
@@ -468,45 +457,91 @@ export function lookupModel(
 // ---------------------------------------------------------------------------------------------
 // ipcache
 
-export interface IpcacheEntry {
-  cidr: Cidr;
-  identity: number;
+/**
+ * The ipcache as the agent holds it: canonical prefix (canonicalPrefix) → identity, both
+ * families in one table. Compared, diffed and digested in this form, parsed to bytes only for
+ * the entries a write changes: a cluster's every pod is in it on every node.
+ */
+export type IpcacheEntries = ReadonlyMap<string, number>;
+
+/** The ipcache a node must hold, with its digest (what ipcache_epoch holds). */
+export interface Ipcache {
+  entries: IpcacheEntries;
+  /** ipcacheEpoch(entries), kept up to date entry by entry by its owner. */
+  epoch: number;
+}
+
+/** Pure: a prefix ("10.0.0.0/8") or bare address (a host prefix) as the table's key. */
+export function canonicalPrefix(text: string): string {
+  return formatCidr(
+    parseCidr(text.includes("/") ? text : `${text}/${text.includes(":") ? 128 : 32}`),
+  );
 }
 
 /**
- * Pure: ipcache entries from CIDR (or bare address: a host route) → identity, both families,
- * sorted. Two spellings of one prefix must agree.
+ * Pure: canonical ipcache entries from prefixes or bare addresses (a host route) → identity.
+ * Two spellings of one prefix must agree.
  */
 export function ipcacheEntries(
   byCidr: ReadonlyMap<string, number> | Readonly<Record<string, number>>,
-): IpcacheEntry[] {
+): Map<string, number> {
   const pairs = byCidr instanceof Map ? [...byCidr] : Object.entries(byCidr);
-  const out = new Map<string, IpcacheEntry>();
+  const out = new Map<string, number>();
   for (const [text, identity] of pairs) {
-    const cidr = parseCidr(text.includes("/") ? text : `${text}/${text.includes(":") ? 128 : 32}`);
     checkU32(identity, `identity of ${text}`);
-    const key = formatCidr(cidr);
+    const key = canonicalPrefix(text);
     const have = out.get(key);
-    if (have && have.identity !== identity)
-      throw new Error(`ipcache ${key}: identities ${have.identity} and ${identity} disagree`);
-    out.set(key, { cidr, identity });
+    if (have !== undefined && have !== identity)
+      throw new Error(`ipcache ${key}: identities ${have} and ${identity} disagree`);
+    out.set(key, identity);
   }
-  return [...out.values()].sort(byIpcacheDescription);
+  return out;
 }
 
-const byIpcacheDescription = (a: IpcacheEntry, b: IpcacheEntry): number => {
-  const x = describeIpcacheEntry(a);
-  const y = describeIpcacheEntry(b);
-  return x < y ? -1 : x > y ? 1 : 0;
-};
+/**
+ * Pure: one entry's share of the epoch (FNV-1a over the prefix and identity, then murmur3's
+ * finaliser): cheap enough for every pod of a cluster, and the epoch is their sum, so an
+ * owner keeps it current entry by entry instead of hashing the whole table per change.
+ */
+export function ipcacheEntryDigest(prefix: string, identity: number): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < prefix.length; i++) h = Math.imul(h ^ prefix.charCodeAt(i), 0x01000193);
+  for (let shift = 0; shift < 32; shift += 8)
+    h = Math.imul(h ^ ((identity >>> shift) & 0xff), 0x01000193);
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 0;
+}
+
+/**
+ * Pure: the u32 ipcache_epoch holds: the sum (mod 2^32) of every entry's digest, so the same
+ * entries in any order give the same number and any change gives another (but for a 1 in 2^32
+ * collision). The program decides a tracked connection again when it changes (a peer's new
+ * identity); an agent restart with the same entries computes the same number.
+ */
+export function ipcacheEpoch(entries: IpcacheEntries): number {
+  let epoch = 0;
+  for (const [prefix, identity] of entries)
+    epoch = (epoch + ipcacheEntryDigest(prefix, identity)) >>> 0;
+  return epoch;
+}
+
+/** Pure: the writes that make an ipcache holding `have` hold `want`. */
+export function ipcacheChanges(
+  have: IpcacheEntries,
+  want: IpcacheEntries,
+): { set: [string, number][]; remove: string[] } {
+  const set: [string, number][] = [];
+  const remove: string[] = [];
+  for (const [prefix, identity] of want)
+    if (have.get(prefix) !== identity) set.push([prefix, identity]);
+  for (const prefix of have.keys()) if (!want.has(prefix)) remove.push(prefix);
+  return { set, remove };
+}
 
 /** "10.244.1.5/32 identity 256". */
-export function describeIpcacheEntry(e: IpcacheEntry): string {
-  return `${formatCidr(e.cidr)} identity ${e.identity}`;
-}
-
-export function describeIpcacheEntries(entries: readonly IpcacheEntry[]): string[] {
-  return entries.map(describeIpcacheEntry).sort();
+export function describeIpcacheEntry(prefix: string, identity: number): string {
+  return `${prefix} identity ${identity}`;
 }
 
 export function encodeIpcacheKey(c: Cidr): Buffer {
@@ -516,12 +551,15 @@ export function encodeIpcacheKey(c: Cidr): Buffer {
   return key;
 }
 
-export function decodeIpcacheEntry(key: Buffer, value: Buffer): IpcacheEntry {
+/** Pure: an ipcache4 or ipcache6 entry as the table's [canonical prefix, identity]. */
+export function decodeIpcacheEntry(key: Buffer, value: Buffer): [string, number] {
   const family = key.length === IPCACHE_KEY_SIZE[6] ? 6 : 4;
-  return {
-    cidr: { family, prefixLength: readU32(key, 0), address: Uint8Array.from(key.subarray(4)) },
-    identity: readU32(value),
+  const cidr: Cidr = {
+    family,
+    prefixLength: readU32(key, 0),
+    address: Uint8Array.from(key.subarray(4)),
   };
+  return [formatCidr(cidr), readU32(value)];
 }
 
 // ---------------------------------------------------------------------------------------------
