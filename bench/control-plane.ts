@@ -16,6 +16,7 @@ import { DEFAULT_LEASE_NAMESPACE } from "../src/agent/lease.js";
 import { REPO_ROOT } from "../src/api/fixtures.js";
 import type { NetworkConfig } from "../src/api/networkconfig.js";
 import type { NodeNetworkState } from "../src/api/nodenetworkstate.js";
+import { REALIZATION_ANNOTATION } from "../src/api/policyrealization.js";
 import { Informer } from "../src/controllers/informer.js";
 import { installCRDs } from "../src/kube/crds.js";
 import { ensureNamespace } from "../src/kube/namespace.js";
@@ -617,6 +618,23 @@ async function measureSize(n: number): Promise<SizeFigures> {
       })(),
       "settle",
       () => `${readyCount()} of ${n} nodes Ready`,
+    );
+    // Settled means the operator too: every NetworkPolicy's summary says Realized.
+    const unrealized = async () => {
+      const r = await kubeRequest(kc, "GET", "/apis/networking.k8s.io/v1/networkpolicies");
+      const items = r.json<{ items: KubernetesObject[] }>().items;
+      return items.filter((p) => {
+        const s = p.metadata?.annotations?.[REALIZATION_ANNOTATION];
+        return !s || (JSON.parse(s) as { state?: string }).state !== "Realized";
+      }).length;
+    };
+    await watching(
+      (async () => {
+        for (const deadline = Date.now() + 5 * 60_000; (await unrealized()) > 0; await sleep(500))
+          if (Date.now() > deadline) throw new Error("NetworkPolicies not realized in 5 min");
+      })(),
+      "settle",
+      () => "waiting for every NetworkPolicy to be realized",
     );
     phases.begin("at rest", `settled; at rest for ${REST_WINDOW_MS / 1000} s`);
     const restA = await apiCounts(kc);

@@ -109,8 +109,33 @@ describe("realizationOf", () => {
     );
     assert.equal(r.fields.mode, "Audit");
     assert.equal(r.fields.wouldDrop, 8);
-    assert.match(r.summary.message, /8 would-drop/);
     assert.equal(r.summary.mode, "Audit");
+    assert.match(
+      r.summary.message,
+      /audit mode.*PolicyRealization shop\/db has the nodes, pods and would-drops/,
+    );
+  });
+
+  it("the summary (on the NetworkPolicy every agent watches) changes with the state, not with counts or progress", () => {
+    const audited = policy({ [AUDIT_ANNOTATION]: "true" });
+    const report = (node: string, generation: number, wouldDrop = 0) =>
+      state(node, generation, {
+        sources: { networkPolicies: [{ name: "shop/db", generation, audit: true }] },
+        policy: { wouldDrop: [{ policy: "shop/db", count: wouldDrop }] },
+      });
+    const summary = (...states: NodeNetworkState[]) =>
+      JSON.stringify(
+        realizationOf(audited, pods, new Map(states.map((s) => [s.spec.nodeName, s])), judging)
+          .summary,
+      );
+    const n2 = report("n2", 4);
+    assert.equal(summary(report("n1", 4, 3), n2), summary(report("n1", 4, 9), n2), "would-drops");
+    assert.equal(
+      summary(report("n1", 3), report("n2", 3)),
+      summary(report("n1", 4), report("n2", 3)),
+      "one more node done",
+    );
+    assert.notEqual(summary(report("n1", 4), report("n2", 3)), summary(report("n1", 4), n2));
   });
 
   it("switching audit mode keeps the generation: a node still in the old mode is not realized", () => {
@@ -124,7 +149,7 @@ describe("realizationOf", () => {
       judging,
     );
     assert.equal(r.summary.state, "Progressing");
-    assert.match(r.summary.message, /waiting for n1, n2/);
+    assert.match(r.decisions.find((d) => d.type === "Ready")?.message ?? "", /waiting for n1, n2/);
   });
 
   it("selecting no running pod is realized at once", () => {

@@ -91,19 +91,22 @@ export function realizationOf(
       if (w.policy === name) wouldDrop += w.count;
   const stalled = fold.conditions.some((c) => c.type === "Stalled" && c.status === "True");
   const ready = fold.conditions.some((c) => c.type === "Ready" && c.status === "True");
-  const readyMessage =
-    fold.conditions.find((c) => c.type === "Ready")?.message ??
-    `${fold.readyNodes}/${fold.desiredNodes} nodes`;
+  const stalledMessage = fold.conditions.find((c) => c.type === "Stalled")?.message ?? "";
+  // Counts and progress stay in the PolicyRealization: the summary changes only with the
+  // state, as every agent watches the NetworkPolicy it is written on (a would-drop count or a
+  // node's progress in it would cost a watch event per node).
+  const details = `PolicyRealization ${name} has the nodes, pods${audit ? " and would-drops" : ""}`;
   const summary: RealizationSummary = {
     generation,
     mode: audit ? "Audit" : "Enforce",
     state: stalled ? "Degraded" : ready ? "Realized" : "Progressing",
-    message:
-      nodes.length === 0
+    message: stalled
+      ? stalledMessage
+      : nodes.length === 0
         ? "selects no running pod"
         : ready
-          ? `realized on ${fold.nodes} nodes for ${selected.length} pod(s)${audit ? ` (audit mode: ${wouldDrop} would-drop)` : ""}`
-          : readyMessage,
+          ? `realized on every node hosting a selected pod${audit ? " (audit mode)" : ""}; ${details}`
+          : `nodes are applying generation ${generation}${audit ? " (audit mode)" : ""}; ${details}`,
   };
   return {
     decisions: fold.conditions,
