@@ -165,6 +165,19 @@ function removeLeftovers(): void {
   for (const s of wireguardSockets()) rmSync(s, { force: true });
 }
 
+// Killed (SIGINT, SIGTERM): remove what the run made, as a finished run does. The filters'
+// rules live in the bench's namespaces; program statistics are switched off again.
+for (const signal of ["SIGINT", "SIGTERM"] as const)
+  process.once(signal, () => {
+    say(`${signal}: removing the namespaces, pins and sockets this run made`);
+    try {
+      removeLeftovers();
+      writeFileSync(STATS_SYSCTL, "0");
+    } finally {
+      process.exit(130);
+    }
+  });
+
 /** What this run left behind (empty: nothing); the root namespace's rules are checked too. */
 function leftovers(): string[] {
   const out = [

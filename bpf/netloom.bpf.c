@@ -119,6 +119,35 @@ struct {
   __type(value, __u8);
 } strict_cidrs SEC(".maps");
 
+/*
+ * Which egress lookups would find nothing (SKIP_*): the programs skip them. Written by the
+ * agent, a bit cleared before the first entry of its kind is added and set after the last is
+ * removed, so an entry is never skipped. 0 (a new or zeroed map): every lookup runs.
+ */
+enum egress_skip {
+  SKIP_DENY4_EVERY_PORT = 1,
+  SKIP_DENY4_PORTS = 2,
+  SKIP_DENY6_EVERY_PORT = 4,
+  SKIP_DENY6_PORTS = 8,
+  SKIP_STRICT = 16,
+  SKIP_POD_CLASS = 32,
+};
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, __u32);
+} egress_skip SEC(".maps");
+
+static __always_inline __u32 egress_skips(void)
+{
+  __u32 zero = 0;
+  __u32 *skip = bpf_map_lookup_elem(&egress_skip, &zero);
+
+  return skip ? *skip : 0;
+}
+
 struct {
   __uint(type, BPF_MAP_TYPE_HASH);
   __uint(max_entries, 65536);
@@ -486,15 +515,17 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb, const __u32 l3, co
   bool first_fragment = (ip->frag_off & bpf_htons(IP_OFFSET)) == 0;
   bool have_l4 = false;
   __be16 dport = 0;
+  __u32 skip = egress_skips();
 
-  if (first_fragment && (protocol == IPPROTO_TCP || protocol == IPPROTO_UDP))
+  if (!(skip & SKIP_DENY4_PORTS) && first_fragment &&
+      (protocol == IPPROTO_TCP || protocol == IPPROTO_UDP))
     have_l4 = read_dport(skb, l3 + ihl, &dport);
 
   struct deny_v4_key key = {.prefixlen = DENY_PORT_BITS + 32, .addr = daddr};
   __u8 flow_reason = FLOW_REASON_NONE;
   __u32 drop_reason = DROP_POLICY_DENIED;
 
-  if (bpf_map_lookup_elem(&egress_deny, &key))
+  if (!(skip & SKIP_DENY4_EVERY_PORT) && bpf_map_lookup_elem(&egress_deny, &key))
     flow_reason = FLOW_REASON_EGRESS_DENIED;
   if (!flow_reason && have_l4) {
     key.protocol = protocol;
@@ -503,7 +534,7 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb, const __u32 l3, co
       flow_reason = FLOW_REASON_EGRESS_DENIED;
   }
 
-  if (!flow_reason && strict) {
+  if (!flow_reason && strict && !(skip & SKIP_STRICT)) {
     struct lpm_v4_key skey = {.prefixlen = 32, .addr = saddr};
     struct lpm_v4_key dkey = {.prefixlen = 32, .addr = daddr};
 
@@ -520,6 +551,8 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb, const __u32 l3, co
     return drop_with_event(skb, &t, l3 + ihl, first_fragment, drop_reason, flow_reason);
   }
 
+  if (skip & SKIP_POD_CLASS)
+    return TC_ACT_OK;
   __u32 *classid = bpf_map_lookup_elem(&pod_class, &saddr);
 
   if (classid)
@@ -543,6 +576,10 @@ static __always_inline int handle_ipv6(struct __sk_buff *skb, const __u32 l3)
   if ((void *)(ip6 + 1) > data_end)
     return TC_ACT_OK;
   if (ip6->version != 6)
+    return TC_ACT_OK;
+  __u32 skip = egress_skips();
+
+  if ((skip & SKIP_DENY6_EVERY_PORT) && (skip & SKIP_DENY6_PORTS))
     return TC_ACT_OK;
 
   struct deny_v6_key key = {.prefixlen = DENY_PORT_BITS + 128};
@@ -579,11 +616,12 @@ static __always_inline int handle_ipv6(struct __sk_buff *skb, const __u32 l3)
     }
     protocol = ext[0];
   }
-  if (!later_fragment && (protocol == IPPROTO_TCP || protocol == IPPROTO_UDP))
+  if (!(skip & SKIP_DENY6_PORTS) && !later_fragment &&
+      (protocol == IPPROTO_TCP || protocol == IPPROTO_UDP))
     have_l4 = read_dport(skb, off, &dport);
 
 lookup:;
-  bool denied = bpf_map_lookup_elem(&egress_deny6, &key) != NULL;
+  bool denied = !(skip & SKIP_DENY6_EVERY_PORT) && bpf_map_lookup_elem(&egress_deny6, &key);
 
   if (!denied && have_l4) {
     key.protocol = protocol;
@@ -598,7 +636,8 @@ lookup:;
   if (bpf_skb_load_bytes(skb, l3 + __builtin_offsetof(struct ipv6hdr, saddr), t.saddr,
                          sizeof(t.saddr)) < 0)
     __builtin_memset(t.saddr, 0, sizeof(t.saddr));
-  return drop_with_event(skb, &t, off, have_l4, DROP_POLICY_DENIED, FLOW_REASON_EGRESS_DENIED);
+  return drop_with_event(skb, &t, off, !later_fragment, DROP_POLICY_DENIED,
+                         FLOW_REASON_EGRESS_DENIED);
 }
 
 static __always_inline int netloom_handle(struct __sk_buff *skb, const bool has_eth,

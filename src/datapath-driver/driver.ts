@@ -2,7 +2,13 @@ import { isIP, isIPv4 } from "node:net";
 import { cidrContains, formatCidr, parseCidr } from "../api/cidr.js";
 import type { NodeDatapath, PodBandwidth } from "../api/nodenetworkstate.js";
 import type { NodePolicy } from "../policy/node.js";
-import { type DenyEntry, describeDenyEntries, egressDenyEntries } from "./maps/egress-deny.js";
+import {
+  type DenyEntry,
+  describeDenyEntries,
+  describeEgressSkip,
+  egressDenyEntries,
+  egressSkipBits,
+} from "./maps/egress-deny.js";
 import {
   describeEndpoint,
   describeIpcacheEntry,
@@ -46,6 +52,8 @@ export interface DatapathState {
   egressDeny: string[];
   /** strict_cidrs entries. */
   strictCidrs: string[];
+  /** egress_skip: the lookups the programs leave out as empty (EGRESS_SKIP bits). */
+  egressSkip: number;
   /** Pod IP → enforced egress bits/s. */
   bandwidth: Record<string, number>;
   /** The WireGuard interface (absent: none wanted / none found) and its peers' public keys. */
@@ -191,6 +199,7 @@ export function expectedState(plan: DatapathPlan): DatapathState {
     attachedDevices: plan.devices,
     egressDeny: describeDenyEntries(plan.egressDeny),
     strictCidrs: plan.strictCidrs,
+    egressSkip: egressSkipBits(plan.egressDeny, plan.strictCidrs, plan.bandwidth.length),
     bandwidth: Object.fromEntries(plan.bandwidth.map((b) => [b.ip, b.egressBitsPerSecond])),
     ...(plan.wireguard ? { wireguard: plan.wireguard } : {}),
     ...(plan.policy ? { policy: policyState(plan.policy) } : {}),
@@ -364,6 +373,13 @@ export function diffDatapath(desired: DatapathState, actual: DatapathState): Dri
   items.push(
     ...diffEntries("strictCidrs", "strict-mode network", desired.strictCidrs, actual.strictCidrs),
   );
+  // A lookup skipped that should run is an entry not enforced; one run that could be skipped
+  // only costs time. Both are differences from what was applied.
+  if (desired.egressSkip !== actual.egressSkip)
+    items.push({
+      what: "egressDeny",
+      detail: `egress lookups skipped: ${describeEgressSkip(actual.egressSkip)}; want: ${describeEgressSkip(desired.egressSkip)}`,
+    });
   for (const [ip, rate] of Object.entries(desired.bandwidth)) {
     const got = actual.bandwidth[ip];
     if (got === undefined)

@@ -149,5 +149,5 @@ export class MemoryDriver implements DatapathDriver {
 }
 
 function emptyState(): DatapathState {
-  return { attachedDevices: [], egressDeny: [], strictCidrs: [], bandwidth: {} };
+  return { attachedDevices: [], egressDeny: [], strictCidrs: [], egressSkip: 0, bandwidth: {} };
 }

@@ -20,7 +20,12 @@ import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { skipOrFail, skipWhen, unmet } from "../../../test/support/prerequisites.js";
-import { type DenyRule, describeDenyEntries, egressDenyEntries } from "../maps/egress-deny.js";
+import {
+  type DenyRule,
+  describeDenyEntries,
+  EGRESS_SKIP,
+  egressDenyEntries,
+} from "../maps/egress-deny.js";
 import { BpfDatapath } from "./bpf-datapath.js";
 import { withNetns } from "./libbpf.js";
 
@@ -257,6 +262,29 @@ describe("BpfDatapath on the real kernel", { skip: skipWhen(reason) }, () => {
     assert.equal(tcpFromA(PEER, 22), false, "TCP/22 denied by the /32");
     assert.ok(tcpFromA(PEER, 443), "TCP/443 allowed");
     syncDeny(dp, [{ cidr: `${PEER}/32`, ports: [{ port: 22, protocol: "TCP" }] }]);
+  });
+
+  it("tcx: egress_skip leaves out the lookups of empty kinds, never those of a kind with entries", (t) => {
+    if (!tcx) return skipOrFail(t, "kernel has no tcx (needs Linux 6.6+)");
+    const dp = opened.at(-1)!;
+    const port22 = { cidr: `${PEER}/32`, ports: [{ port: 22, protocol: "TCP" as const }] };
+    syncDeny(dp, [port22]);
+    dp.syncStrictCidrs([]);
+    const { deny4EveryPort, deny4Ports, deny6EveryPort, deny6Ports, strict } = EGRESS_SKIP;
+    const skipped = dp.readEgressSkip() & ~EGRESS_SKIP.podClass;
+    assert.equal(skipped, deny4EveryPort | deny6EveryPort | deny6Ports | strict);
+    assert.equal(tcpFromA(PEER, 22), false, "the per-port entry still denies");
+    // The program reads the bits: a kind skipped behind the agent's back goes unenforced.
+    dp.writeEgressSkip(dp.readEgressSkip() | deny4Ports);
+    assert.ok(tcpFromA(PEER, 22), "per-port lookups skipped: TCP/22 passes");
+    // A sync sets them from the entries again; an every-port entry turns its lookup on.
+    syncDeny(dp, [port22, { cidr: `${METADATA}/32` }]);
+    assert.equal(dp.readEgressSkip() & (deny4EveryPort | deny4Ports), 0);
+    assert.equal(tcpFromA(METADATA, 80), false, "every-port entry denies");
+    assert.equal(tcpFromA(PEER, 22), false, "per-port entry denies");
+    syncDeny(dp, [port22]);
+    assert.equal(dp.readEgressSkip() & deny4EveryPort, deny4EveryPort, "off once it is gone");
+    assert.ok(tcpFromA(METADATA, 80));
   });
 
   it("tcx: a restart (open + attach again) keeps the maps and leaves exactly one program", (t) => {

@@ -40,10 +40,14 @@ import { LE, readU32, u32 } from "../maps/bytes.js";
 import {
   DENY_KEY_SIZE,
   DENY_MAP,
+  DENY_SKIP_BITS,
   type DenyEntry,
   decodeDenyKey,
   decodeLpmV4Key,
+  denySkipBits,
   describeDenyEntry,
+  EGRESS_SKIP,
+  EGRESS_SKIP_MAP,
   encodeDenyKey,
   encodeLpmV4Key,
   LPM_V4_KEY_SIZE,
@@ -175,6 +179,7 @@ const MAP_NAMES = [
   "egress_deny",
   "egress_deny6",
   "strict_cidrs",
+  EGRESS_SKIP_MAP,
   "pod_class",
   "drops",
   ENDPOINTS_MAP,
@@ -416,6 +421,9 @@ export class BpfDatapath {
    * keys are deleted after the desired ones are written.
    */
   syncEgressDeny(entries: readonly DenyEntry[]): { written: number; deleted: number } {
+    const skip = denySkipBits(entries);
+    // Lookups on before their first entry is added, off only after their last is removed.
+    this.writeEgressSkip(this.readEgressSkip() & (skip | ~DENY_SKIP_BITS));
     let written = 0;
     let deleted = 0;
     for (const family of [4, 6] as const) {
@@ -426,7 +434,18 @@ export class BpfDatapath {
       written += r.written;
       deleted += r.deleted;
     }
+    this.writeEgressSkip((this.readEgressSkip() & ~DENY_SKIP_BITS) | skip);
     return { written, deleted };
+  }
+
+  /** egress_skip: the lookups the programs leave out (EGRESS_SKIP bits). */
+  readEgressSkip(): number {
+    const v = mapLookup(this.fd(EGRESS_SKIP_MAP), u32(0), 4);
+    return v ? readU32(v) : 0;
+  }
+
+  writeEgressSkip(bits: number): void {
+    if (this.readEgressSkip() !== bits) mapUpdate(this.fd(EGRESS_SKIP_MAP), u32(0), u32(bits));
   }
 
   /** What egress_deny and egress_deny6 hold. */
@@ -448,7 +467,10 @@ export class BpfDatapath {
       if (c.family !== 4) throw new Error(`strict_cidrs holds IPv4 networks, not ${text}`);
       desired.set(formatCidr(c), { key: encodeLpmV4Key(c), value: Buffer.from([1]) });
     }
-    return syncMap(this.fd("strict_cidrs"), LPM_V4_KEY_SIZE, 1, desired);
+    if (desired.size > 0) this.writeEgressSkip(this.readEgressSkip() & ~EGRESS_SKIP.strict);
+    const r = syncMap(this.fd("strict_cidrs"), LPM_V4_KEY_SIZE, 1, desired);
+    if (desired.size === 0) this.writeEgressSkip(this.readEgressSkip() | EGRESS_SKIP.strict);
+    return r;
   }
 
   readStrictCidrs(): string[] {
@@ -474,7 +496,10 @@ export class BpfDatapath {
         value: u32(classid),
       });
     }
-    return syncMap(fd, 4, 4, desired);
+    if (desired.size > 0) this.writeEgressSkip(this.readEgressSkip() & ~EGRESS_SKIP.podClass);
+    const r = syncMap(fd, 4, 4, desired);
+    if (desired.size === 0) this.writeEgressSkip(this.readEgressSkip() | EGRESS_SKIP.podClass);
+    return r;
   }
 
   readPodClasses(): Map<string, number> {

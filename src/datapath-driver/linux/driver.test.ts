@@ -133,6 +133,13 @@ describe("LinuxDriver under the agent (real kernel)", { skip: skipWhen(reason) }
     assert.equal(drifts.length, 1);
     assert.ok(drifts[0]!.some((d) => /egress-deny entry fd00::\/8 missing/.test(d)));
     assert.ok(drifts[0]!.some((d) => /strict-mode network 10\.244\.0\.0\/16 missing/.test(d)));
+    // Emptied, the maps' lookups are skipped (egress_skip): that is drift too until healed.
+    assert.ok(
+      drifts[0]!.some((d) =>
+        /egress lookups skipped: .*every-port IPv4 deny.*; want: none/.test(d),
+      ),
+      drifts[0]!.join("; "),
+    );
     assert.equal(last().drift?.healedTotal, 1);
     await advance(HOUR);
     assert.equal(drifts.length, 1, "healed for good");

@@ -394,6 +394,7 @@ export class LinuxDriver implements DatapathDriver {
       attachedDevices,
       egressDeny: describeDenyEntries(bpf?.readEgressDeny() ?? []),
       strictCidrs: bpf?.readStrictCidrs() ?? [],
+      egressSkip: bpf?.readEgressSkip() ?? 0,
       bandwidth,
       ...(wg && this.wgIfname
         ? {

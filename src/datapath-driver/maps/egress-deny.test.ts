@@ -5,7 +5,10 @@ import {
   DENY_MAX_ENTRIES,
   decodeDenyKey,
   describeDenyEntries,
+  describeEgressSkip,
+  EGRESS_SKIP,
   egressDenyEntries,
+  egressSkipBits,
   encodeDenyKey,
 } from "./egress-deny.js";
 
@@ -67,5 +70,27 @@ describe("egressDenyEntries (rules → map entries)", () => {
     assert.equal(key.length, 12);
     assert.equal(key.readUInt32LE(0) === 48 || key.readUInt32BE(0) === 48, true);
     assert.deepEqual([...key.subarray(4)], [6, 0, 0x01, 0xbb, 10, 1, 0, 0]);
+  });
+
+  it("egress_skip: exactly the lookups whose kind has no entry are skipped", () => {
+    const { deny4EveryPort, deny4Ports, deny6EveryPort, deny6Ports, strict, podClass } =
+      EGRESS_SKIP;
+    const all = deny4EveryPort | deny4Ports | deny6EveryPort | deny6Ports | strict | podClass;
+    assert.equal(egressSkipBits([], [], 0), all);
+    assert.equal(egressSkipBits([], [], 2), all & ~podClass);
+    const cases: [Parameters<typeof egressDenyEntries>[0], string[], number][] = [
+      [[{ cidr: "10.0.0.0/8" }], [], all & ~deny4EveryPort],
+      [[{ cidr: "10.0.0.0/8", ports: [{ port: 22 }] }], [], all & ~deny4Ports],
+      [[{ cidr: "fd00::/8" }], ["10.244.0.0/16"], all & ~deny6EveryPort & ~strict],
+      [[{ cidr: "fd00::/8", ports: [{ port: 80, protocol: "TCP" }] }], [], all & ~deny6Ports],
+    ];
+    for (const [rules, strictCidrs, want] of cases)
+      assert.equal(
+        egressSkipBits(egressDenyEntries(rules), strictCidrs, 0),
+        want,
+        `${JSON.stringify(rules)} ${describeEgressSkip(want)}`,
+      );
+    assert.equal(describeEgressSkip(0), "none");
+    assert.equal(describeEgressSkip(deny4Ports | strict), "per-port IPv4 deny, strict mode");
   });
 });

@@ -9,6 +9,9 @@
  *          struct deny_v6_key { ...; u8 addr[16]; }                                   24 bytes
  *          prefixlen = DENY_PORT_BITS + the network's prefix length
  *   value  u8 (1)
+ *   egress_skip  ARRAY [0] → u32 EGRESS_SKIP bits: the lookups that would find nothing, which
+ *          the programs skip (a 10,000-entry deny list of ports alone costs one LPM lookup a
+ *          packet, not two, and no strict network none). 0: every lookup runs.
  */
 import { type Cidr, formatCidr, parseCidr } from "../../api/cidr.js";
 import type { EgressDenyRule } from "../../api/networkconfig.js";
@@ -19,6 +22,58 @@ export const DENY_KEY_SIZE = { 4: 12, 6: 24 } as const;
 /** max_entries of both maps: the API's bound, 1024 rules × 16 ports × 2 protocols. */
 export const DENY_MAX_ENTRIES = 32768;
 export const DENY_MAP = { 4: "egress_deny", 6: "egress_deny6" } as const;
+export const EGRESS_SKIP_MAP = "egress_skip";
+/** enum egress_skip in bpf/netloom.bpf.c. */
+export const EGRESS_SKIP = {
+  deny4EveryPort: 1,
+  deny4Ports: 2,
+  deny6EveryPort: 4,
+  deny6Ports: 8,
+  strict: 16,
+  podClass: 32,
+} as const;
+/** The bits syncEgressDeny owns (syncStrictCidrs and syncPodClasses own one each). */
+export const DENY_SKIP_BITS = 1 | 2 | 4 | 8;
+
+/** Pure: the skip bits of the deny lookups these entries leave empty. */
+export function denySkipBits(entries: readonly DenyEntry[]): number {
+  let present = 0;
+  for (const e of entries) {
+    const everyPort = e.protocol === EVERY_PORT;
+    if (e.cidr.family === 4)
+      present |= everyPort ? EGRESS_SKIP.deny4EveryPort : EGRESS_SKIP.deny4Ports;
+    else present |= everyPort ? EGRESS_SKIP.deny6EveryPort : EGRESS_SKIP.deny6Ports;
+  }
+  return DENY_SKIP_BITS & ~present;
+}
+
+/** Pure: egress_skip for a node's deny entries, strict networks and capped pods (pod_class). */
+export function egressSkipBits(
+  entries: readonly DenyEntry[],
+  strictCidrs: readonly string[],
+  podClasses: number,
+): number {
+  return (
+    denySkipBits(entries) |
+    (strictCidrs.length === 0 ? EGRESS_SKIP.strict : 0) |
+    (podClasses === 0 ? EGRESS_SKIP.podClass : 0)
+  );
+}
+
+/** "every-port IPv4 deny, strict mode": the lookups a skip value leaves out, for drift. */
+export function describeEgressSkip(bits: number): string {
+  const names: [number, string][] = [
+    [EGRESS_SKIP.deny4EveryPort, "every-port IPv4 deny"],
+    [EGRESS_SKIP.deny4Ports, "per-port IPv4 deny"],
+    [EGRESS_SKIP.deny6EveryPort, "every-port IPv6 deny"],
+    [EGRESS_SKIP.deny6Ports, "per-port IPv6 deny"],
+    [EGRESS_SKIP.strict, "strict mode"],
+    [EGRESS_SKIP.podClass, "pod rate classes"],
+  ];
+  const skipped = names.filter(([bit]) => bits & bit).map(([, name]) => name);
+  return skipped.length ? skipped.join(", ") : "none";
+}
+
 /** strict_cidrs (IPv4 only) keeps the plain LPM key: prefixlen, then the address. */
 export const LPM_V4_KEY_SIZE = 8;
 
