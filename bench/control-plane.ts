@@ -5,7 +5,8 @@
 // reaching N watchers. Sizes: BENCH_CP_NODES (default "1000", the size the targets are set at;
 // "100,1000" adds the small size), BENCH_PODS_PER_NODE (30). Prints each phase's wall time as it
 // goes and reports them; stops everything it started on an error or SIGINT/SIGTERM.
-// Writes docs/benchmarks.md's control-plane section (BENCH_CP_WRITE=0 only prints).
+// Writes docs/benchmarks.md's control-plane section (BENCH_CP_WRITE=0 only prints);
+// BENCH_CP_OPERATOR_PROFILE=DIR has the operator write a CPU profile there.
 import { type ChildProcess, execFileSync, fork, spawn } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, freemem, totalmem } from "node:os";
@@ -524,7 +525,13 @@ async function measureSize(n: number): Promise<SizeFigures> {
   let stopping: Promise<void> | undefined;
   const stopAll = () =>
     (stopping ??= (async () => {
-      for (const p of procs) p.kill("SIGKILL");
+      // SIGTERM first (the operator stops its controllers and writes a profile if asked), then
+      // SIGKILL whatever is left after 5 s.
+      const running = procs.filter((p) => p.exitCode === null && p.signalCode === null);
+      const gone = running.map((p) => new Promise<void>((r) => p.once("exit", () => r())));
+      for (const p of running) p.kill("SIGTERM");
+      await Promise.race([Promise.all(gone), sleep(5000)]);
+      for (const p of running) if (p.exitCode === null && p.signalCode === null) p.kill("SIGKILL");
       await cluster.stop();
     })());
   cleanups.add(stopAll);
@@ -555,6 +562,10 @@ async function measureSize(n: number): Promise<SizeFigures> {
     const operator = spawn(
       process.execPath,
       [
+        // BENCH_CP_OPERATOR_PROFILE=DIR: the operator writes a V8 CPU profile there on exit.
+        ...(process.env.BENCH_CP_OPERATOR_PROFILE
+          ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_CP_OPERATOR_PROFILE}`]
+          : []),
         join(REPO_ROOT, "bin", "netloom.js"),
         "operator",
         "--kubeconfig",

@@ -73,6 +73,9 @@ export function podFacts(p: V1Pod): PodFacts {
  *     would-drops) and the summary annotation on the policy for Argo CD.
  * Agents compile policies themselves from what they watch.
  */
+/** A policy's realization is folded at most this often (the reports of many nodes into one). */
+export const REALIZATION_FOLD_INTERVAL_MS = 500;
+
 export function registerNetworkPolicyControllers(ctx: OperatorContext): void {
   const namespaces = ctx.manager.informer<V1Namespace>(NamespaceKind);
   const identities = ctx.manager.informer(NetworkIdentityKind);
@@ -256,8 +259,9 @@ export function registerNetworkPolicyControllers(ctx: OperatorContext): void {
   // ------------------------------------------------------------------------------------------
   // Realization
 
-  const selectable = (): SelectablePod[] =>
-    ctx.pods.list().map((p) => {
+  // A policy selects pods of its own namespace only: look at those, not every pod of the cluster.
+  const selectable = (namespace: string): SelectablePod[] =>
+    ctx.pods.byIndex("namespace", namespace).map((p) => {
       const f = podFacts(p);
       return {
         namespace: f.namespace,
@@ -267,6 +271,12 @@ export function registerNetworkPolicyControllers(ctx: OperatorContext): void {
         hasIP: f.ips.length > 0 && !f.terminated,
       };
     });
+  /**
+   * When each policy's realization was last folded. Every node hosting its pods reports to it,
+   * and a fold reads the namespace's pods and those nodes: folded at most every
+   * REALIZATION_FOLD_INTERVAL_MS, reports in between wait for the next fold.
+   */
+  const lastFold = new Map<string, number>();
   const policiesOfNamespace = (ns: string) =>
     policies.byIndex("namespace", ns).map((p) => `${ns}/${p.metadata?.name ?? ""}`);
 
@@ -290,6 +300,12 @@ export function registerNetworkPolicyControllers(ctx: OperatorContext): void {
     .complete(async (key, { log }) => {
       const [namespace = "", name = ""] = key.split("/");
       const raw = policies.get(key);
+      const nowMs = ctx.now().getTime();
+      const hold =
+        (lastFold.get(key) ?? Number.NEGATIVE_INFINITY) + REALIZATION_FOLD_INTERVAL_MS - nowMs;
+      if (raw && hold > 0) return { requeueAfterMs: hold };
+      if (raw) lastFold.set(key, nowMs);
+      else lastFold.delete(key);
       const existing = realizations.get(key) as
         | (KubernetesObject & { spec?: { policyGeneration?: number }; status?: UserStatus })
         | undefined;
@@ -313,7 +329,7 @@ export function registerNetworkPolicyControllers(ctx: OperatorContext): void {
         return;
       }
       const policy: NetworkPolicy = parsed.value;
-      const r = realizationOf(policy, selectable(), ctx.stateMap(), ctx.judging());
+      const r = realizationOf(policy, selectable(namespace), ctx.stateMap(), ctx.judging());
       const generation = policy.metadata.generation ?? 0;
       let obj = existing;
       if (!obj || obj.spec?.policyGeneration !== generation) {
