@@ -81,6 +81,7 @@ demo-mesh-down: build
 ## time. Its 1,000 simulated agents now outgrow this machine: it stops itself, see the docs)
 bench: build bpf-if-possible control-plane
 	node dist/bench/run.js
+	node --expose-gc dist/bench/agent-render.js
 	node dist/bench/datapath.js
 	node dist/bench/control-plane.js
 
