@@ -145,6 +145,8 @@ const apply = (kc: KubeConfig, path: string, body: unknown) =>
 interface ApiCounts {
   writes: Map<string, number>;
   watchEvents: number;
+  /** Watch events by resource (apiserver_watch_events_total). */
+  eventsByKind: Map<string, number>;
 }
 
 const WRITE_VERBS = new Set(["POST", "PUT", "PATCH", "APPLY", "DELETE", "DELETECOLLECTION"]);
@@ -153,6 +155,7 @@ async function apiCounts(kc: KubeConfig): Promise<ApiCounts> {
   const r = await kubeRequest(kc, "GET", "/metrics");
   const writes = new Map<string, number>();
   let watchEvents = 0;
+  const eventsByKind = new Map<string, number>();
   for (const line of r.body.split("\n")) {
     if (line.startsWith("apiserver_request_total{")) {
       const labels = Object.fromEntries(
@@ -162,19 +165,32 @@ async function apiCounts(kc: KubeConfig): Promise<ApiCounts> {
       const what = `${labels.resource}${labels.subresource ? `/${labels.subresource}` : ""}`;
       writes.set(what, (writes.get(what) ?? 0) + Number(line.split(" ").at(-1)));
     } else if (line.startsWith("apiserver_watch_events_total{")) {
-      watchEvents += Number(line.split(" ").at(-1));
+      const n = Number(line.split(" ").at(-1));
+      watchEvents += n;
+      const kind = /resource="([^"]*)"/.exec(line)?.[1] ?? "?";
+      eventsByKind.set(kind, (eventsByKind.get(kind) ?? 0) + n);
     }
   }
-  return { writes, watchEvents };
+  return { writes, watchEvents, eventsByKind };
 }
 
-function diffCounts(a: ApiCounts, b: ApiCounts): { writes: Map<string, number>; events: number } {
-  const writes = new Map<string, number>();
-  for (const [k, v] of b.writes) {
-    const d = v - (a.writes.get(k) ?? 0);
-    if (d > 0) writes.set(k, d);
-  }
-  return { writes, events: b.watchEvents - a.watchEvents };
+function diffCounts(
+  a: ApiCounts,
+  b: ApiCounts,
+): { writes: Map<string, number>; events: number; eventsByKind: Map<string, number> } {
+  const diff = (x: Map<string, number>, y: Map<string, number>) => {
+    const out = new Map<string, number>();
+    for (const [k, v] of y) {
+      const d = v - (x.get(k) ?? 0);
+      if (d > 0) out.set(k, d);
+    }
+    return out;
+  };
+  return {
+    writes: diff(a.writes, b.writes),
+    events: b.watchEvents - a.watchEvents,
+    eventsByKind: diff(a.eventsByKind, b.eventsByKind),
+  };
 }
 
 const total = (m: Map<string, number>) => [...m.values()].reduce((s, v) => s + v, 0);
@@ -510,7 +526,7 @@ interface SizeFigures {
   change: ChangeFigures;
   join: EventFigures;
   podStart: EventFigures;
-  rest: { eventsPerS: number; writesPerS: number };
+  rest: { eventsPerS: number; writesPerS: number; eventsByKind: Map<string, number> };
   operator: { rssMB: number; cpuS: number };
   phases: { name: string; ms: number }[];
 }
@@ -697,6 +713,7 @@ async function measureSize(n: number): Promise<SizeFigures> {
       rest: {
         eventsPerS: rest.events / (REST_WINDOW_MS / 1000),
         writesPerS: total(rest.writes) / (REST_WINDOW_MS / 1000),
+        eventsByKind: rest.eventsByKind,
       },
       operator: usage,
       phases: phases.done,
@@ -763,6 +780,9 @@ function report(all: SizeFigures[], commit: string): string {
     "",
     "Writes by resource:",
     ...writeDetail,
+    "",
+    `Watch events at rest (${REST_WINDOW_MS / 1000} s), by resource:`,
+    ...all.map((f) => `- ${f.nodes} nodes: ${describeWrites(f.rest.eventsByKind)}`),
     "",
     "Where the time went (wall time per phase):",
     ...phaseLines,
