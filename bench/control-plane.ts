@@ -663,26 +663,6 @@ async function measureSize(n: number): Promise<SizeFigures> {
       "settle",
       () => "waiting for every NetworkPolicy to be realized",
     );
-    // And quiet: no write but Lease renewals, and no watch event of any other resource, for
-    // 5 s (a write's fan-out to 1,000 busy agents can take seconds to drain).
-    await watching(
-      (async () => {
-        const moving = (c: ApiCounts) =>
-          total(withoutLeases(c.writes)) +
-          total(new Map([...c.eventsByKind].filter(([k]) => k !== "leases")));
-        let last = moving(await apiCounts(kc));
-        let quietSince = Date.now();
-        for (const deadline = Date.now() + 2 * 60_000; Date.now() - quietSince < 5000; ) {
-          if (Date.now() > deadline) break;
-          await sleep(1000);
-          const now = moving(await apiCounts(kc));
-          if (now !== last) quietSince = Date.now();
-          last = now;
-        }
-      })(),
-      "settle",
-      () => "waiting for 5 s without writes or events but Lease renewals",
-    );
     phases.begin("at rest", `settled; at rest for ${REST_WINDOW_MS / 1000} s`);
     const restA = await apiCounts(kc);
     await sleep(REST_WINDOW_MS);
