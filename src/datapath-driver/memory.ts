@@ -70,18 +70,13 @@ export class MemoryDriver implements DatapathDriver {
   }
 
   /** An out-of-band change, as a person with bpftool would make: drops one piece of state. */
-  injectDrift(what: DriftItem["what"] | "ipcache" = "program"): void {
+  injectDrift(what: DriftItem["what"] = "program"): void {
     if (what === "wireguard") delete this.state.wireguard;
     if (what === "strictCidrs") this.state.strictCidrs = this.state.strictCidrs.slice(1);
     if (what === "program") this.state.attachedDevices = this.state.attachedDevices.slice(1);
     if (what === "egressDeny") this.state.egressDeny = this.state.egressDeny.slice(1);
     if (what === "policy" && this.state.policy)
       this.state.policy.entries = this.state.policy.entries.slice(1);
-    if (what === "ipcache" && this.state.policy) {
-      const ipcache = new Map(this.state.policy.ipcache);
-      ipcache.delete(ipcache.keys().next().value ?? "");
-      this.state.policy.ipcache = ipcache;
-    }
     if (what === "bandwidth") {
       const first = Object.keys(this.state.bandwidth)[0];
       if (first) delete this.state.bandwidth[first];
